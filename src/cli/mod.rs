@@ -1,0 +1,48 @@
+//! The command line: argument types and dispatch. One file per subcommand.
+//!
+//! Exit codes follow sysexits where one fits: 0 success, 2 usage (clap), 78 (`EX_CONFIG`)
+//! invalid configuration, 1 anything else.
+
+pub mod schema;
+pub mod validate;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code for an invalid configuration (sysexits `EX_CONFIG`).
+pub const EX_CONFIG: u8 = 78;
+
+/// Roster keeps a people directory in sync with HR systems, declaratively.
+#[derive(Debug, Parser)]
+#[command(name = "roster", version, about, long_about = None)]
+pub struct Cli {
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the config directory: syntax, types, references, JSONPath, schedules, secrets' shape.
+    Validate(validate::Args),
+    /// Print the JSON Schema (draft-07) of a config file kind, for editors and CI.
+    Schema(schema::Args),
+}
+
+/// The `--config` argument shared by commands that read the config.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConfigArg {
+    /// Config directory holding roster.yaml (or the deployment file itself).
+    #[arg(long, short = 'c', env = "ROSTER_CONFIG", default_value = "/etc/roster")]
+    pub config: PathBuf,
+}
+
+/// Runs the command and returns the process exit code.
+pub fn run(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Validate(args) => validate::run(&args),
+        Command::Schema(args) => schema::run(&args),
+    }
+}

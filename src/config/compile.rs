@@ -1,0 +1,1173 @@
+//! Compile: meaning and references across files, after every file passed its schema.
+//!
+//! Checks here need more than one value or more than one file: a source's provider and mapping
+//! exist and agree, credentials match what the provider declares (and secret ones are not
+//! literals), template placeholders are declared, joins name real streams, mappings fill
+//! canonical fields with fitting types and values, precedence, subscriptions, triggers and
+//! conditions name real sources, fields and event types. Each problem is reported at the key
+//! it is about; all are collected.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+
+use super::deployment::{Conditions, Deployment, EVENT_TYPES, LifecycleEvent, Safety, Source};
+use super::diag::{Diagnostic, Diagnostics, KeyPath, Severity, SourceFile, did_you_mean, quote_list, suggest};
+use super::mapping::{FieldMapping, FieldSpec, MappingSpec, Unmapped, ValueType};
+use super::person::{Field, FieldKind, FieldMappings};
+use super::provider::{Auth, Body, CredentialDecl, Pagination, ProviderSpec, Request, SettingDecl};
+use super::secret::{CredentialValue, ProcessEnv, SecretRef};
+use super::value::{CronExpr, Duration, JsonPath, Name, Template};
+use super::{Config, LoadOptions, Loaded, ReadFile};
+
+/// A source with its references resolved and defaults applied.
+#[derive(Debug, Clone)]
+pub struct SourcePlan {
+    /// The source name.
+    pub name: String,
+    /// The provider spec name.
+    pub provider: String,
+    /// The mapping name.
+    pub mapping: String,
+    /// Canonical field mappings after the source's overrides.
+    pub fields: FieldMappings,
+    /// Custom field mappings after the source's overrides.
+    pub custom: IndexMap<String, FieldMapping>,
+    /// When it syncs.
+    pub schedule: Schedule,
+    /// False when the source is configured but never synced.
+    pub enabled: bool,
+    /// Effective safety thresholds.
+    pub safety: SafetyPlan,
+}
+
+/// A resolved schedule.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Schedule {
+    /// At an interval with random jitter.
+    Every {
+        /// The interval.
+        period: std::time::Duration,
+        /// Most jitter added.
+        jitter: std::time::Duration,
+    },
+    /// On a cron schedule in the company time zone.
+    Cron(CronExpr),
+}
+
+/// Effective safety thresholds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SafetyPlan {
+    /// Largest share of a source's people one sync may remove without being held.
+    pub max_removals: f64,
+    /// Removals below this count are never held.
+    pub min_removals_to_hold: u32,
+    /// Hold a sync with an empty listing.
+    pub hold_on_empty: bool,
+}
+
+const DEFAULT_EVERY_SECS: u64 = 4 * 3600;
+const DEFAULT_JITTER_SECS: u64 = 600;
+const MIN_EVERY_SECS: u64 = 60;
+
+/// Compiles the decoded files into a [`Config`]; `None` when any file did not decode.
+pub(super) fn compile(
+    dir: &Path,
+    deployment: ReadFile<Deployment>,
+    providers: BTreeMap<String, ReadFile<ProviderSpec>>,
+    mappings: BTreeMap<String, ReadFile<MappingSpec>>,
+    opts: &LoadOptions,
+    diags: &mut Diagnostics,
+) -> Option<Config> {
+    for (name, read) in &providers {
+        if let (Some(file), Some(spec)) = (&read.file, &read.spec) {
+            let mut cx = Cx { file, diags };
+            check_provider(&mut cx, name, spec);
+        }
+    }
+    let custom_fields = custom_field_types(&mappings);
+    for (name, read) in &mappings {
+        if let (Some(file), Some(spec)) = (&read.file, &read.spec) {
+            let mut cx = Cx { file, diags };
+            check_mapping(&mut cx, name, spec, &providers);
+        }
+    }
+    let mut plans = Vec::new();
+    if let (Some(file), Some(spec)) = (&deployment.file, &deployment.spec) {
+        let mut cx = Cx { file, diags };
+        plans = check_deployment(&mut cx, dir, spec, &providers, &mappings, &custom_fields, opts);
+    }
+
+    let deployment = Loaded {
+        spec: deployment.spec?,
+        origin: deployment.origin,
+        file: deployment.file?,
+    };
+    let providers = loaded_all(providers)?;
+    let mappings = loaded_all(mappings)?;
+    Some(Config {
+        dir: dir.to_path_buf(),
+        deployment,
+        providers,
+        mappings,
+        sources: plans,
+        warnings: Diagnostics::default(),
+    })
+}
+
+fn loaded_all<T>(files: BTreeMap<String, ReadFile<T>>) -> Option<BTreeMap<String, Loaded<T>>> {
+    files
+        .into_iter()
+        .map(|(name, r)| {
+            Some((
+                name,
+                Loaded {
+                    spec: r.spec?,
+                    origin: r.origin,
+                    file: r.file?,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// Diagnostics for one file.
+struct Cx<'a> {
+    file: &'a Arc<SourceFile>,
+    diags: &'a mut Diagnostics,
+}
+
+impl Cx<'_> {
+    fn error(&mut self, path: &KeyPath, message: impl Into<String>, help: Option<String>) {
+        let d = self.file.error(path, message, help);
+        self.diags.push(d);
+    }
+
+    fn key_error(&mut self, path: &KeyPath, message: impl Into<String>, help: Option<String>) {
+        let d = self.file.key_error(path, message, help);
+        self.diags.push(d);
+    }
+
+    fn warning(&mut self, path: &KeyPath, message: impl Into<String>, help: Option<String>) {
+        let d = Diagnostic {
+            severity: Severity::Warning,
+            ..self.file.error(path, message, help)
+        };
+        self.diags.push(d);
+    }
+
+    fn check_names<'k>(&mut self, base: &KeyPath, keys: impl Iterator<Item = &'k String>, what: &str) {
+        for k in keys {
+            if let Err(e) = Name::parse(k) {
+                self.key_error(&base.key(k), format!("`{k}` is not a valid {what} name"), e.help);
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Provider specs
+
+/// Which placeholders a template may use.
+#[derive(Clone, Copy)]
+struct Scope<'a> {
+    credentials: Option<&'a IndexMap<String, CredentialDecl>>,
+    settings: &'a IndexMap<String, SettingDecl>,
+    vars: Option<&'a IndexMap<String, JsonPath>>,
+}
+
+impl Scope<'_> {
+    fn names(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        if let Some(c) = self.credentials {
+            out.extend(c.keys().map(|k| format!("credentials.{k}")));
+        }
+        out.extend(self.settings.keys().map(|k| format!("settings.{k}")));
+        if let Some(v) = self.vars {
+            out.extend(v.keys().map(|k| format!("var.{k}")));
+        }
+        out
+    }
+
+    fn knows(&self, var: &str) -> bool {
+        match var.split_once('.') {
+            Some(("credentials", n)) => self.credentials.is_some_and(|c| c.contains_key(n)),
+            Some(("settings", n)) => self.settings.contains_key(n),
+            Some(("var", n)) => self.vars.is_some_and(|v| v.contains_key(n)),
+            _ => false,
+        }
+    }
+}
+
+fn check_template(cx: &mut Cx, path: &KeyPath, t: &Template, scope: Scope, used: &mut BTreeSet<String>) {
+    for var in t.vars() {
+        used.insert(var.to_string());
+        if scope.knows(var) {
+            continue;
+        }
+        let names = scope.names();
+        let help = match did_you_mean(var, names.iter().map(String::as_str)) {
+            Some(n) => format!("did you mean `{{{n}}}`?"),
+            None => match var.split_once('.') {
+                Some(("credentials", n)) if scope.credentials.is_some() => {
+                    format!("declare `{n}` under `credentials:` in this provider spec")
+                }
+                Some(("credentials", _)) => {
+                    "credentials cannot appear here (a URL ends up in logs); use a header or query parameter".into()
+                }
+                Some(("settings", n)) => format!("declare `{n}` under `settings:` in this provider spec"),
+                Some(("var", n)) if scope.vars.is_some() => format!("declare `{n}` under `vars:` of this sub-request"),
+                _ => "placeholders are `{credentials.NAME}`, `{settings.NAME}` and, in sub-requests, `{var.NAME}`".into(),
+            },
+        };
+        cx.error(path, format!("unknown placeholder `{{{var}}}`"), Some(help));
+    }
+}
+
+fn check_request(cx: &mut Cx, path: &KeyPath, req: &Request, scope: Scope, used: &mut BTreeSet<String>) {
+    check_template(cx, &path.key("path"), &req.path, scope, used);
+    for (k, t) in &req.query {
+        check_template(cx, &path.key("query").key(k), t, scope, used);
+    }
+    for (k, t) in &req.headers {
+        check_template(cx, &path.key("headers").key(k), t, scope, used);
+    }
+    match &req.body {
+        Some(Body::Form(form)) => {
+            for (k, t) in form {
+                check_template(cx, &path.key("body").key("form").key(k), t, scope, used);
+            }
+        }
+        Some(Body::Json(json)) => check_json_templates(cx, &path.key("body").key("json"), json, scope, used),
+        None => {}
+    }
+}
+
+fn check_json_templates(cx: &mut Cx, path: &KeyPath, v: &serde_json::Value, scope: Scope, used: &mut BTreeSet<String>) {
+    match v {
+        serde_json::Value::String(s) => match Template::parse(s) {
+            Ok(t) => check_template(cx, path, &t, scope, used),
+            Err(e) => cx.error(path, e.message, e.help),
+        },
+        serde_json::Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                check_json_templates(cx, &path.index(i), item, scope, used);
+            }
+        }
+        serde_json::Value::Object(map) => {
+            for (k, item) in map {
+                check_json_templates(cx, &path.key(k), item, scope, used);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn check_provider(cx: &mut Cx, _name: &str, spec: &ProviderSpec) {
+    let root = KeyPath::root();
+    let mut used = BTreeSet::new();
+    let url_scope = Scope {
+        credentials: None,
+        settings: &spec.settings,
+        vars: None,
+    };
+    let scope = Scope {
+        credentials: Some(&spec.credentials),
+        ..url_scope
+    };
+    check_template(cx, &root.key("base_url"), spec.base_url.template(), url_scope, &mut used);
+    for (k, t) in &spec.headers {
+        check_template(cx, &root.key("headers").key(k), t, scope, &mut used);
+    }
+
+    let auth = root.key("auth");
+    match &spec.auth {
+        Auth::None => {}
+        Auth::ApiKey { value, .. } => check_template(cx, &auth.key("value"), value, scope, &mut used),
+        Auth::Headers { headers } => {
+            for (k, t) in headers {
+                check_template(cx, &auth.key("headers").key(k), t, scope, &mut used);
+            }
+        }
+        Auth::Bearer { token } => check_template(cx, &auth.key("token"), token, scope, &mut used),
+        Auth::Basic { username, password } => {
+            check_template(cx, &auth.key("username"), username, scope, &mut used);
+            if let Some(p) = password {
+                check_template(cx, &auth.key("password"), p, scope, &mut used);
+            }
+        }
+        Auth::TokenExchange { request, .. } => check_request(cx, &auth.key("request"), request, scope, &mut used),
+        Auth::Oauth2ClientCredentials {
+            token_url,
+            client_id,
+            client_secret,
+            ..
+        } => {
+            check_template(cx, &auth.key("token_url"), token_url.template(), url_scope, &mut used);
+            check_template(cx, &auth.key("client_id"), client_id, scope, &mut used);
+            check_template(cx, &auth.key("client_secret"), client_secret, scope, &mut used);
+        }
+        Auth::Oauth2RefreshToken {
+            token_url,
+            client_id,
+            client_secret,
+            refresh_token,
+            ..
+        } => {
+            check_template(cx, &auth.key("token_url"), token_url.template(), url_scope, &mut used);
+            check_template(cx, &auth.key("client_id"), client_id, scope, &mut used);
+            check_template(cx, &auth.key("client_secret"), client_secret, scope, &mut used);
+            check_template(cx, &auth.key("refresh_token"), refresh_token, scope, &mut used);
+        }
+    }
+
+    if spec.streams.is_empty() {
+        cx.error(&root.key("streams"), "a provider needs at least one stream", None);
+    }
+    let stream_names: Vec<&str> = spec.streams.keys().map(Name::as_str).collect();
+    for (sname, stream) in &spec.streams {
+        let sp = root.key("streams").key(sname.as_str());
+        check_request(cx, &sp.key("request"), &stream.request, scope, &mut used);
+        let pg = sp.key("pagination");
+        match &stream.pagination {
+            Pagination::Offset { page_size, .. } | Pagination::Page { page_size, .. } if *page_size == 0 => {
+                cx.error(&pg.key("page_size"), "`page_size` must be at least 1", None);
+            }
+            Pagination::Page { first_page, .. } if *first_page > 1 => {
+                cx.error(&pg.key("first_page"), format!("`first_page` is {first_page}; pages are numbered from 0 or 1"), None);
+            }
+            Pagination::Cursor {
+                size_param: None,
+                page_size: Some(_),
+                ..
+            } => cx.error(
+                &pg.key("page_size"),
+                "`page_size` needs `size_param`, the query parameter that carries it",
+                None,
+            ),
+            _ => {}
+        }
+        if stream.max_pages == Some(0) {
+            cx.error(&sp.key("max_pages"), "`max_pages` must be at least 1", None);
+        }
+        let mut intos: HashMap<String, ()> = HashMap::new();
+        let mut check_into = |cx: &mut Cx, path: KeyPath, into: &str| {
+            if into.is_empty() || into.starts_with('$') || into.contains('.') {
+                cx.error(&path, format!("`into` must be a plain field name, not `{into}`"), Some("e.g. `department`; the joined record is then read as `$.department.name`".into()));
+            } else if intos.insert(into.to_string(), ()).is_some() {
+                cx.error(&path, format!("`{into}` is already used by another join, lookup or sub-request of this stream"), None);
+            }
+        };
+        for (i, j) in stream.join.iter().enumerate() {
+            let jp = sp.key("join").index(i);
+            check_into(cx, jp.key("into"), &j.into);
+            check_stream_ref(cx, &jp, sname, &j.stream, j.key.is_some(), "key", spec, &stream_names);
+        }
+        for (i, l) in stream.lookups.iter().enumerate() {
+            let lp = sp.key("lookups").index(i);
+            check_into(cx, lp.key("into"), &l.into);
+            check_stream_ref(cx, &lp, sname, &l.stream, l.matches.is_some(), "matches", spec, &stream_names);
+        }
+        for (i, s) in stream.subrequests.iter().enumerate() {
+            let rp = sp.key("subrequests").index(i);
+            check_into(cx, rp.key("into"), &s.into);
+            let sub_scope = Scope {
+                vars: Some(&s.vars),
+                ..scope
+            };
+            check_request(cx, &rp.key("request"), &s.request, sub_scope, &mut used);
+            if !(1..=64).contains(&s.concurrency) {
+                cx.error(&rp.key("concurrency"), format!("`concurrency` is {}; use 1 to 64", s.concurrency), None);
+            }
+        }
+        if let Some(inc) = &stream.incremental
+            && stream.request.query.contains_key(&inc.param)
+        {
+            cx.error(&sp.key("incremental").key("param"), format!("`{}` is also set in `request.query`", inc.param), None);
+        }
+    }
+    if let Some(rl) = &spec.rate_limit {
+        if rl.requests_per_minute == 0 {
+            cx.error(&root.key("rate_limit").key("requests_per_minute"), "must be at least 1", None);
+        }
+        if rl.burst == Some(0) {
+            cx.error(&root.key("rate_limit").key("burst"), "must be at least 1", None);
+        }
+    }
+    if !(1..=20).contains(&spec.retry.max_attempts) {
+        cx.error(&root.key("retry").key("max_attempts"), format!("`max_attempts` is {}; use 1 to 20", spec.retry.max_attempts), None);
+    }
+    if spec.retry.initial_backoff.get() > spec.retry.max_backoff.get() {
+        cx.error(&root.key("retry").key("initial_backoff"), "`initial_backoff` is longer than `max_backoff`", None);
+    }
+    for name in spec.credentials.keys() {
+        if !used.contains(&format!("credentials.{name}")) {
+            cx.warning(
+                &root.key("credentials").key(name),
+                format!("credential `{name}` is declared but no template uses it"),
+                Some(format!("use it as `{{credentials.{name}}}`, or remove it")),
+            );
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check_stream_ref(
+    cx: &mut Cx,
+    path: &KeyPath,
+    from: &Name,
+    target: &Name,
+    explicit_key: bool,
+    key_name: &str,
+    spec: &ProviderSpec,
+    stream_names: &[&str],
+) {
+    if target == from {
+        cx.error(&path.key("stream"), format!("stream `{from}` cannot join or look up itself"), None);
+        return;
+    }
+    match spec.streams.get(target) {
+        None => cx.error(
+            &path.key("stream"),
+            format!("unknown stream `{target}`"),
+            suggest(target.as_str(), stream_names.iter().copied()),
+        ),
+        Some(t) if t.id.is_none() && !explicit_key => cx.error(
+            path,
+            format!("stream `{target}` has no `id`, so set `{key_name}` to say which of its values to match"),
+            Some(format!("add `id:` to stream `{target}` or `{key_name}:` here")),
+        ),
+        Some(_) => {}
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Mappings
+
+/// The type of every custom field declared by any mapping, for triggers and conditions.
+fn custom_field_types(mappings: &BTreeMap<String, ReadFile<MappingSpec>>) -> BTreeMap<String, ValueType> {
+    let mut out = BTreeMap::new();
+    for read in mappings.values() {
+        if let Some(spec) = &read.spec {
+            for (name, m) in &spec.custom {
+                out.insert(name.clone(), m.spec().kind.unwrap_or(ValueType::String));
+            }
+        }
+    }
+    out
+}
+
+fn check_mapping(cx: &mut Cx, _name: &str, spec: &MappingSpec, providers: &BTreeMap<String, ReadFile<ProviderSpec>>) {
+    let root = KeyPath::root();
+    match providers.get(spec.provider.as_str()) {
+        None => cx.error(
+            &root.key("provider"),
+            format!("unknown provider `{}`", spec.provider),
+            suggest(spec.provider.as_str(), providers.keys().map(String::as_str)),
+        ),
+        Some(read) => {
+            if let Some(p) = &read.spec
+                && !p.streams.contains_key(spec.stream.as_str())
+            {
+                let names: Vec<&str> = p.streams.keys().map(Name::as_str).collect();
+                cx.error(
+                    &root.key("stream"),
+                    format!("provider `{}` has no stream `{}`", spec.provider, spec.stream),
+                    suggest(spec.stream.as_str(), names.iter().copied()),
+                );
+            }
+        }
+    }
+    if spec.fields.work_email.is_none() {
+        cx.error(
+            &root.key("fields"),
+            "`work_email` is not mapped",
+            Some("work email is the identity of a person across sources; map it, e.g. `work_email: $.email`".into()),
+        );
+    }
+    cx.check_names(&root.key("custom"), spec.custom.keys(), "custom field");
+
+    let mapped: BTreeSet<String> = spec
+        .fields
+        .iter()
+        .map(|(f, _)| f.name().to_string())
+        .chain(spec.custom.keys().cloned())
+        .collect();
+    for (field, m) in spec.fields.iter() {
+        check_field(cx, &root.key("fields").key(field.name()), Target::Canonical(field), m, &mapped);
+    }
+    for (name, m) in &spec.custom {
+        check_field(cx, &root.key("custom").key(name), Target::Custom, m, &mapped);
+    }
+    check_template_cycles(cx, &root, spec.fields.iter().map(|(f, m)| (f.name().to_string(), m)).chain(spec.custom.iter().map(|(k, m)| (k.clone(), m))));
+
+    for (i, rule) in spec.filter.exclude.iter().enumerate() {
+        if rule.equals.is_some() == rule.empty {
+            cx.error(
+                &root.key("filter").key("exclude").index(i),
+                "give exactly one of `equals` and `empty: true`",
+                None,
+            );
+        }
+    }
+    for key in spec.coverage.keys() {
+        if !mapped.contains(key) {
+            cx.key_error(
+                &root.key("coverage").key(key),
+                format!("`{key}` is not a mapped field"),
+                suggest(key, mapped.iter().map(String::as_str)),
+            );
+        }
+    }
+    for (i, t) in spec.tests.iter().enumerate() {
+        let tp = root.key("tests").index(i);
+        if t.expect.is_none() && !t.excluded {
+            cx.error(&tp, "a test needs `expect:` or `excluded: true`", None);
+        }
+        for key in t.expect.iter().flat_map(|e| e.keys()) {
+            let known = Field::from_name(key).is_some()
+                || key.strip_prefix("custom.").is_some_and(|n| spec.custom.contains_key(n));
+            if !known {
+                cx.key_error(
+                    &tp.key("expect").key(key),
+                    format!("`{key}` is not a field of the person"),
+                    suggest(key, Field::names()),
+                );
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Target {
+    Canonical(Field),
+    Custom,
+}
+
+fn check_field(cx: &mut Cx, path: &KeyPath, target: Target, m: &FieldMapping, mapped: &BTreeSet<String>) {
+    let FieldMapping::Full(spec) = m else {
+        return;
+    };
+    let spec: &FieldSpec = spec;
+    let sources: Vec<&str> = [
+        ("path", spec.path.is_some()),
+        ("coalesce", spec.coalesce.is_some()),
+        ("template", spec.template.is_some()),
+        ("value", spec.value.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(n, set)| set.then_some(n))
+    .collect();
+    match sources.len() {
+        0 if spec.default.is_none() => cx.error(
+            path,
+            "no source for this field",
+            Some("give one of `path`, `coalesce`, `template` or `value`".into()),
+        ),
+        0 | 1 => {}
+        _ => cx.error(
+            &path.key(sources[1]),
+            format!("give only one of `path`, `coalesce`, `template` or `value`; found {}", quote_list(&sources)),
+            None,
+        ),
+    }
+    if spec.coalesce.as_ref().is_some_and(Vec::is_empty) {
+        cx.error(&path.key("coalesce"), "`coalesce` needs at least one JSONPath", None);
+    }
+
+    let kind = match target {
+        Target::Canonical(field) => {
+            let fits = match (field.kind(), spec.kind) {
+                (_, None) => true,
+                (FieldKind::Date, Some(t)) => t == ValueType::Date,
+                (FieldKind::Email, Some(t)) => t == ValueType::Email,
+                (FieldKind::Enum(_), Some(t)) => t == ValueType::Enum,
+                (FieldKind::String, Some(t)) => matches!(t, ValueType::String | ValueType::Enum),
+            };
+            if !fits {
+                cx.error(
+                    &path.key("type"),
+                    format!("`{}` holds {}; this `type` does not fit", field.name(), kind_noun(field.kind())),
+                    Some("remove `type` (canonical fields have a fixed type), or map the value into a custom field".into()),
+                );
+            }
+            match field.kind() {
+                FieldKind::Date => ValueType::Date,
+                FieldKind::Email => ValueType::Email,
+                FieldKind::Enum(_) => ValueType::Enum,
+                FieldKind::String => spec.kind.unwrap_or(ValueType::String),
+            }
+        }
+        Target::Custom => spec.kind.unwrap_or(ValueType::String),
+    };
+
+    if let Some(fmt) = &spec.date_format {
+        if kind != ValueType::Date {
+            cx.error(&path.key("date_format"), "`date_format` applies to date fields only", None);
+        } else if jiff::fmt::strtime::format(fmt.as_bytes(), jiff::civil::date(2024, 2, 29)).is_err() || !fmt.contains('%') {
+            cx.error(
+                &path.key("date_format"),
+                format!("`{fmt}` is not a strftime date format"),
+                Some("e.g. `%d.%m.%Y` for 31.12.2024 or `%m/%d/%Y` for 12/31/2024".into()),
+            );
+        }
+    }
+
+    let allowed: Option<&[&str]> = match target {
+        Target::Canonical(f) => match f.kind() {
+            FieldKind::Enum(values) => Some(values),
+            _ => None,
+        },
+        Target::Custom => None,
+    };
+    if let Some(allowed) = allowed {
+        for (from, to) in &spec.values {
+            if !allowed.contains(&to.as_str()) {
+                cx.error(
+                    &path.key("values").key(from),
+                    format!("`{to}` is not a canonical value"),
+                    suggest(to, allowed.iter().copied()),
+                );
+            }
+        }
+        for (key, v) in [("value", &spec.value), ("default", &spec.default)] {
+            if let Some(v) = v {
+                let s = v.as_str().unwrap_or_default();
+                if !allowed.contains(&s) {
+                    cx.error(&path.key(key), format!("`{}` is not a canonical value", json_text(v)), suggest(s, allowed.iter().copied()));
+                }
+            }
+        }
+    } else if kind == ValueType::Enum && spec.values.is_empty() {
+        cx.error(path, "an `enum` field needs `values:` (provider value: stored value)", None);
+    }
+    if spec.unmapped == Some(Unmapped::Default) && spec.default.is_none() {
+        cx.error(&path.key("unmapped"), "`unmapped: default` needs a `default`", None);
+    }
+    if kind == ValueType::Date
+        && let Some(d) = &spec.default
+        && d.as_str().and_then(|s| s.parse::<jiff::civil::Date>().ok()).is_none()
+    {
+        cx.error(&path.key("default"), format!("`{}` is not a date", json_text(d)), Some("write `YYYY-MM-DD`".into()));
+    }
+    if let Some(t) = &spec.template {
+        for var in t.vars() {
+            if !mapped.contains(var) {
+                cx.error(
+                    &path.key("template"),
+                    format!("`{{{var}}}` is not a mapped field of this mapping"),
+                    suggest(var, mapped.iter().map(String::as_str)).or_else(|| Some("templates combine other mapped fields, e.g. `{first_name} {last_name}`".into())),
+                );
+            }
+        }
+    }
+}
+
+fn kind_noun(k: FieldKind) -> &'static str {
+    match k {
+        FieldKind::String => "text",
+        FieldKind::Email => "an email address",
+        FieldKind::Date => "a date",
+        FieldKind::Enum(_) => "one of a fixed set of values",
+    }
+}
+
+fn json_text(v: &serde_json::Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), str::to_string)
+}
+
+/// Templates may name other fields, which may be templates too: refuse cycles.
+fn check_template_cycles<'a>(cx: &mut Cx, root: &KeyPath, fields: impl Iterator<Item = (String, &'a FieldMapping)>) {
+    let deps: BTreeMap<String, Vec<String>> = fields
+        .filter_map(|(name, m)| match m {
+            FieldMapping::Full(s) => s.template.as_ref().map(|t| (name, t.vars().map(str::to_string).collect())),
+            FieldMapping::Path(_) => None,
+        })
+        .collect();
+    for start in deps.keys() {
+        let mut stack = vec![(start.clone(), vec![start.clone()])];
+        while let Some((at, trail)) = stack.pop() {
+            for next in deps.get(&at).into_iter().flatten() {
+                if next == start {
+                    let cycle = trail.iter().chain([next]).map(|s| format!("`{s}`")).collect::<Vec<_>>().join(" -> ");
+                    let section = if Field::from_name(start).is_some() { "fields" } else { "custom" };
+                    cx.error(&root.key(section).key(start).key("template"), format!("template cycle: {cycle}"), Some("break the cycle: one of these fields must come from a path".into()));
+                    stack.clear();
+                    break;
+                }
+                if !trail.contains(next) {
+                    let mut t = trail.clone();
+                    t.push(next.clone());
+                    stack.push((next.clone(), t));
+                }
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// The deployment
+
+fn check_deployment(
+    cx: &mut Cx,
+    dir: &Path,
+    spec: &Deployment,
+    providers: &BTreeMap<String, ReadFile<ProviderSpec>>,
+    mappings: &BTreeMap<String, ReadFile<MappingSpec>>,
+    custom_fields: &BTreeMap<String, ValueType>,
+    opts: &LoadOptions,
+) -> Vec<SourcePlan> {
+    let root = KeyPath::root();
+    cx.check_names(&root.key("sources"), spec.sources.keys(), "source");
+    cx.check_names(&root.key("webhooks"), spec.webhooks.keys(), "webhook");
+    cx.check_names(&root.key("triggers"), spec.triggers.keys(), "trigger");
+    if spec.sources.is_empty() {
+        cx.warning(&root.key("sources"), "no sources are configured; nothing will sync", None);
+    }
+    let default_safety = safety_plan(&spec.safety, None);
+    let mut plans = Vec::new();
+    for (name, source) in &spec.sources {
+        let sp = root.key("sources").key(name);
+        if let Some(plan) = check_source(cx, &sp, name, source, providers, mappings, &default_safety, &spec.safety) {
+            plans.push(plan);
+        }
+    }
+
+    let source_names: Vec<&str> = spec.sources.keys().map(String::as_str).collect();
+    let pp = root.key("precedence");
+    let mut seen = BTreeSet::new();
+    for (i, s) in spec.precedence.default.iter().enumerate() {
+        check_source_ref(cx, &pp.key("default").index(i), s, &source_names);
+        if !seen.insert(s) {
+            cx.error(&pp.key("default").index(i), format!("`{s}` is listed twice"), None);
+        }
+    }
+    for (field, order) in &spec.precedence.fields {
+        check_field_name(cx, &pp.key("fields").key(field), field, custom_fields, true);
+        for (i, s) in order.iter().enumerate() {
+            check_source_ref(cx, &pp.key("fields").key(field).index(i), s, &source_names);
+        }
+    }
+
+    let trigger_names: Vec<&str> = spec.triggers.keys().map(String::as_str).collect();
+    for (name, hook) in &spec.webhooks {
+        let wp = root.key("webhooks").key(name);
+        if hook.events.is_empty() {
+            cx.error(&wp.key("events"), "no event types", Some("subscribe to at least one, e.g. `[\"person.*\"]`".into()));
+        }
+        for (i, pattern) in hook.events.iter().enumerate() {
+            if !EVENT_TYPES.iter().any(|t| pattern_matches(pattern, t)) {
+                cx.error(
+                    &wp.key("events").index(i),
+                    format!("`{pattern}` matches no event type"),
+                    suggest(pattern, EVENT_TYPES.iter().copied()).or_else(|| Some("see `roster schema deployment` or the README's event catalogue".into())),
+                );
+            }
+        }
+        for (i, t) in hook.triggers.iter().enumerate() {
+            if !spec.triggers.contains_key(t.as_str()) {
+                cx.error(&wp.key("triggers").index(i), format!("unknown trigger `{t}`"), suggest(t.as_str(), trigger_names.iter().copied()));
+            }
+        }
+        check_conditions(cx, &wp.key("when"), &hook.when, custom_fields);
+        if let Some(schedule) = &hook.retry_schedule
+            && schedule.is_empty()
+        {
+            cx.error(&wp.key("retry_schedule"), "`retry_schedule` needs at least one delay", None);
+        }
+        check_webhook_url(cx, &wp.key("url"), hook.url.url(), hook.allow_private_network);
+    }
+
+    for (name, trigger) in &spec.triggers {
+        let tp = root.key("triggers").key(name);
+        match (&trigger.field, trigger.event) {
+            (None, LifecycleEvent::Date) => cx.error(
+                &tp,
+                "`lifecycle.date` needs `field`, the date field to fire on",
+                Some("e.g. `field: custom.visa_expiry`".into()),
+            ),
+            (Some(f), _) => check_date_field(cx, &tp.key("field"), f, custom_fields),
+            (None, _) => {}
+        }
+        check_conditions(cx, &tp.key("when"), &trigger.when, custom_fields);
+    }
+
+    if let Some(listen) = &spec.admin.listen {
+        match listen.parse::<std::net::SocketAddr>() {
+            Err(_) => cx.error(&root.key("admin").key("listen"), format!("`{listen}` is not an address and port"), Some("e.g. `127.0.0.1:9187`".into())),
+            Ok(a) if !a.ip().is_loopback() => cx.warning(
+                &root.key("admin").key("listen"),
+                format!("the admin endpoint listens on `{listen}`, beyond this host"),
+                Some("it can trigger syncs; keep it on 127.0.0.1 unless a firewall protects it".into()),
+            ),
+            Ok(_) => {}
+        }
+    }
+
+    if opts.check_secrets {
+        let env = ProcessEnv {
+            config_dir: dir.to_path_buf(),
+        };
+        let check = |cx: &mut Cx, path: KeyPath, r: &SecretRef| {
+            if let Err(e) = r.resolve(&env) {
+                cx.error(&path, format!("cannot read secret: {e}"), Some(e.help()));
+            }
+        };
+        for (name, source) in spec.sources.iter().filter(|(_, s)| s.enabled) {
+            for (k, v) in &source.credentials {
+                if let CredentialValue::Secret(r) = v {
+                    check(cx, root.key("sources").key(name).key("credentials").key(k), r);
+                }
+            }
+        }
+        for (name, hook) in &spec.webhooks {
+            check(cx, root.key("webhooks").key(name).key("secret"), &hook.secret);
+            for (i, r) in hook.rotating_secrets.iter().enumerate() {
+                check(cx, root.key("webhooks").key(name).key("rotating_secrets").index(i), r);
+            }
+        }
+    }
+    plans
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check_source(
+    cx: &mut Cx,
+    sp: &KeyPath,
+    name: &str,
+    source: &Source,
+    providers: &BTreeMap<String, ReadFile<ProviderSpec>>,
+    mappings: &BTreeMap<String, ReadFile<MappingSpec>>,
+    default_safety: &SafetyPlan,
+    top_safety: &Safety,
+) -> Option<SourcePlan> {
+    let provider_name = source.provider.as_str();
+    let provider = match providers.get(provider_name) {
+        Some(p) => p.spec.as_ref(),
+        None => {
+            cx.error(
+                &sp.key("provider"),
+                format!("unknown provider `{provider_name}`"),
+                suggest(provider_name, providers.keys().map(String::as_str))
+                    .map(|h| format!("{h} (or add `providers/{provider_name}.yaml` to the config directory)"))
+                    .or_else(|| Some(format!("add `providers/{provider_name}.yaml` to the config directory"))),
+            );
+            None
+        }
+    };
+    let mapping_name = source.mapping.as_ref().map_or(provider_name, Name::as_str);
+    let mapping = match mappings.get(mapping_name) {
+        Some(m) => m.spec.as_ref(),
+        None => {
+            let (path, how) = if source.mapping.is_some() {
+                (sp.key("mapping"), format!("unknown mapping `{mapping_name}`"))
+            } else {
+                (sp.key("provider"), format!("no mapping named `{mapping_name}` (the default for provider `{provider_name}`)"))
+            };
+            let help = suggest(mapping_name, mappings.keys().map(String::as_str))
+                .unwrap_or_else(|| format!("add `mappings/{mapping_name}.yaml`, or set `mapping:` on this source"));
+            cx.error(&path, how, Some(help));
+            None
+        }
+    };
+    if let Some(m) = mapping
+        && m.provider.as_str() != provider_name
+        && providers.contains_key(provider_name)
+    {
+        cx.error(
+            &sp.key(if source.mapping.is_some() { "mapping" } else { "provider" }),
+            format!("mapping `{mapping_name}` reads provider `{}`, but this source uses provider `{provider_name}`", m.provider),
+            Some("use a mapping written for this provider".into()),
+        );
+    }
+
+    if let Some(p) = provider {
+        let declared: Vec<&str> = p.credentials.keys().map(String::as_str).collect();
+        for (k, v) in &source.credentials {
+            let kp = sp.key("credentials").key(k);
+            match p.credentials.get(k) {
+                None => cx.key_error(
+                    &kp,
+                    format!("provider `{provider_name}` has no credential `{k}`"),
+                    suggest(k, declared.iter().copied()).or_else(|| Some("this provider needs no credentials".into())),
+                ),
+                Some(decl) if decl.secret && matches!(v, CredentialValue::Literal(_)) => cx.error(
+                    &kp,
+                    format!("credential `{k}` is a secret written as a literal"),
+                    Some("reference it instead: `{env: NAME}`, `{file: PATH}` or `{credential: NAME}`, and remove the value from git history".into()),
+                ),
+                Some(_) => {}
+            }
+        }
+        for (k, decl) in &p.credentials {
+            if decl.required && !source.credentials.contains_key(k) {
+                let what = decl.description.as_deref().map(|d| format!(": {d}")).unwrap_or_default();
+                cx.error(
+                    &sp.key("credentials"),
+                    format!("missing credential `{k}` required by provider `{provider_name}`"),
+                    Some(format!("add `{k}: {{env: NAME}}`{what}")),
+                );
+            }
+        }
+        let settings: Vec<&str> = p.settings.keys().map(String::as_str).collect();
+        for k in source.settings.keys() {
+            if !p.settings.contains_key(k) {
+                cx.key_error(
+                    &sp.key("settings").key(k),
+                    format!("provider `{provider_name}` has no setting `{k}`"),
+                    suggest(k, settings.iter().copied()).or_else(|| Some("this provider takes no settings".into())),
+                );
+            }
+        }
+        for (k, decl) in &p.settings {
+            if decl.default.is_none() && !source.settings.contains_key(k) {
+                let what = decl.description.as_deref().map(|d| format!(": {d}")).unwrap_or_default();
+                cx.error(
+                    &sp.key("settings"),
+                    format!("missing setting `{k}` required by provider `{provider_name}`"),
+                    Some(format!("add `settings: {{{k}: ...}}`{what}")),
+                );
+            }
+        }
+    }
+
+    let schedule = check_schedule(cx, &sp.key("schedule"), source);
+
+    // Per-source field overrides on top of the mapping.
+    let mut fields = mapping.map(|m| m.fields.clone()).unwrap_or_default();
+    let mut custom = mapping.map(|m| m.custom.clone()).unwrap_or_default();
+    for (key, m) in &source.fields {
+        if let Some(f) = Field::from_name(key) {
+            fields.set(f, m.clone());
+        } else if let Some(n) = key.strip_prefix("custom.") {
+            if let Err(e) = Name::parse(n) {
+                cx.key_error(&sp.key("fields").key(key), format!("`{n}` is not a valid custom field name"), e.help);
+            }
+            custom.insert(n.to_string(), m.clone());
+        } else {
+            cx.key_error(
+                &sp.key("fields").key(key),
+                format!("`{key}` is not a canonical field"),
+                suggest(key, Field::names()).or_else(|| Some("custom fields are written `custom.NAME`".into())),
+            );
+        }
+    }
+    let mapped: BTreeSet<String> = fields
+        .iter()
+        .map(|(f, _)| f.name().to_string())
+        .chain(custom.keys().cloned())
+        .collect();
+    for (key, m) in &source.fields {
+        let target = Field::from_name(key).map_or(Target::Custom, Target::Canonical);
+        check_field(cx, &sp.key("fields").key(key), target, m, &mapped);
+    }
+
+    let safety = safety_plan(source.safety.as_ref().unwrap_or(top_safety), Some(default_safety));
+    Some(SourcePlan {
+        name: name.to_string(),
+        provider: provider_name.to_string(),
+        mapping: mapping_name.to_string(),
+        fields,
+        custom,
+        schedule: schedule?,
+        enabled: source.enabled,
+        safety,
+    })
+}
+
+fn check_schedule(cx: &mut Cx, path: &KeyPath, source: &Source) -> Option<Schedule> {
+    let s = &source.schedule;
+    match (&s.every, &s.cron) {
+        (Some(_), Some(_)) => {
+            cx.error(&path.key("cron"), "give `every` or `cron`, not both", None);
+            None
+        }
+        (None, Some(cron)) => {
+            if s.jitter.is_some() {
+                cx.error(&path.key("jitter"), "`jitter` applies to `every` only; a cron schedule runs on time", None);
+            }
+            Some(Schedule::Cron(cron.clone()))
+        }
+        (every, None) => {
+            let period = every.as_ref().map_or(std::time::Duration::from_secs(DEFAULT_EVERY_SECS), Duration::get);
+            if period.as_secs() < MIN_EVERY_SECS {
+                cx.error(&path.key("every"), "syncing more often than once a minute would hammer the HRIS", Some("use `1m` or more; `roster sync --now` syncs on demand".into()));
+            }
+            let jitter = s.jitter.as_ref().map_or(std::time::Duration::from_secs(DEFAULT_JITTER_SECS).min(period / 2), Duration::get);
+            if jitter > period / 2 {
+                cx.error(&path.key("jitter"), "`jitter` is more than half of `every`", Some("keep jitter well below the interval".into()));
+            }
+            Some(Schedule::Every { period, jitter })
+        }
+    }
+}
+
+fn safety_plan(s: &Safety, base: Option<&SafetyPlan>) -> SafetyPlan {
+    SafetyPlan {
+        max_removals: s.max_removals.map(|r| r.get()).or(base.map(|b| b.max_removals)).unwrap_or(0.2),
+        min_removals_to_hold: s.min_removals_to_hold.or(base.map(|b| b.min_removals_to_hold)).unwrap_or(3),
+        hold_on_empty: s.hold_on_empty.or(base.map(|b| b.hold_on_empty)).unwrap_or(true),
+    }
+}
+
+fn check_source_ref(cx: &mut Cx, path: &KeyPath, s: &Name, sources: &[&str]) {
+    if !sources.contains(&s.as_str()) {
+        cx.error(path, format!("unknown source `{s}`"), suggest(s.as_str(), sources.iter().copied()));
+    }
+}
+
+/// A field name in precedence, conditions and triggers: canonical, or `custom.NAME`.
+fn check_field_name(cx: &mut Cx, path: &KeyPath, name: &str, custom: &BTreeMap<String, ValueType>, at_key: bool) -> Option<FieldRef> {
+    if let Some(f) = Field::from_name(name) {
+        return Some(FieldRef::Canonical(f));
+    }
+    if let Some(n) = name.strip_prefix("custom.") {
+        if let Some(t) = custom.get(n) {
+            return Some(FieldRef::Custom(*t));
+        }
+        let help = suggest(n, custom.keys().map(String::as_str))
+            .unwrap_or_else(|| "declare it under `custom:` in a mapping".into());
+        let msg = format!("no mapping declares custom field `{n}`");
+        if at_key { cx.key_error(path, msg, Some(help)) } else { cx.error(path, msg, Some(help)) }
+        return None;
+    }
+    let help = suggest(name, Field::names()).or_else(|| Some("custom fields are written `custom.NAME`".into()));
+    let msg = format!("`{name}` is not a field of the person");
+    if at_key { cx.key_error(path, msg, help) } else { cx.error(path, msg, help) }
+    None
+}
+
+enum FieldRef {
+    Canonical(Field),
+    Custom(ValueType),
+}
+
+fn check_date_field(cx: &mut Cx, path: &KeyPath, name: &str, custom: &BTreeMap<String, ValueType>) {
+    let is_date = match check_field_name(cx, path, name, custom, false) {
+        None => return,
+        Some(FieldRef::Canonical(f)) => f.kind() == FieldKind::Date,
+        Some(FieldRef::Custom(t)) => t == ValueType::Date,
+    };
+    if !is_date {
+        let dates: Vec<&str> = Field::date_names().collect();
+        cx.error(path, format!("`{name}` is not a date field"), Some(format!("date fields are {} and custom fields of `type: date`", quote_list(&dates))));
+    }
+}
+
+fn check_conditions(cx: &mut Cx, path: &KeyPath, conds: &Conditions, custom: &BTreeMap<String, ValueType>) {
+    for (field, values) in conds {
+        let fp = path.key(field);
+        let Some(FieldRef::Canonical(f)) = check_field_name(cx, &fp, field, custom, true) else {
+            continue;
+        };
+        if let FieldKind::Enum(allowed) = f.kind() {
+            for (i, v) in values.values().iter().enumerate() {
+                if !allowed.contains(&v.as_str()) {
+                    let vp = if values.values().len() == 1 && matches!(values, super::deployment::OneOrMany::One(_)) { fp.clone() } else { fp.index(i) };
+                    cx.error(&vp, format!("`{v}` is not a value of `{field}`"), suggest(v, allowed.iter().copied()));
+                }
+            }
+        }
+    }
+}
+
+/// `person.*` matches `person.created`; `*` matches everything.
+pub fn pattern_matches(pattern: &str, event_type: &str) -> bool {
+    if pattern == "*" {
+        return true;
+    }
+    let p: Vec<&str> = pattern.split('.').collect();
+    let t: Vec<&str> = event_type.split('.').collect();
+    p.len() == t.len() && p.iter().zip(&t).all(|(a, b)| *a == "*" || a == b)
+}
+
+fn check_webhook_url(cx: &mut Cx, path: &KeyPath, url: &url::Url, allow_private: bool) {
+    let private = match url.host() {
+        Some(url::Host::Ipv4(ip)) => private_reason(IpAddr::V4(ip)),
+        Some(url::Host::Ipv6(ip)) => private_reason(IpAddr::V6(ip)),
+        Some(url::Host::Domain(d)) if d == "localhost" || d.ends_with(".localhost") => Some("a loopback"),
+        _ => None,
+    };
+    match private {
+        Some(what) if !allow_private => cx.error(
+            path,
+            format!("`{}` points to {what} address", url.host_str().unwrap_or_default()),
+            Some("webhooks go to public receivers by default (SSRF protection); set `allow_private_network: true` if this receiver really is on this host or network".into()),
+        ),
+        None if url.scheme() == "http" => cx.warning(
+            path,
+            "the webhook URL uses plain http",
+            Some("event bodies carry personal data; use https".into()),
+        ),
+        _ => {}
+    }
+}
+
+/// Why an address is not public, if it is not.
+pub fn private_reason(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(v4) => {
+            if v4.is_loopback() {
+                Some("a loopback")
+            } else if v4.is_private() || v4.octets()[0] == 100 && (64..128).contains(&v4.octets()[1]) {
+                Some("a private")
+            } else if v4.is_link_local() {
+                Some("a link-local")
+            } else if v4.is_unspecified() || v4.is_broadcast() {
+                Some("an unspecified")
+            } else {
+                None
+            }
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return private_reason(IpAddr::V4(v4));
+            }
+            let seg = v6.segments()[0];
+            if v6.is_loopback() {
+                Some("a loopback")
+            } else if seg & 0xfe00 == 0xfc00 {
+                Some("a private")
+            } else if seg & 0xffc0 == 0xfe80 {
+                Some("a link-local")
+            } else if v6.is_unspecified() {
+                Some("an unspecified")
+            } else {
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_patterns() {
+        assert!(pattern_matches("person.*", "person.created"));
+        assert!(pattern_matches("*", "sync.held"));
+        assert!(pattern_matches("*.held", "sync.held"));
+        assert!(!pattern_matches("person.*", "lifecycle.birthday"));
+        assert!(!pattern_matches("person", "person.created"));
+    }
+
+    #[test]
+    fn private_addresses() {
+        let check = |s: &str| private_reason(s.parse().unwrap());
+        assert_eq!(check("127.0.0.1"), Some("a loopback"));
+        assert_eq!(check("10.1.2.3"), Some("a private"));
+        assert_eq!(check("192.168.0.10"), Some("a private"));
+        assert_eq!(check("169.254.169.254"), Some("a link-local"));
+        assert_eq!(check("100.64.0.1"), Some("a private"));
+        assert_eq!(check("::1"), Some("a loopback"));
+        assert_eq!(check("fd00::1"), Some("a private"));
+        assert_eq!(check("fe80::1"), Some("a link-local"));
+        assert_eq!(check("::ffff:127.0.0.1"), Some("a loopback"));
+        assert_eq!(check("93.184.216.34"), None);
+        assert_eq!(check("2606:4700::1111"), None);
+    }
+}

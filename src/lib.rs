@@ -1,0 +1,14 @@
+//! Roster: a declarative HRIS to DuckDB people-directory sync daemon.
+//!
+//! Teams describe their HR systems in YAML (provider specs, field mappings and one deployment
+//! file); Roster syncs them into a DuckDB directory people query with SQL, and sends lifecycle
+//! events to webhooks. See `ARCHITECTURE.md` for the map of the code and its invariants.
+//!
+//! Modules, in dependency order (each depends only on those above it):
+//!
+//! - [`config`]: the one config pipeline (read, parse, check, decode, compile), JSON Schema,
+//!   secrets. Used by every command.
+//! - [`cli`]: one file per subcommand.
+
+pub mod cli;
+pub mod config;
