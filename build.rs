@@ -18,7 +18,12 @@ fn main() {
         writeln!(out, "pub static {konst}: &[(&str, &str)] = &[").unwrap();
         for path in files {
             let stem = path.file_stem().unwrap().to_string_lossy();
-            writeln!(out, "    ({stem:?}, include_str!({:?})),", path.display().to_string()).unwrap();
+            writeln!(
+                out,
+                "    ({stem:?}, include_str!({:?})),",
+                path.display().to_string()
+            )
+            .unwrap();
         }
         writeln!(out, "];").unwrap();
     }

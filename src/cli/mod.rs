@@ -35,7 +35,12 @@ pub enum Command {
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConfigArg {
     /// Config directory holding roster.yaml (or the deployment file itself).
-    #[arg(long, short = 'c', env = "ROSTER_CONFIG", default_value = "/etc/roster")]
+    #[arg(
+        long,
+        short = 'c',
+        env = "ROSTER_CONFIG",
+        default_value = "/etc/roster"
+    )]
     pub config: PathBuf,
 }
 

@@ -15,6 +15,8 @@ pub struct Args {
 
 /// Prints the schema.
 pub fn run(args: &Args) -> anyhow::Result<u8> {
-    std::io::stdout().lock().write_all(to_pretty(args.kind).as_bytes())?;
+    std::io::stdout()
+        .lock()
+        .write_all(to_pretty(args.kind).as_bytes())?;
     Ok(0)
 }

@@ -137,7 +137,10 @@ impl<'s> Checker<'s> {
                     self.issue(
                         node.span,
                         path,
-                        format!("needs at least {min} item{}", if min == 1 { "" } else { "s" }),
+                        format!(
+                            "needs at least {min} item{}",
+                            if min == 1 { "" } else { "s" }
+                        ),
                         None,
                     );
                 }
@@ -240,7 +243,11 @@ impl<'s> Checker<'s> {
             other => self.issue(
                 node.span,
                 path,
-                format!("expected one of {}, found {}", quote_list(&names), other.noun()),
+                format!(
+                    "expected one of {}, found {}",
+                    quote_list(&names),
+                    other.noun()
+                ),
                 None,
             ),
         }
@@ -264,7 +271,12 @@ impl<'s> Checker<'s> {
             ),
             ref v => (v.noun().to_string(), None),
         };
-        self.issue(node.span, path, format!("expected {wanted}, found {found}"), help);
+        self.issue(
+            node.span,
+            path,
+            format!("expected {wanted}, found {found}"),
+            help,
+        );
     }
 
     fn check_union(&mut self, node: &Node, branches: &'s [J], path: &KeyPath) {
@@ -273,7 +285,10 @@ impl<'s> Checker<'s> {
         if matches!(node.value, Value::Null) && branches.iter().any(|b| is_null_branch(b)) {
             return;
         }
-        let branches: Vec<&'s J> = branches.into_iter().filter(|b| !is_null_branch(b)).collect();
+        let branches: Vec<&'s J> = branches
+            .into_iter()
+            .filter(|b| !is_null_branch(b))
+            .collect();
         if branches.len() == 1 {
             self.check(node, branches[0], path);
             return;
@@ -291,7 +306,10 @@ impl<'s> Checker<'s> {
         if let Some(tag) = tag_property(&branches) {
             let tags: Vec<String> = branches
                 .iter()
-                .filter_map(|b| b.pointer(&format!("/properties/{tag}")).and_then(single_value))
+                .filter_map(|b| {
+                    b.pointer(&format!("/properties/{tag}"))
+                        .and_then(single_value)
+                })
                 .map(display_json)
                 .collect();
             let tag_names: Vec<&str> = tags.iter().map(String::as_str).collect();
@@ -299,7 +317,10 @@ impl<'s> Checker<'s> {
                 self.issue(
                     node.span,
                     path,
-                    format!("expected a mapping with `{tag}`, found {}", node.value.noun()),
+                    format!(
+                        "expected a mapping with `{tag}`, found {}",
+                        node.value.noun()
+                    ),
                     Some(format!("set `{tag}` to one of {}", quote_list(&tag_names))),
                 );
                 return;
@@ -314,7 +335,9 @@ impl<'s> Checker<'s> {
                 return;
             };
             for b in &branches {
-                if let Some(v) = b.pointer(&format!("/properties/{tag}")).and_then(single_value)
+                if let Some(v) = b
+                    .pointer(&format!("/properties/{tag}"))
+                    .and_then(single_value)
                     && equals(value, v)
                 {
                     self.check(node, b, path);
@@ -369,7 +392,11 @@ impl<'s> Checker<'s> {
                 self.issue(
                     node.span,
                     path,
-                    format!("expected {}, found {}", nouns.join(" or "), node.value.noun()),
+                    format!(
+                        "expected {}, found {}",
+                        nouns.join(" or "),
+                        node.value.noun()
+                    ),
                     None,
                 );
             }
@@ -530,7 +557,10 @@ mod tests {
     #[test]
     fn tagged_unions_pick_the_branch_by_tag() {
         let base = "base_url: https://x.example\nstreams:\n  e:\n    request: {path: /e}\n    records: $.data[*]\n";
-        let got = issues(FileKind::Provider, &format!("{base}auth:\n  kind: bearer\n  tokn: x\n"));
+        let got = issues(
+            FileKind::Provider,
+            &format!("{base}auth:\n  kind: bearer\n  tokn: x\n"),
+        );
         assert_eq!(
             got,
             [
@@ -538,8 +568,14 @@ mod tests {
                 "7:3 auth: missing required key `token` (The token, e.g. `{credentials.api_token}`.)",
             ]
         );
-        let got = issues(FileKind::Provider, &format!("{base}auth: {{kind: baerer}}\n"));
-        assert_eq!(got, ["6:14 auth.kind: unknown kind `baerer` (did you mean `bearer`?)"]);
+        let got = issues(
+            FileKind::Provider,
+            &format!("{base}auth: {{kind: baerer}}\n"),
+        );
+        assert_eq!(
+            got,
+            ["6:14 auth.kind: unknown kind `baerer` (did you mean `bearer`?)"]
+        );
     }
 
     #[test]
@@ -549,8 +585,14 @@ mod tests {
             "time_zone: Europe/Berln\nsources:\n  a:\n    provider: x\n    schedule: {every: 4 hourz}\n",
         );
         assert_eq!(got.len(), 2, "{got:?}");
-        assert!(got[0].starts_with("1:12 time_zone: unknown time zone"), "{got:?}");
-        assert!(got[1].starts_with("5:23 sources.a.schedule.every: `4 hourz` is not a duration"), "{got:?}");
+        assert!(
+            got[0].starts_with("1:12 time_zone: unknown time zone"),
+            "{got:?}"
+        );
+        assert!(
+            got[1].starts_with("5:23 sources.a.schedule.every: `4 hourz` is not a duration"),
+            "{got:?}"
+        );
     }
 
     #[test]
@@ -570,8 +612,18 @@ mod tests {
             FileKind::Deployment,
             "time_zone: UTC\nsources:\n  a:\n    provider: x\n    credentials:\n      key: {envv: K}\n",
         );
-        assert!(got.iter().any(|g| g.contains("unknown key `envv` (did you mean `env`?)")), "{got:?}");
-        let got = issues(FileKind::Mapping, "provider: p\nstream: s\nfields:\n  work_email: 42\n");
-        assert_eq!(got, ["4:15 fields.work_email: expected a string or a mapping, found an integer ()"]);
+        assert!(
+            got.iter()
+                .any(|g| g.contains("unknown key `envv` (did you mean `env`?)")),
+            "{got:?}"
+        );
+        let got = issues(
+            FileKind::Mapping,
+            "provider: p\nstream: s\nfields:\n  work_email: 42\n",
+        );
+        assert_eq!(
+            got,
+            ["4:15 fields.work_email: expected a string or a mapping, found an integer ()"]
+        );
     }
 }

@@ -15,7 +15,9 @@ use std::sync::Arc;
 use indexmap::IndexMap;
 
 use super::deployment::{Conditions, Deployment, EVENT_TYPES, LifecycleEvent, Safety, Source};
-use super::diag::{Diagnostic, Diagnostics, KeyPath, Severity, SourceFile, did_you_mean, quote_list, suggest};
+use super::diag::{
+    Diagnostic, Diagnostics, KeyPath, Severity, SourceFile, did_you_mean, quote_list, suggest,
+};
 use super::mapping::{FieldMapping, FieldSpec, MappingSpec, Unmapped, ValueType};
 use super::person::{Field, FieldKind, FieldMappings};
 use super::provider::{Auth, Body, CredentialDecl, Pagination, ProviderSpec, Request, SettingDecl};
@@ -98,7 +100,15 @@ pub(super) fn compile(
     let mut plans = Vec::new();
     if let (Some(file), Some(spec)) = (&deployment.file, &deployment.spec) {
         let mut cx = Cx { file, diags };
-        plans = check_deployment(&mut cx, dir, spec, &providers, &mappings, &custom_fields, opts);
+        plans = check_deployment(
+            &mut cx,
+            dir,
+            spec,
+            &providers,
+            &mappings,
+            &custom_fields,
+            opts,
+        );
     }
 
     let deployment = Loaded {
@@ -159,10 +169,19 @@ impl Cx<'_> {
         self.diags.push(d);
     }
 
-    fn check_names<'k>(&mut self, base: &KeyPath, keys: impl Iterator<Item = &'k String>, what: &str) {
+    fn check_names<'k>(
+        &mut self,
+        base: &KeyPath,
+        keys: impl Iterator<Item = &'k String>,
+        what: &str,
+    ) {
         for k in keys {
             if let Err(e) = Name::parse(k) {
-                self.key_error(&base.key(k), format!("`{k}` is not a valid {what} name"), e.help);
+                self.key_error(
+                    &base.key(k),
+                    format!("`{k}` is not a valid {what} name"),
+                    e.help,
+                );
             }
         }
     }
@@ -202,7 +221,13 @@ impl Scope<'_> {
     }
 }
 
-fn check_template(cx: &mut Cx, path: &KeyPath, t: &Template, scope: Scope, used: &mut BTreeSet<String>) {
+fn check_template(
+    cx: &mut Cx,
+    path: &KeyPath,
+    t: &Template,
+    scope: Scope,
+    used: &mut BTreeSet<String>,
+) {
     for var in t.vars() {
         used.insert(var.to_string());
         if scope.knows(var) {
@@ -227,7 +252,13 @@ fn check_template(cx: &mut Cx, path: &KeyPath, t: &Template, scope: Scope, used:
     }
 }
 
-fn check_request(cx: &mut Cx, path: &KeyPath, req: &Request, scope: Scope, used: &mut BTreeSet<String>) {
+fn check_request(
+    cx: &mut Cx,
+    path: &KeyPath,
+    req: &Request,
+    scope: Scope,
+    used: &mut BTreeSet<String>,
+) {
     check_template(cx, &path.key("path"), &req.path, scope, used);
     for (k, t) in &req.query {
         check_template(cx, &path.key("query").key(k), t, scope, used);
@@ -241,12 +272,20 @@ fn check_request(cx: &mut Cx, path: &KeyPath, req: &Request, scope: Scope, used:
                 check_template(cx, &path.key("body").key("form").key(k), t, scope, used);
             }
         }
-        Some(Body::Json(json)) => check_json_templates(cx, &path.key("body").key("json"), json, scope, used),
+        Some(Body::Json(json)) => {
+            check_json_templates(cx, &path.key("body").key("json"), json, scope, used)
+        }
         None => {}
     }
 }
 
-fn check_json_templates(cx: &mut Cx, path: &KeyPath, v: &serde_json::Value, scope: Scope, used: &mut BTreeSet<String>) {
+fn check_json_templates(
+    cx: &mut Cx,
+    path: &KeyPath,
+    v: &serde_json::Value,
+    scope: Scope,
+    used: &mut BTreeSet<String>,
+) {
     match v {
         serde_json::Value::String(s) => match Template::parse(s) {
             Ok(t) => check_template(cx, path, &t, scope, used),
@@ -278,7 +317,13 @@ fn check_provider(cx: &mut Cx, _name: &str, spec: &ProviderSpec) {
         credentials: Some(&spec.credentials),
         ..url_scope
     };
-    check_template(cx, &root.key("base_url"), spec.base_url.template(), url_scope, &mut used);
+    check_template(
+        cx,
+        &root.key("base_url"),
+        spec.base_url.template(),
+        url_scope,
+        &mut used,
+    );
     for (k, t) in &spec.headers {
         check_template(cx, &root.key("headers").key(k), t, scope, &mut used);
     }
@@ -286,7 +331,9 @@ fn check_provider(cx: &mut Cx, _name: &str, spec: &ProviderSpec) {
     let auth = root.key("auth");
     match &spec.auth {
         Auth::None => {}
-        Auth::ApiKey { value, .. } => check_template(cx, &auth.key("value"), value, scope, &mut used),
+        Auth::ApiKey { value, .. } => {
+            check_template(cx, &auth.key("value"), value, scope, &mut used)
+        }
         Auth::Headers { headers } => {
             for (k, t) in headers {
                 check_template(cx, &auth.key("headers").key(k), t, scope, &mut used);
@@ -299,16 +346,30 @@ fn check_provider(cx: &mut Cx, _name: &str, spec: &ProviderSpec) {
                 check_template(cx, &auth.key("password"), p, scope, &mut used);
             }
         }
-        Auth::TokenExchange { request, .. } => check_request(cx, &auth.key("request"), request, scope, &mut used),
+        Auth::TokenExchange { request, .. } => {
+            check_request(cx, &auth.key("request"), request, scope, &mut used)
+        }
         Auth::Oauth2ClientCredentials {
             token_url,
             client_id,
             client_secret,
             ..
         } => {
-            check_template(cx, &auth.key("token_url"), token_url.template(), url_scope, &mut used);
+            check_template(
+                cx,
+                &auth.key("token_url"),
+                token_url.template(),
+                url_scope,
+                &mut used,
+            );
             check_template(cx, &auth.key("client_id"), client_id, scope, &mut used);
-            check_template(cx, &auth.key("client_secret"), client_secret, scope, &mut used);
+            check_template(
+                cx,
+                &auth.key("client_secret"),
+                client_secret,
+                scope,
+                &mut used,
+            );
         }
         Auth::Oauth2RefreshToken {
             token_url,
@@ -317,15 +378,37 @@ fn check_provider(cx: &mut Cx, _name: &str, spec: &ProviderSpec) {
             refresh_token,
             ..
         } => {
-            check_template(cx, &auth.key("token_url"), token_url.template(), url_scope, &mut used);
+            check_template(
+                cx,
+                &auth.key("token_url"),
+                token_url.template(),
+                url_scope,
+                &mut used,
+            );
             check_template(cx, &auth.key("client_id"), client_id, scope, &mut used);
-            check_template(cx, &auth.key("client_secret"), client_secret, scope, &mut used);
-            check_template(cx, &auth.key("refresh_token"), refresh_token, scope, &mut used);
+            check_template(
+                cx,
+                &auth.key("client_secret"),
+                client_secret,
+                scope,
+                &mut used,
+            );
+            check_template(
+                cx,
+                &auth.key("refresh_token"),
+                refresh_token,
+                scope,
+                &mut used,
+            );
         }
     }
 
     if spec.streams.is_empty() {
-        cx.error(&root.key("streams"), "a provider needs at least one stream", None);
+        cx.error(
+            &root.key("streams"),
+            "a provider needs at least one stream",
+            None,
+        );
     }
     let stream_names: Vec<&str> = spec.streams.keys().map(Name::as_str).collect();
     for (sname, stream) in &spec.streams {
@@ -333,11 +416,17 @@ fn check_provider(cx: &mut Cx, _name: &str, spec: &ProviderSpec) {
         check_request(cx, &sp.key("request"), &stream.request, scope, &mut used);
         let pg = sp.key("pagination");
         match &stream.pagination {
-            Pagination::Offset { page_size, .. } | Pagination::Page { page_size, .. } if *page_size == 0 => {
+            Pagination::Offset { page_size, .. } | Pagination::Page { page_size, .. }
+                if *page_size == 0 =>
+            {
                 cx.error(&pg.key("page_size"), "`page_size` must be at least 1", None);
             }
             Pagination::Page { first_page, .. } if *first_page > 1 => {
-                cx.error(&pg.key("first_page"), format!("`first_page` is {first_page}; pages are numbered from 0 or 1"), None);
+                cx.error(
+                    &pg.key("first_page"),
+                    format!("`first_page` is {first_page}; pages are numbered from 0 or 1"),
+                    None,
+                );
             }
             Pagination::Cursor {
                 size_param: None,
@@ -356,7 +445,14 @@ fn check_provider(cx: &mut Cx, _name: &str, spec: &ProviderSpec) {
         let mut intos: HashMap<String, ()> = HashMap::new();
         let mut check_into = |cx: &mut Cx, path: KeyPath, into: &str| {
             if into.is_empty() || into.starts_with('$') || into.contains('.') {
-                cx.error(&path, format!("`into` must be a plain field name, not `{into}`"), Some("e.g. `department`; the joined record is then read as `$.department.name`".into()));
+                cx.error(
+                    &path,
+                    format!("`into` must be a plain field name, not `{into}`"),
+                    Some(
+                        "e.g. `department`; the joined record is then read as `$.department.name`"
+                            .into(),
+                    ),
+                );
             } else if intos.insert(into.to_string(), ()).is_some() {
                 cx.error(&path, format!("`{into}` is already used by another join, lookup or sub-request of this stream"), None);
             }
@@ -364,12 +460,30 @@ fn check_provider(cx: &mut Cx, _name: &str, spec: &ProviderSpec) {
         for (i, j) in stream.join.iter().enumerate() {
             let jp = sp.key("join").index(i);
             check_into(cx, jp.key("into"), &j.into);
-            check_stream_ref(cx, &jp, sname, &j.stream, j.key.is_some(), "key", spec, &stream_names);
+            check_stream_ref(
+                cx,
+                &jp,
+                sname,
+                &j.stream,
+                j.key.is_some(),
+                "key",
+                spec,
+                &stream_names,
+            );
         }
         for (i, l) in stream.lookups.iter().enumerate() {
             let lp = sp.key("lookups").index(i);
             check_into(cx, lp.key("into"), &l.into);
-            check_stream_ref(cx, &lp, sname, &l.stream, l.matches.is_some(), "matches", spec, &stream_names);
+            check_stream_ref(
+                cx,
+                &lp,
+                sname,
+                &l.stream,
+                l.matches.is_some(),
+                "matches",
+                spec,
+                &stream_names,
+            );
         }
         for (i, s) in stream.subrequests.iter().enumerate() {
             let rp = sp.key("subrequests").index(i);
@@ -380,28 +494,52 @@ fn check_provider(cx: &mut Cx, _name: &str, spec: &ProviderSpec) {
             };
             check_request(cx, &rp.key("request"), &s.request, sub_scope, &mut used);
             if !(1..=64).contains(&s.concurrency) {
-                cx.error(&rp.key("concurrency"), format!("`concurrency` is {}; use 1 to 64", s.concurrency), None);
+                cx.error(
+                    &rp.key("concurrency"),
+                    format!("`concurrency` is {}; use 1 to 64", s.concurrency),
+                    None,
+                );
             }
         }
         if let Some(inc) = &stream.incremental
             && stream.request.query.contains_key(&inc.param)
         {
-            cx.error(&sp.key("incremental").key("param"), format!("`{}` is also set in `request.query`", inc.param), None);
+            cx.error(
+                &sp.key("incremental").key("param"),
+                format!("`{}` is also set in `request.query`", inc.param),
+                None,
+            );
         }
     }
     if let Some(rl) = &spec.rate_limit {
         if rl.requests_per_minute == 0 {
-            cx.error(&root.key("rate_limit").key("requests_per_minute"), "must be at least 1", None);
+            cx.error(
+                &root.key("rate_limit").key("requests_per_minute"),
+                "must be at least 1",
+                None,
+            );
         }
         if rl.burst == Some(0) {
-            cx.error(&root.key("rate_limit").key("burst"), "must be at least 1", None);
+            cx.error(
+                &root.key("rate_limit").key("burst"),
+                "must be at least 1",
+                None,
+            );
         }
     }
     if !(1..=20).contains(&spec.retry.max_attempts) {
-        cx.error(&root.key("retry").key("max_attempts"), format!("`max_attempts` is {}; use 1 to 20", spec.retry.max_attempts), None);
+        cx.error(
+            &root.key("retry").key("max_attempts"),
+            format!("`max_attempts` is {}; use 1 to 20", spec.retry.max_attempts),
+            None,
+        );
     }
     if spec.retry.initial_backoff.get() > spec.retry.max_backoff.get() {
-        cx.error(&root.key("retry").key("initial_backoff"), "`initial_backoff` is longer than `max_backoff`", None);
+        cx.error(
+            &root.key("retry").key("initial_backoff"),
+            "`initial_backoff` is longer than `max_backoff`",
+            None,
+        );
     }
     for name in spec.credentials.keys() {
         if !used.contains(&format!("credentials.{name}")) {
@@ -426,7 +564,11 @@ fn check_stream_ref(
     stream_names: &[&str],
 ) {
     if target == from {
-        cx.error(&path.key("stream"), format!("stream `{from}` cannot join or look up itself"), None);
+        cx.error(
+            &path.key("stream"),
+            format!("stream `{from}` cannot join or look up itself"),
+            None,
+        );
         return;
     }
     match spec.streams.get(target) {
@@ -448,7 +590,9 @@ fn check_stream_ref(
 // Mappings
 
 /// The type of every custom field declared by any mapping, for triggers and conditions.
-fn custom_field_types(mappings: &BTreeMap<String, ReadFile<MappingSpec>>) -> BTreeMap<String, ValueType> {
+fn custom_field_types(
+    mappings: &BTreeMap<String, ReadFile<MappingSpec>>,
+) -> BTreeMap<String, ValueType> {
     let mut out = BTreeMap::new();
     for read in mappings.values() {
         if let Some(spec) = &read.spec {
@@ -460,7 +604,12 @@ fn custom_field_types(mappings: &BTreeMap<String, ReadFile<MappingSpec>>) -> BTr
     out
 }
 
-fn check_mapping(cx: &mut Cx, _name: &str, spec: &MappingSpec, providers: &BTreeMap<String, ReadFile<ProviderSpec>>) {
+fn check_mapping(
+    cx: &mut Cx,
+    _name: &str,
+    spec: &MappingSpec,
+    providers: &BTreeMap<String, ReadFile<ProviderSpec>>,
+) {
     let root = KeyPath::root();
     match providers.get(spec.provider.as_str()) {
         None => cx.error(
@@ -475,7 +624,10 @@ fn check_mapping(cx: &mut Cx, _name: &str, spec: &MappingSpec, providers: &BTree
                 let names: Vec<&str> = p.streams.keys().map(Name::as_str).collect();
                 cx.error(
                     &root.key("stream"),
-                    format!("provider `{}` has no stream `{}`", spec.provider, spec.stream),
+                    format!(
+                        "provider `{}` has no stream `{}`",
+                        spec.provider, spec.stream
+                    ),
                     suggest(spec.stream.as_str(), names.iter().copied()),
                 );
             }
@@ -497,12 +649,31 @@ fn check_mapping(cx: &mut Cx, _name: &str, spec: &MappingSpec, providers: &BTree
         .chain(spec.custom.keys().cloned())
         .collect();
     for (field, m) in spec.fields.iter() {
-        check_field(cx, &root.key("fields").key(field.name()), Target::Canonical(field), m, &mapped);
+        check_field(
+            cx,
+            &root.key("fields").key(field.name()),
+            Target::Canonical(field),
+            m,
+            &mapped,
+        );
     }
     for (name, m) in &spec.custom {
-        check_field(cx, &root.key("custom").key(name), Target::Custom, m, &mapped);
+        check_field(
+            cx,
+            &root.key("custom").key(name),
+            Target::Custom,
+            m,
+            &mapped,
+        );
     }
-    check_template_cycles(cx, &root, spec.fields.iter().map(|(f, m)| (f.name().to_string(), m)).chain(spec.custom.iter().map(|(k, m)| (k.clone(), m))));
+    check_template_cycles(
+        cx,
+        &root,
+        spec.fields
+            .iter()
+            .map(|(f, m)| (f.name().to_string(), m))
+            .chain(spec.custom.iter().map(|(k, m)| (k.clone(), m))),
+    );
 
     for (i, rule) in spec.filter.exclude.iter().enumerate() {
         if rule.equals.is_some() == rule.empty {
@@ -529,7 +700,9 @@ fn check_mapping(cx: &mut Cx, _name: &str, spec: &MappingSpec, providers: &BTree
         }
         for key in t.expect.iter().flat_map(|e| e.keys()) {
             let known = Field::from_name(key).is_some()
-                || key.strip_prefix("custom.").is_some_and(|n| spec.custom.contains_key(n));
+                || key
+                    .strip_prefix("custom.")
+                    .is_some_and(|n| spec.custom.contains_key(n));
             if !known {
                 cx.key_error(
                     &tp.key("expect").key(key),
@@ -547,7 +720,13 @@ enum Target {
     Custom,
 }
 
-fn check_field(cx: &mut Cx, path: &KeyPath, target: Target, m: &FieldMapping, mapped: &BTreeSet<String>) {
+fn check_field(
+    cx: &mut Cx,
+    path: &KeyPath,
+    target: Target,
+    m: &FieldMapping,
+    mapped: &BTreeSet<String>,
+) {
     let FieldMapping::Full(spec) = m else {
         return;
     };
@@ -570,12 +749,23 @@ fn check_field(cx: &mut Cx, path: &KeyPath, target: Target, m: &FieldMapping, ma
         0 | 1 => {}
         _ => cx.error(
             &path.key(sources[1]),
-            format!("give only one of `path`, `coalesce`, `template` or `value`; found {}", quote_list(&sources)),
+            format!(
+                "give only one of `path`, `coalesce`, `template` or `value`; found {}",
+                sources
+                    .iter()
+                    .map(|s| format!("`{s}`"))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            ),
             None,
         ),
     }
     if spec.coalesce.as_ref().is_some_and(Vec::is_empty) {
-        cx.error(&path.key("coalesce"), "`coalesce` needs at least one JSONPath", None);
+        cx.error(
+            &path.key("coalesce"),
+            "`coalesce` needs at least one JSONPath",
+            None,
+        );
     }
 
     let kind = match target {
@@ -606,8 +796,15 @@ fn check_field(cx: &mut Cx, path: &KeyPath, target: Target, m: &FieldMapping, ma
 
     if let Some(fmt) = &spec.date_format {
         if kind != ValueType::Date {
-            cx.error(&path.key("date_format"), "`date_format` applies to date fields only", None);
-        } else if jiff::fmt::strtime::format(fmt.as_bytes(), jiff::civil::date(2024, 2, 29)).is_err() || !fmt.contains('%') {
+            cx.error(
+                &path.key("date_format"),
+                "`date_format` applies to date fields only",
+                None,
+            );
+        } else if jiff::fmt::strtime::format(fmt.as_bytes(), jiff::civil::date(2024, 2, 29))
+            .is_err()
+            || !fmt.contains('%')
+        {
             cx.error(
                 &path.key("date_format"),
                 format!("`{fmt}` is not a strftime date format"),
@@ -637,21 +834,39 @@ fn check_field(cx: &mut Cx, path: &KeyPath, target: Target, m: &FieldMapping, ma
             if let Some(v) = v {
                 let s = v.as_str().unwrap_or_default();
                 if !allowed.contains(&s) {
-                    cx.error(&path.key(key), format!("`{}` is not a canonical value", json_text(v)), suggest(s, allowed.iter().copied()));
+                    cx.error(
+                        &path.key(key),
+                        format!("`{}` is not a canonical value", json_text(v)),
+                        suggest(s, allowed.iter().copied()),
+                    );
                 }
             }
         }
     } else if kind == ValueType::Enum && spec.values.is_empty() {
-        cx.error(path, "an `enum` field needs `values:` (provider value: stored value)", None);
+        cx.error(
+            path,
+            "an `enum` field needs `values:` (provider value: stored value)",
+            None,
+        );
     }
     if spec.unmapped == Some(Unmapped::Default) && spec.default.is_none() {
-        cx.error(&path.key("unmapped"), "`unmapped: default` needs a `default`", None);
+        cx.error(
+            &path.key("unmapped"),
+            "`unmapped: default` needs a `default`",
+            None,
+        );
     }
     if kind == ValueType::Date
         && let Some(d) = &spec.default
-        && d.as_str().and_then(|s| s.parse::<jiff::civil::Date>().ok()).is_none()
+        && d.as_str()
+            .and_then(|s| s.parse::<jiff::civil::Date>().ok())
+            .is_none()
     {
-        cx.error(&path.key("default"), format!("`{}` is not a date", json_text(d)), Some("write `YYYY-MM-DD`".into()));
+        cx.error(
+            &path.key("default"),
+            format!("`{}` is not a date", json_text(d)),
+            Some("write `YYYY-MM-DD`".into()),
+        );
     }
     if let Some(t) = &spec.template {
         for var in t.vars() {
@@ -680,10 +895,17 @@ fn json_text(v: &serde_json::Value) -> String {
 }
 
 /// Templates may name other fields, which may be templates too: refuse cycles.
-fn check_template_cycles<'a>(cx: &mut Cx, root: &KeyPath, fields: impl Iterator<Item = (String, &'a FieldMapping)>) {
+fn check_template_cycles<'a>(
+    cx: &mut Cx,
+    root: &KeyPath,
+    fields: impl Iterator<Item = (String, &'a FieldMapping)>,
+) {
     let deps: BTreeMap<String, Vec<String>> = fields
         .filter_map(|(name, m)| match m {
-            FieldMapping::Full(s) => s.template.as_ref().map(|t| (name, t.vars().map(str::to_string).collect())),
+            FieldMapping::Full(s) => s
+                .template
+                .as_ref()
+                .map(|t| (name, t.vars().map(str::to_string).collect())),
             FieldMapping::Path(_) => None,
         })
         .collect();
@@ -692,9 +914,22 @@ fn check_template_cycles<'a>(cx: &mut Cx, root: &KeyPath, fields: impl Iterator<
         while let Some((at, trail)) = stack.pop() {
             for next in deps.get(&at).into_iter().flatten() {
                 if next == start {
-                    let cycle = trail.iter().chain([next]).map(|s| format!("`{s}`")).collect::<Vec<_>>().join(" -> ");
-                    let section = if Field::from_name(start).is_some() { "fields" } else { "custom" };
-                    cx.error(&root.key(section).key(start).key("template"), format!("template cycle: {cycle}"), Some("break the cycle: one of these fields must come from a path".into()));
+                    let cycle = trail
+                        .iter()
+                        .chain([next])
+                        .map(|s| format!("`{s}`"))
+                        .collect::<Vec<_>>()
+                        .join(" -> ");
+                    let section = if Field::from_name(start).is_some() {
+                        "fields"
+                    } else {
+                        "custom"
+                    };
+                    cx.error(
+                        &root.key(section).key(start).key("template"),
+                        format!("template cycle: {cycle}"),
+                        Some("break the cycle: one of these fields must come from a path".into()),
+                    );
                     stack.clear();
                     break;
                 }
@@ -725,13 +960,26 @@ fn check_deployment(
     cx.check_names(&root.key("webhooks"), spec.webhooks.keys(), "webhook");
     cx.check_names(&root.key("triggers"), spec.triggers.keys(), "trigger");
     if spec.sources.is_empty() {
-        cx.warning(&root.key("sources"), "no sources are configured; nothing will sync", None);
+        cx.warning(
+            &root.key("sources"),
+            "no sources are configured; nothing will sync",
+            None,
+        );
     }
     let default_safety = safety_plan(&spec.safety, None);
     let mut plans = Vec::new();
     for (name, source) in &spec.sources {
         let sp = root.key("sources").key(name);
-        if let Some(plan) = check_source(cx, &sp, name, source, providers, mappings, &default_safety, &spec.safety) {
+        if let Some(plan) = check_source(
+            cx,
+            &sp,
+            name,
+            source,
+            providers,
+            mappings,
+            &default_safety,
+            &spec.safety,
+        ) {
             plans.push(plan);
         }
     }
@@ -742,7 +990,11 @@ fn check_deployment(
     for (i, s) in spec.precedence.default.iter().enumerate() {
         check_source_ref(cx, &pp.key("default").index(i), s, &source_names);
         if !seen.insert(s) {
-            cx.error(&pp.key("default").index(i), format!("`{s}` is listed twice"), None);
+            cx.error(
+                &pp.key("default").index(i),
+                format!("`{s}` is listed twice"),
+                None,
+            );
         }
     }
     for (field, order) in &spec.precedence.fields {
@@ -756,29 +1008,50 @@ fn check_deployment(
     for (name, hook) in &spec.webhooks {
         let wp = root.key("webhooks").key(name);
         if hook.events.is_empty() {
-            cx.error(&wp.key("events"), "no event types", Some("subscribe to at least one, e.g. `[\"person.*\"]`".into()));
+            cx.error(
+                &wp.key("events"),
+                "no event types",
+                Some("subscribe to at least one, e.g. `[\"person.*\"]`".into()),
+            );
         }
         for (i, pattern) in hook.events.iter().enumerate() {
             if !EVENT_TYPES.iter().any(|t| pattern_matches(pattern, t)) {
                 cx.error(
                     &wp.key("events").index(i),
                     format!("`{pattern}` matches no event type"),
-                    suggest(pattern, EVENT_TYPES.iter().copied()).or_else(|| Some("see `roster schema deployment` or the README's event catalogue".into())),
+                    suggest(pattern, EVENT_TYPES.iter().copied()).or_else(|| {
+                        Some(
+                            "see `roster schema deployment` or the README's event catalogue".into(),
+                        )
+                    }),
                 );
             }
         }
         for (i, t) in hook.triggers.iter().enumerate() {
             if !spec.triggers.contains_key(t.as_str()) {
-                cx.error(&wp.key("triggers").index(i), format!("unknown trigger `{t}`"), suggest(t.as_str(), trigger_names.iter().copied()));
+                cx.error(
+                    &wp.key("triggers").index(i),
+                    format!("unknown trigger `{t}`"),
+                    suggest(t.as_str(), trigger_names.iter().copied()),
+                );
             }
         }
         check_conditions(cx, &wp.key("when"), &hook.when, custom_fields);
         if let Some(schedule) = &hook.retry_schedule
             && schedule.is_empty()
         {
-            cx.error(&wp.key("retry_schedule"), "`retry_schedule` needs at least one delay", None);
+            cx.error(
+                &wp.key("retry_schedule"),
+                "`retry_schedule` needs at least one delay",
+                None,
+            );
         }
-        check_webhook_url(cx, &wp.key("url"), hook.url.url(), hook.allow_private_network);
+        check_webhook_url(
+            cx,
+            &wp.key("url"),
+            hook.url.url(),
+            hook.allow_private_network,
+        );
     }
 
     for (name, trigger) in &spec.triggers {
@@ -797,11 +1070,18 @@ fn check_deployment(
 
     if let Some(listen) = &spec.admin.listen {
         match listen.parse::<std::net::SocketAddr>() {
-            Err(_) => cx.error(&root.key("admin").key("listen"), format!("`{listen}` is not an address and port"), Some("e.g. `127.0.0.1:9187`".into())),
+            Err(_) => cx.error(
+                &root.key("admin").key("listen"),
+                format!("`{listen}` is not an address and port"),
+                Some("e.g. `127.0.0.1:9187`".into()),
+            ),
             Ok(a) if !a.ip().is_loopback() => cx.warning(
                 &root.key("admin").key("listen"),
                 format!("the admin endpoint listens on `{listen}`, beyond this host"),
-                Some("it can trigger syncs; keep it on 127.0.0.1 unless a firewall protects it".into()),
+                Some(
+                    "it can trigger syncs; keep it on 127.0.0.1 unless a firewall protects it"
+                        .into(),
+                ),
             ),
             Ok(_) => {}
         }
@@ -819,14 +1099,29 @@ fn check_deployment(
         for (name, source) in spec.sources.iter().filter(|(_, s)| s.enabled) {
             for (k, v) in &source.credentials {
                 if let CredentialValue::Secret(r) = v {
-                    check(cx, root.key("sources").key(name).key("credentials").key(k), r);
+                    check(
+                        cx,
+                        root.key("sources").key(name).key("credentials").key(k),
+                        r,
+                    );
                 }
             }
         }
         for (name, hook) in &spec.webhooks {
-            check(cx, root.key("webhooks").key(name).key("secret"), &hook.secret);
+            check(
+                cx,
+                root.key("webhooks").key(name).key("secret"),
+                &hook.secret,
+            );
             for (i, r) in hook.rotating_secrets.iter().enumerate() {
-                check(cx, root.key("webhooks").key(name).key("rotating_secrets").index(i), r);
+                check(
+                    cx,
+                    root.key("webhooks")
+                        .key(name)
+                        .key("rotating_secrets")
+                        .index(i),
+                    r,
+                );
             }
         }
     }
@@ -848,12 +1143,17 @@ fn check_source(
     let provider = match providers.get(provider_name) {
         Some(p) => p.spec.as_ref(),
         None => {
+            let help = match did_you_mean(provider_name, providers.keys().map(String::as_str)) {
+                Some(n) => format!("did you mean `{n}`?"),
+                None => format!(
+                    "known providers are {}; or add `providers/{provider_name}.yaml` to the config directory",
+                    quote_list(&providers.keys().map(String::as_str).collect::<Vec<_>>())
+                ),
+            };
             cx.error(
                 &sp.key("provider"),
                 format!("unknown provider `{provider_name}`"),
-                suggest(provider_name, providers.keys().map(String::as_str))
-                    .map(|h| format!("{h} (or add `providers/{provider_name}.yaml` to the config directory)"))
-                    .or_else(|| Some(format!("add `providers/{provider_name}.yaml` to the config directory"))),
+                Some(help),
             );
             None
         }
@@ -861,14 +1161,26 @@ fn check_source(
     let mapping_name = source.mapping.as_ref().map_or(provider_name, Name::as_str);
     let mapping = match mappings.get(mapping_name) {
         Some(m) => m.spec.as_ref(),
+        // An unknown provider was just reported; its default mapping is missing for the same reason.
+        None if source.mapping.is_none() && !providers.contains_key(provider_name) => None,
         None => {
             let (path, how) = if source.mapping.is_some() {
-                (sp.key("mapping"), format!("unknown mapping `{mapping_name}`"))
+                (
+                    sp.key("mapping"),
+                    format!("unknown mapping `{mapping_name}`"),
+                )
             } else {
-                (sp.key("provider"), format!("no mapping named `{mapping_name}` (the default for provider `{provider_name}`)"))
+                (
+                    sp.key("provider"),
+                    format!(
+                        "no mapping named `{mapping_name}` (the default for provider `{provider_name}`)"
+                    ),
+                )
             };
-            let help = suggest(mapping_name, mappings.keys().map(String::as_str))
-                .unwrap_or_else(|| format!("add `mappings/{mapping_name}.yaml`, or set `mapping:` on this source"));
+            let help =
+                suggest(mapping_name, mappings.keys().map(String::as_str)).unwrap_or_else(|| {
+                    format!("add `mappings/{mapping_name}.yaml`, or set `mapping:` on this source")
+                });
             cx.error(&path, how, Some(help));
             None
         }
@@ -904,7 +1216,11 @@ fn check_source(
         }
         for (k, decl) in &p.credentials {
             if decl.required && !source.credentials.contains_key(k) {
-                let what = decl.description.as_deref().map(|d| format!(": {d}")).unwrap_or_default();
+                let what = decl
+                    .description
+                    .as_deref()
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default();
                 cx.error(
                     &sp.key("credentials"),
                     format!("missing credential `{k}` required by provider `{provider_name}`"),
@@ -918,13 +1234,18 @@ fn check_source(
                 cx.key_error(
                     &sp.key("settings").key(k),
                     format!("provider `{provider_name}` has no setting `{k}`"),
-                    suggest(k, settings.iter().copied()).or_else(|| Some("this provider takes no settings".into())),
+                    suggest(k, settings.iter().copied())
+                        .or_else(|| Some("this provider takes no settings".into())),
                 );
             }
         }
         for (k, decl) in &p.settings {
             if decl.default.is_none() && !source.settings.contains_key(k) {
-                let what = decl.description.as_deref().map(|d| format!(": {d}")).unwrap_or_default();
+                let what = decl
+                    .description
+                    .as_deref()
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default();
                 cx.error(
                     &sp.key("settings"),
                     format!("missing setting `{k}` required by provider `{provider_name}`"),
@@ -944,14 +1265,19 @@ fn check_source(
             fields.set(f, m.clone());
         } else if let Some(n) = key.strip_prefix("custom.") {
             if let Err(e) = Name::parse(n) {
-                cx.key_error(&sp.key("fields").key(key), format!("`{n}` is not a valid custom field name"), e.help);
+                cx.key_error(
+                    &sp.key("fields").key(key),
+                    format!("`{n}` is not a valid custom field name"),
+                    e.help,
+                );
             }
             custom.insert(n.to_string(), m.clone());
         } else {
             cx.key_error(
                 &sp.key("fields").key(key),
                 format!("`{key}` is not a canonical field"),
-                suggest(key, Field::names()).or_else(|| Some("custom fields are written `custom.NAME`".into())),
+                suggest(key, Field::names())
+                    .or_else(|| Some("custom fields are written `custom.NAME`".into())),
             );
         }
     }
@@ -965,7 +1291,10 @@ fn check_source(
         check_field(cx, &sp.key("fields").key(key), target, m, &mapped);
     }
 
-    let safety = safety_plan(source.safety.as_ref().unwrap_or(top_safety), Some(default_safety));
+    let safety = safety_plan(
+        source.safety.as_ref().unwrap_or(top_safety),
+        Some(default_safety),
+    );
     Some(SourcePlan {
         name: name.to_string(),
         provider: provider_name.to_string(),
@@ -987,18 +1316,36 @@ fn check_schedule(cx: &mut Cx, path: &KeyPath, source: &Source) -> Option<Schedu
         }
         (None, Some(cron)) => {
             if s.jitter.is_some() {
-                cx.error(&path.key("jitter"), "`jitter` applies to `every` only; a cron schedule runs on time", None);
+                cx.error(
+                    &path.key("jitter"),
+                    "`jitter` applies to `every` only; a cron schedule runs on time",
+                    None,
+                );
             }
             Some(Schedule::Cron(cron.clone()))
         }
         (every, None) => {
-            let period = every.as_ref().map_or(std::time::Duration::from_secs(DEFAULT_EVERY_SECS), Duration::get);
+            let period = every.as_ref().map_or(
+                std::time::Duration::from_secs(DEFAULT_EVERY_SECS),
+                Duration::get,
+            );
             if period.as_secs() < MIN_EVERY_SECS {
-                cx.error(&path.key("every"), "syncing more often than once a minute would hammer the HRIS", Some("use `1m` or more; `roster sync --now` syncs on demand".into()));
+                cx.error(
+                    &path.key("every"),
+                    "syncing more often than once a minute would hammer the HRIS",
+                    Some("use `1m` or more; `roster sync --now` syncs on demand".into()),
+                );
             }
-            let jitter = s.jitter.as_ref().map_or(std::time::Duration::from_secs(DEFAULT_JITTER_SECS).min(period / 2), Duration::get);
+            let jitter = s.jitter.as_ref().map_or(
+                std::time::Duration::from_secs(DEFAULT_JITTER_SECS).min(period / 2),
+                Duration::get,
+            );
             if jitter > period / 2 {
-                cx.error(&path.key("jitter"), "`jitter` is more than half of `every`", Some("keep jitter well below the interval".into()));
+                cx.error(
+                    &path.key("jitter"),
+                    "`jitter` is more than half of `every`",
+                    Some("keep jitter well below the interval".into()),
+                );
             }
             Some(Schedule::Every { period, jitter })
         }
@@ -1007,20 +1354,40 @@ fn check_schedule(cx: &mut Cx, path: &KeyPath, source: &Source) -> Option<Schedu
 
 fn safety_plan(s: &Safety, base: Option<&SafetyPlan>) -> SafetyPlan {
     SafetyPlan {
-        max_removals: s.max_removals.map(|r| r.get()).or(base.map(|b| b.max_removals)).unwrap_or(0.2),
-        min_removals_to_hold: s.min_removals_to_hold.or(base.map(|b| b.min_removals_to_hold)).unwrap_or(3),
-        hold_on_empty: s.hold_on_empty.or(base.map(|b| b.hold_on_empty)).unwrap_or(true),
+        max_removals: s
+            .max_removals
+            .map(|r| r.get())
+            .or(base.map(|b| b.max_removals))
+            .unwrap_or(0.2),
+        min_removals_to_hold: s
+            .min_removals_to_hold
+            .or(base.map(|b| b.min_removals_to_hold))
+            .unwrap_or(3),
+        hold_on_empty: s
+            .hold_on_empty
+            .or(base.map(|b| b.hold_on_empty))
+            .unwrap_or(true),
     }
 }
 
 fn check_source_ref(cx: &mut Cx, path: &KeyPath, s: &Name, sources: &[&str]) {
     if !sources.contains(&s.as_str()) {
-        cx.error(path, format!("unknown source `{s}`"), suggest(s.as_str(), sources.iter().copied()));
+        cx.error(
+            path,
+            format!("unknown source `{s}`"),
+            suggest(s.as_str(), sources.iter().copied()),
+        );
     }
 }
 
 /// A field name in precedence, conditions and triggers: canonical, or `custom.NAME`.
-fn check_field_name(cx: &mut Cx, path: &KeyPath, name: &str, custom: &BTreeMap<String, ValueType>, at_key: bool) -> Option<FieldRef> {
+fn check_field_name(
+    cx: &mut Cx,
+    path: &KeyPath,
+    name: &str,
+    custom: &BTreeMap<String, ValueType>,
+    at_key: bool,
+) -> Option<FieldRef> {
     if let Some(f) = Field::from_name(name) {
         return Some(FieldRef::Canonical(f));
     }
@@ -1031,12 +1398,21 @@ fn check_field_name(cx: &mut Cx, path: &KeyPath, name: &str, custom: &BTreeMap<S
         let help = suggest(n, custom.keys().map(String::as_str))
             .unwrap_or_else(|| "declare it under `custom:` in a mapping".into());
         let msg = format!("no mapping declares custom field `{n}`");
-        if at_key { cx.key_error(path, msg, Some(help)) } else { cx.error(path, msg, Some(help)) }
+        if at_key {
+            cx.key_error(path, msg, Some(help))
+        } else {
+            cx.error(path, msg, Some(help))
+        }
         return None;
     }
-    let help = suggest(name, Field::names()).or_else(|| Some("custom fields are written `custom.NAME`".into()));
+    let help = suggest(name, Field::names())
+        .or_else(|| Some("custom fields are written `custom.NAME`".into()));
     let msg = format!("`{name}` is not a field of the person");
-    if at_key { cx.key_error(path, msg, help) } else { cx.error(path, msg, help) }
+    if at_key {
+        cx.key_error(path, msg, help)
+    } else {
+        cx.error(path, msg, help)
+    }
     None
 }
 
@@ -1053,11 +1429,23 @@ fn check_date_field(cx: &mut Cx, path: &KeyPath, name: &str, custom: &BTreeMap<S
     };
     if !is_date {
         let dates: Vec<&str> = Field::date_names().collect();
-        cx.error(path, format!("`{name}` is not a date field"), Some(format!("date fields are {} and custom fields of `type: date`", quote_list(&dates))));
+        cx.error(
+            path,
+            format!("`{name}` is not a date field"),
+            Some(format!(
+                "date fields are {} and custom fields of `type: date`",
+                quote_list(&dates)
+            )),
+        );
     }
 }
 
-fn check_conditions(cx: &mut Cx, path: &KeyPath, conds: &Conditions, custom: &BTreeMap<String, ValueType>) {
+fn check_conditions(
+    cx: &mut Cx,
+    path: &KeyPath,
+    conds: &Conditions,
+    custom: &BTreeMap<String, ValueType>,
+) {
     for (field, values) in conds {
         let fp = path.key(field);
         let Some(FieldRef::Canonical(f)) = check_field_name(cx, &fp, field, custom, true) else {
@@ -1066,8 +1454,18 @@ fn check_conditions(cx: &mut Cx, path: &KeyPath, conds: &Conditions, custom: &BT
         if let FieldKind::Enum(allowed) = f.kind() {
             for (i, v) in values.values().iter().enumerate() {
                 if !allowed.contains(&v.as_str()) {
-                    let vp = if values.values().len() == 1 && matches!(values, super::deployment::OneOrMany::One(_)) { fp.clone() } else { fp.index(i) };
-                    cx.error(&vp, format!("`{v}` is not a value of `{field}`"), suggest(v, allowed.iter().copied()));
+                    let vp = if values.values().len() == 1
+                        && matches!(values, super::deployment::OneOrMany::One(_))
+                    {
+                        fp.clone()
+                    } else {
+                        fp.index(i)
+                    };
+                    cx.error(
+                        &vp,
+                        format!("`{v}` is not a value of `{field}`"),
+                        suggest(v, allowed.iter().copied()),
+                    );
                 }
             }
         }
@@ -1088,7 +1486,9 @@ fn check_webhook_url(cx: &mut Cx, path: &KeyPath, url: &url::Url, allow_private:
     let private = match url.host() {
         Some(url::Host::Ipv4(ip)) => private_reason(IpAddr::V4(ip)),
         Some(url::Host::Ipv6(ip)) => private_reason(IpAddr::V6(ip)),
-        Some(url::Host::Domain(d)) if d == "localhost" || d.ends_with(".localhost") => Some("a loopback"),
+        Some(url::Host::Domain(d)) if d == "localhost" || d.ends_with(".localhost") => {
+            Some("a loopback")
+        }
         _ => None,
     };
     match private {
@@ -1112,7 +1512,9 @@ pub fn private_reason(ip: IpAddr) -> Option<&'static str> {
         IpAddr::V4(v4) => {
             if v4.is_loopback() {
                 Some("a loopback")
-            } else if v4.is_private() || v4.octets()[0] == 100 && (64..128).contains(&v4.octets()[1]) {
+            } else if v4.is_private()
+                || v4.octets()[0] == 100 && (64..128).contains(&v4.octets()[1])
+            {
                 Some("a private")
             } else if v4.is_link_local() {
                 Some("a link-local")

@@ -323,8 +323,10 @@ pub struct EventSettings {
 pub enum LeapDay {
     /// 28 February in non-leap years.
     #[default]
+    #[serde(rename = "feb_28")]
     Feb28,
     /// 1 March in non-leap years.
+    #[serde(rename = "mar_1")]
     Mar1,
 }
 

@@ -105,7 +105,11 @@ impl fmt::Display for Diagnostic {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        write!(f, "{}:{}:{}: {level}: ", self.file, self.span.line, self.span.col)?;
+        write!(
+            f,
+            "{}:{}:{}: {level}: ",
+            self.file, self.span.line, self.span.col
+        )?;
         if !self.path.0.is_empty() {
             write!(f, "{}: ", self.path)?;
         }
@@ -201,15 +205,16 @@ impl SourceFile {
         let last = path.0.len().saturating_sub(1);
         for (i, seg) in path.0.iter().enumerate() {
             let next = match (seg, &node.value) {
-                (Seg::Key(k), Value::Map(entries)) => {
-                    entries.iter().find(|(key, _)| &key.name == k).map(|(key, v)| {
+                (Seg::Key(k), Value::Map(entries)) => entries
+                    .iter()
+                    .find(|(key, _)| &key.name == k)
+                    .map(|(key, v)| {
                         if want_key && i == last {
                             (key.span, v)
                         } else {
                             (v.span, v)
                         }
-                    })
-                }
+                    }),
                 (Seg::Index(ix), Value::Seq(items)) => items.get(*ix).map(|v| (v.span, v)),
                 _ => None,
             };
@@ -227,7 +232,12 @@ impl SourceFile {
     }
 
     /// An error at the value at `path`.
-    pub fn error(&self, path: &KeyPath, message: impl Into<String>, help: Option<String>) -> Diagnostic {
+    pub fn error(
+        &self,
+        path: &KeyPath,
+        message: impl Into<String>,
+        help: Option<String>,
+    ) -> Diagnostic {
         Diagnostic {
             file: self.display.clone(),
             span: self.span_of(path),
@@ -253,7 +263,10 @@ impl SourceFile {
 }
 
 /// The closest candidate to `word`, if one is close enough to be a likely typo.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let lower = word.to_ascii_lowercase();
     candidates
         .into_iter()
@@ -264,7 +277,10 @@ pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str
 }
 
 /// `help` text for a typo: "did you mean `x`?", or the list of valid choices when short.
-pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str> + Clone) -> Option<String> {
+pub fn suggest<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str> + Clone,
+) -> Option<String> {
     if let Some(best) = did_you_mean(word, candidates.clone()) {
         return Some(format!("did you mean `{best}`?"));
     }
@@ -295,25 +311,53 @@ mod tests {
 
     #[test]
     fn key_paths_render_like_the_yaml_they_point_at() {
-        let p = KeyPath::of(&["sources", "personio"]).key("fields").index(2).key("X-Api-Key");
+        let p = KeyPath::of(&["sources", "personio"])
+            .key("fields")
+            .index(2)
+            .key("X-Api-Key");
         assert_eq!(p.to_string(), "sources.personio.fields[2].X-Api-Key");
-        assert_eq!(KeyPath::of(&["headers", "a b"]).to_string(), "headers[\"a b\"]");
+        assert_eq!(
+            KeyPath::of(&["headers", "a b"]).to_string(),
+            "headers[\"a b\"]"
+        );
     }
 
     #[test]
     fn spans_fall_back_to_the_nearest_existing_parent() {
-        let file = SourceFile::new("r.yaml", None, parse("a:\n  b: 1\n  c: [x, y]\n").root.unwrap());
-        assert_eq!(file.span_of(&KeyPath::of(&["a", "b"])), Span { line: 2, col: 6 });
-        assert_eq!(file.key_span_of(&KeyPath::of(&["a", "b"])), Span { line: 2, col: 3 });
-        assert_eq!(file.span_of(&KeyPath::of(&["a", "c"]).index(1)), Span { line: 3, col: 10 });
-        assert_eq!(file.span_of(&KeyPath::of(&["a", "zzz"])), Span { line: 2, col: 3 });
+        let file = SourceFile::new(
+            "r.yaml",
+            None,
+            parse("a:\n  b: 1\n  c: [x, y]\n").root.unwrap(),
+        );
+        assert_eq!(
+            file.span_of(&KeyPath::of(&["a", "b"])),
+            Span { line: 2, col: 6 }
+        );
+        assert_eq!(
+            file.key_span_of(&KeyPath::of(&["a", "b"])),
+            Span { line: 2, col: 3 }
+        );
+        assert_eq!(
+            file.span_of(&KeyPath::of(&["a", "c"]).index(1)),
+            Span { line: 3, col: 10 }
+        );
+        assert_eq!(
+            file.span_of(&KeyPath::of(&["a", "zzz"])),
+            Span { line: 2, col: 3 }
+        );
     }
 
     #[test]
     fn suggestions_catch_typos_but_not_unrelated_words() {
         assert_eq!(did_you_mean("fliter", ["filter", "fields"]), Some("filter"));
-        assert_eq!(did_you_mean("personoi", ["personio", "kenjo"]), Some("personio"));
+        assert_eq!(
+            did_you_mean("personoi", ["personio", "kenjo"]),
+            Some("personio")
+        );
         assert_eq!(did_you_mean("zzz", ["filter", "fields"]), None);
-        assert_eq!(suggest("zzz", ["a", "b"]).unwrap(), "expected one of `a` or `b`");
+        assert_eq!(
+            suggest("zzz", ["a", "b"]).unwrap(),
+            "expected one of `a` or `b`"
+        );
     }
 }

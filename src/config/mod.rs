@@ -112,7 +112,9 @@ impl Config {
 /// deployment file itself). Returns every problem on failure.
 pub fn load(path: &Path, opts: &LoadOptions) -> Result<Config, Diagnostics> {
     let (dir, deployment_path) = if path.is_file() {
-        let dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        let dir = path
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
         (dir, path.to_path_buf())
     } else {
         (path.to_path_buf(), path.join(DEPLOYMENT_FILE))
@@ -120,8 +122,20 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Config, Diagnostics> {
     let mut diags = Diagnostics::default();
 
     let deployment = read_local::<Deployment>(&deployment_path, FileKind::Deployment, &mut diags);
-    let providers = read_kind::<ProviderSpec>(&dir, "providers", builtin_providers(), FileKind::Provider, &mut diags);
-    let mappings = read_kind::<MappingSpec>(&dir, "mappings", builtin_mappings(), FileKind::Mapping, &mut diags);
+    let providers = read_kind::<ProviderSpec>(
+        &dir,
+        "providers",
+        builtin_providers(),
+        FileKind::Provider,
+        &mut diags,
+    );
+    let mappings = read_kind::<MappingSpec>(
+        &dir,
+        "mappings",
+        builtin_mappings(),
+        FileKind::Mapping,
+        &mut diags,
+    );
 
     let compiled = compile::compile(&dir, deployment, providers, mappings, opts, &mut diags);
     match compiled {
@@ -153,7 +167,10 @@ fn read_kind<T: DeserializeOwned>(
     let mut out = BTreeMap::new();
     for (name, text) in builtins {
         let display = format!("<builtin>/{sub}/{name}.yaml");
-        out.insert((*name).to_string(), parse_file(&display, None, text, kind, diags));
+        out.insert(
+            (*name).to_string(),
+            parse_file(&display, None, text, kind, diags),
+        );
     }
     let local = dir.join(sub);
     let Ok(entries) = std::fs::read_dir(&local) else {
@@ -166,13 +183,27 @@ fn read_kind<T: DeserializeOwned>(
         .collect();
     paths.sort();
     for path in paths {
-        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let display = path.display().to_string();
         if let Err(e) = value::Name::parse(&stem) {
-            diags.push(file_diag(&display, format!("file name `{stem}` is not a valid {} name: {}", kind.name(), e.message), e.help));
+            diags.push(file_diag(
+                &display,
+                format!(
+                    "file name `{stem}` is not a valid {} name: {}",
+                    kind.name(),
+                    e.message
+                ),
+                e.help,
+            ));
             continue;
         }
-        if out.get(&stem).is_some_and(|f: &ReadFile<T>| f.origin != Origin::Builtin) {
+        if out
+            .get(&stem)
+            .is_some_and(|f: &ReadFile<T>| f.origin != Origin::Builtin)
+        {
             diags.push(file_diag(
                 &display,
                 format!("another file already defines {} `{stem}`", kind.name()),
@@ -186,7 +217,11 @@ fn read_kind<T: DeserializeOwned>(
     out
 }
 
-fn read_local<T: DeserializeOwned>(path: &Path, kind: FileKind, diags: &mut Diagnostics) -> ReadFile<T> {
+fn read_local<T: DeserializeOwned>(
+    path: &Path,
+    kind: FileKind,
+    diags: &mut Diagnostics,
+) -> ReadFile<T> {
     let display = path.display().to_string();
     let origin = Origin::File(path.to_path_buf());
     let failed = ReadFile {
@@ -198,11 +233,17 @@ fn read_local<T: DeserializeOwned>(path: &Path, kind: FileKind, diags: &mut Diag
         Ok(m) => m,
         Err(e) => {
             let help = if kind == FileKind::Deployment {
-                format!("pass the config directory (holding `{DEPLOYMENT_FILE}`) or the file itself with --config")
+                format!(
+                    "pass the config directory (holding `{DEPLOYMENT_FILE}`) or the file itself with --config"
+                )
             } else {
                 "check the path and permissions".to_string()
             };
-            diags.push(file_diag(&display, format!("cannot read {} file: {}", kind.name(), io_reason(&e)), Some(help)));
+            diags.push(file_diag(
+                &display,
+                format!("cannot read {} file: {}", kind.name(), io_reason(&e)),
+                Some(help),
+            ));
             return failed;
         }
     };
@@ -216,7 +257,11 @@ fn read_local<T: DeserializeOwned>(path: &Path, kind: FileKind, diags: &mut Diag
     let read = std::fs::File::open(path)
         .and_then(|f| f.take(yaml::MAX_FILE_BYTES + 1).read_to_string(&mut text));
     if let Err(e) = read {
-        diags.push(file_diag(&display, format!("cannot read {} file: {}", kind.name(), io_reason(&e)), None));
+        diags.push(file_diag(
+            &display,
+            format!("cannot read {} file: {}", kind.name(), io_reason(&e)),
+            None,
+        ));
         return failed;
     }
     ReadFile {
@@ -247,7 +292,11 @@ pub fn parse_file<T: DeserializeOwned>(
     }
     let origin = path.map_or(Origin::Builtin, |p| Origin::File(p.to_path_buf()));
     let Some(root) = parsed.root else {
-        return ReadFile { file: None, spec: None, origin };
+        return ReadFile {
+            file: None,
+            spec: None,
+            origin,
+        };
     };
     let file = Arc::new(SourceFile::new(display, path, root));
     let issues = check::check(schema::schema(kind), &file.root);
@@ -263,17 +312,29 @@ pub fn parse_file<T: DeserializeOwned>(
         });
     }
     if !structurally_ok {
-        return ReadFile { file: Some(file), spec: None, origin };
+        return ReadFile {
+            file: Some(file),
+            spec: None,
+            origin,
+        };
     }
     // The schema check passed, so serde should too; if it does not, the schema and the types
     // disagree somewhere, and the error is still reported at the right key.
     let value = file.root.to_serde();
     match serde_path_to_error::deserialize::<_, T>(value) {
-        Ok(spec) => ReadFile { file: Some(file), spec: Some(spec), origin },
+        Ok(spec) => ReadFile {
+            file: Some(file),
+            spec: Some(spec),
+            origin,
+        },
         Err(e) => {
             let path = serde_path(e.path());
             diags.push(file.error(&path, e.inner().to_string(), None));
-            ReadFile { file: Some(file), spec: None, origin }
+            ReadFile {
+                file: Some(file),
+                spec: None,
+                origin,
+            }
         }
     }
 }

@@ -127,7 +127,7 @@ pub enum Auth {
     /// Log in with a request, then send the token it returns ("login then use token").
     TokenExchange {
         /// The login request (path relative to `base_url`, or an absolute URL).
-        request: Request,
+        request: Box<Request>,
         /// JSONPath to the token in the login response.
         token: JsonPath,
         /// JSONPath to the token lifetime in seconds, if the response has one.

@@ -67,8 +67,20 @@ fn generate<T: schemars::JsonSchema>(title: &str) -> Value {
 fn describe_tags(v: &mut Value) {
     match v {
         Value::Object(map) => {
-            let branch_desc = map.get("description").and_then(Value::as_str).map(str::to_string);
-            if let (Some(desc), Some(Value::Object(props))) = (branch_desc, map.get_mut("properties")) {
+            let branch_desc = map
+                .get("description")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            if let (Some(desc), Some(Value::Object(props))) =
+                (branch_desc, map.get_mut("properties"))
+            {
+                // An externally tagged variant (`body: {json: ...}`): its one property is the variant.
+                if props.len() == 1
+                    && let Some(Value::Object(only)) = props.values_mut().next()
+                    && !only.contains_key("description")
+                {
+                    only.insert("description".into(), Value::String(desc.clone()));
+                }
                 for prop in props.values_mut() {
                     if let Some(obj) = prop.as_object_mut()
                         && !obj.contains_key("description")
@@ -102,9 +114,9 @@ pub fn undescribed_properties(kind: FileKind) -> Vec<String> {
             Value::Object(map) => {
                 if let Some(Value::Object(props)) = map.get("properties") {
                     for (name, prop) in props {
-                        let has = prop.get("description").is_some_and(|d| {
-                            d.as_str().is_some_and(|s| !s.trim().is_empty())
-                        });
+                        let has = prop
+                            .get("description")
+                            .is_some_and(|d| d.as_str().is_some_and(|s| !s.trim().is_empty()));
                         if !has {
                             out.push(format!("{ptr}/properties/{name}"));
                         }

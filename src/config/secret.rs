@@ -137,7 +137,9 @@ impl SecretError {
             SecretError::NoCredentialsDirectory(n) => format!(
                 "add `LoadCredential={n}:/path/to/secret` to the unit, or use {{env: NAME}} outside systemd"
             ),
-            SecretError::Empty(_) => "put the secret value in place; an empty secret is never valid".into(),
+            SecretError::Empty(_) => {
+                "put the secret value in place; an empty secret is never valid".into()
+            }
         }
     }
 }
@@ -259,9 +261,27 @@ mod tests {
             dir: tmp.path().to_path_buf(),
         };
         let get = |r: SecretRef| r.resolve(&env).map(|s| s.expose().to_string());
-        assert_eq!(get(SecretRef::Env { env: "TOKEN".into() }).unwrap(), "from-env");
-        assert_eq!(get(SecretRef::File { file: "api.key".into() }).unwrap(), "from-file");
-        assert_eq!(get(SecretRef::Credential { credential: "personio".into() }).unwrap(), "from-cred");
+        assert_eq!(
+            get(SecretRef::Env {
+                env: "TOKEN".into()
+            })
+            .unwrap(),
+            "from-env"
+        );
+        assert_eq!(
+            get(SecretRef::File {
+                file: "api.key".into()
+            })
+            .unwrap(),
+            "from-file"
+        );
+        assert_eq!(
+            get(SecretRef::Credential {
+                credential: "personio".into()
+            })
+            .unwrap(),
+            "from-cred"
+        );
         assert_eq!(
             get(SecretRef::Env { env: "NOPE".into() }).unwrap_err(),
             SecretError::EnvMissing("NOPE".into())
@@ -277,7 +297,11 @@ mod tests {
             creds: None,
             dir: PathBuf::from("/"),
         };
-        let e = SecretRef::Credential { credential: "k".into() }.resolve(&env).unwrap_err();
+        let e = SecretRef::Credential {
+            credential: "k".into(),
+        }
+        .resolve(&env)
+        .unwrap_err();
         assert!(e.help().contains("LoadCredential=k:"));
     }
 }

@@ -420,7 +420,10 @@ impl HttpUrl {
             .map_err(|e| ValueError::new(format!("`{s}` is not a valid URL: {e}"), help))?;
         if !matches!(u.scheme(), "http" | "https") {
             return Err(ValueError::new(
-                format!("`{s}` uses scheme `{}`; only http and https are supported", u.scheme()),
+                format!(
+                    "`{s}` uses scheme `{}`; only http and https are supported",
+                    u.scheme()
+                ),
                 help,
             ));
         }
@@ -517,15 +520,15 @@ impl TimeZoneName {
         let names: Vec<String> = jiff::tz::db().available().map(|n| n.to_string()).collect();
         let help = crate::config::diag::did_you_mean(s, names.iter().map(String::as_str))
             .map(|n| format!("did you mean `{n}`?"))
-            .unwrap_or_else(|| "use an IANA name such as `Europe/Berlin` or `America/New_York`".into());
+            .unwrap_or_else(|| {
+                "use an IANA name such as `Europe/Berlin` or `America/New_York`".into()
+            });
         Err(ValueError::new(format!("unknown time zone `{s}`"), help))
     }
 
     /// The zone.
     pub fn time_zone(&self) -> jiff::tz::TimeZone {
-        jiff::tz::db()
-            .get(&self.0)
-            .expect("checked when parsed")
+        jiff::tz::db().get(&self.0).expect("checked when parsed")
     }
 
     /// The name.
@@ -591,8 +594,7 @@ impl Name {
     pub fn parse(s: &str) -> Result<Name, ValueError> {
         let ok = s.len() <= 63
             && s.starts_with(|c: char| c.is_ascii_lowercase())
-            && s
-                .chars()
+            && s.chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-'));
         if ok {
             Ok(Name(s.to_string()))
@@ -600,7 +602,13 @@ impl Name {
             let fixed: String = s
                 .to_ascii_lowercase()
                 .chars()
-                .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
                 .collect();
             Err(ValueError::new(
                 format!("`{s}` is not a valid name"),
@@ -647,7 +655,8 @@ impl Ratio {
             None => s.trim().parse::<f64>(),
         }
         .map_err(|_| ValueError::new(format!("`{s}` is not a percentage"), help))?;
-        Ratio::new(v).ok_or_else(|| ValueError::new(format!("`{s}` is not between 0% and 100%"), help))
+        Ratio::new(v)
+            .ok_or_else(|| ValueError::new(format!("`{s}` is not between 0% and 100%"), help))
     }
 
     /// The fraction.
@@ -702,17 +711,53 @@ mod tests {
 
     #[test]
     fn durations_and_offsets() {
-        assert_eq!(Duration::parse("4h").unwrap().get(), StdDuration::from_secs(4 * 3600));
-        assert_eq!(Duration::parse("1h30m").unwrap().get(), StdDuration::from_secs(5400));
-        assert_eq!(Duration::parse("7d").unwrap().get(), StdDuration::from_secs(7 * 86400));
-        assert_eq!(Duration::parse("PT5M").unwrap().get(), StdDuration::from_secs(300));
-        assert!(Duration::parse("4").unwrap_err().message.contains("no unit"));
-        assert!(Duration::parse("-1h").unwrap_err().message.contains("negative"));
+        assert_eq!(
+            Duration::parse("4h").unwrap().get(),
+            StdDuration::from_secs(4 * 3600)
+        );
+        assert_eq!(
+            Duration::parse("1h30m").unwrap().get(),
+            StdDuration::from_secs(5400)
+        );
+        assert_eq!(
+            Duration::parse("7d").unwrap().get(),
+            StdDuration::from_secs(7 * 86400)
+        );
+        assert_eq!(
+            Duration::parse("PT5M").unwrap().get(),
+            StdDuration::from_secs(300)
+        );
+        assert!(
+            Duration::parse("4")
+                .unwrap_err()
+                .message
+                .contains("no unit")
+        );
+        assert!(
+            Duration::parse("-1h")
+                .unwrap_err()
+                .message
+                .contains("negative")
+        );
         assert!(Duration::parse("four hours").is_err());
-        assert!(Duration::parse("1 month").unwrap_err().message.contains("months"));
-        assert_eq!(Offset::parse("-7d").unwrap().get(), jiff::SignedDuration::from_hours(-168));
-        assert_eq!(Offset::parse("+1d").unwrap().get(), jiff::SignedDuration::from_hours(24));
-        assert_eq!(Offset::parse("0d").unwrap().get(), jiff::SignedDuration::ZERO);
+        assert!(
+            Duration::parse("1 month")
+                .unwrap_err()
+                .message
+                .contains("months")
+        );
+        assert_eq!(
+            Offset::parse("-7d").unwrap().get(),
+            jiff::SignedDuration::from_hours(-168)
+        );
+        assert_eq!(
+            Offset::parse("+1d").unwrap().get(),
+            jiff::SignedDuration::from_hours(24)
+        );
+        assert_eq!(
+            Offset::parse("0d").unwrap().get(),
+            jiff::SignedDuration::ZERO
+        );
     }
 
     #[test]
@@ -732,10 +777,28 @@ mod tests {
         assert_eq!(t.vars().collect::<Vec<_>>(), ["credentials.token"]);
         assert_eq!(t.render(|_| Some("abc".into())).unwrap(), "Bearer abc");
         let t = Template::parse("{{literal}} {a}-{b}").unwrap();
-        assert_eq!(t.render(|v| Some(v.to_uppercase())).unwrap(), "{literal} A-B");
-        assert!(Template::parse("{open").unwrap_err().message.contains("unclosed"));
-        assert!(Template::parse("{bad name}").unwrap_err().message.contains("invalid placeholder"));
-        assert!(Template::parse("x}").unwrap_err().message.contains("unmatched"));
+        assert_eq!(
+            t.render(|v| Some(v.to_uppercase())).unwrap(),
+            "{literal} A-B"
+        );
+        assert!(
+            Template::parse("{open")
+                .unwrap_err()
+                .message
+                .contains("unclosed")
+        );
+        assert!(
+            Template::parse("{bad name}")
+                .unwrap_err()
+                .message
+                .contains("invalid placeholder")
+        );
+        assert!(
+            Template::parse("x}")
+                .unwrap_err()
+                .message
+                .contains("unmatched")
+        );
         assert!(UrlTemplate::parse("https://{settings.domain}.bamboohr.com/api").is_ok());
         assert!(UrlTemplate::parse("{settings.domain}.bamboohr.com").is_err());
     }
@@ -744,20 +807,33 @@ mod tests {
     fn other_values() {
         assert!(CronExpr::parse("0 */4 * * *").is_ok());
         assert!(CronExpr::parse("61 * * * *").is_err());
-        assert!(CronExpr::parse("0 0 */4 * * *").is_err(), "six fields are refused");
+        assert!(
+            CronExpr::parse("0 0 */4 * * *").is_err(),
+            "six fields are refused"
+        );
         assert!(TimeZoneName::parse("Europe/Berlin").is_ok());
         let e = TimeZoneName::parse("Europe/Berln").unwrap_err();
         assert_eq!(e.help.as_deref(), Some("did you mean `Europe/Berlin`?"));
-        assert_eq!(TimeOfDay::parse("09:00").unwrap().time(), jiff::civil::time(9, 0, 0, 0));
+        assert_eq!(
+            TimeOfDay::parse("09:00").unwrap().time(),
+            jiff::civil::time(9, 0, 0, 0)
+        );
         assert!(TimeOfDay::parse("25:00").is_err());
         assert!(TimeOfDay::parse("9am").is_err());
         assert!(Name::parse("personio-eu").is_ok());
-        assert_eq!(Name::parse("Personio EU").unwrap_err().help.unwrap(),
-            "use lowercase letters, digits, `_` and `-`, starting with a letter (e.g. `personio_eu`)");
+        assert_eq!(
+            Name::parse("Personio EU").unwrap_err().help.unwrap(),
+            "use lowercase letters, digits, `_` and `-`, starting with a letter (e.g. `personio_eu`)"
+        );
         assert_eq!(Ratio::parse_str("20%").unwrap().get(), 0.2);
         assert!(Ratio::parse_str("120%").is_err());
         assert!(HttpUrl::parse("api.example.com").is_err());
         assert!(HttpUrl::parse("ftp://x.example").is_err());
-        assert!(HttpUrl::parse("https://user:pw@x.example").unwrap_err().message.contains("credentials"));
+        assert!(
+            HttpUrl::parse("https://user:pw@x.example")
+                .unwrap_err()
+                .message
+                .contains("credentials")
+        );
     }
 }

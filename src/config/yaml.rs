@@ -252,7 +252,9 @@ pub fn too_large(len: u64) -> YamlProblem {
             len as f64 / (1024.0 * 1024.0),
             MAX_FILE_BYTES / (1024 * 1024)
         ),
-        help: Some("a config file this large is almost certainly not a config file; check the path".into()),
+        help: Some(
+            "a config file this large is almost certainly not a config file; check the path".into(),
+        ),
     }
 }
 
@@ -300,7 +302,9 @@ impl Builder {
                         return Err(YamlProblem {
                             span,
                             message: "alias refers to an unknown anchor".into(),
-                            help: Some("define the anchor (`&name`) before using it (`*name`)".into()),
+                            help: Some(
+                                "define the anchor (`&name`) before using it (`*name`)".into(),
+                            ),
                         });
                     };
                     let (node, size) = (node.clone(), *size);
@@ -335,7 +339,10 @@ impl Builder {
                     });
                 }
                 Event::SequenceEnd | Event::MappingEnd => {
-                    let frame = self.stack.pop().expect("parser balances start and end events");
+                    let frame = self
+                        .stack
+                        .pop()
+                        .expect("parser balances start and end events");
                     let (node, anchor, nodes_at_start) = match frame {
                         Frame::Seq {
                             span,
@@ -431,7 +438,8 @@ impl Builder {
                         Value::Seq(_) | Value::Map(_) => {
                             problems.push(YamlProblem {
                                 span: node.span,
-                                message: "a key must be a plain value, not a list or mapping".into(),
+                                message: "a key must be a plain value, not a list or mapping"
+                                    .into(),
                                 help: None,
                             });
                             String::from("<complex key>")
@@ -478,7 +486,8 @@ fn depth_problem(span: Span) -> YamlProblem {
 
 /// True for the core schema's `!!map`, `!!seq` and `!!str` (the parser expands `!!`).
 fn is_core_tag(tag: &Tag, suffixes: &[&str]) -> bool {
-    (tag.handle == "!!" || tag.handle == "tag:yaml.org,2002:") && suffixes.contains(&tag.suffix.as_str())
+    (tag.handle == "!!" || tag.handle == "tag:yaml.org,2002:")
+        && suffixes.contains(&tag.suffix.as_str())
 }
 
 fn reject_tag(tag: Option<&Tag>, span: Span) -> Result<(), YamlProblem> {
@@ -629,13 +638,19 @@ mod tests {
         assert_eq!(parsed.problems.len(), 1);
         assert_eq!(parsed.problems[0].span, Span { line: 3, col: 1 });
         assert!(parsed.problems[0].message.contains("duplicate key `a`"));
-        assert_eq!(parsed.root.unwrap().get("a").unwrap().1.value, Value::Int(1));
+        assert_eq!(
+            parsed.root.unwrap().get("a").unwrap().1.value,
+            Value::Int(1)
+        );
     }
 
     #[test]
     fn aliases_expand_and_bombs_are_refused() {
         let node = root("base: &b {x: 1}\ncopy: *b\n");
-        assert_eq!(node.get("copy").unwrap().1.get("x").unwrap().1.value, Value::Int(1));
+        assert_eq!(
+            node.get("copy").unwrap().1.get("x").unwrap().1.value,
+            Value::Int(1)
+        );
 
         let mut bomb = String::from("a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
         for i in 1..12 {
@@ -651,7 +666,9 @@ mod tests {
         let deep = "[".repeat(10_000) + &"]".repeat(10_000);
         let p = first_problem(&deep);
         assert!(p.message.contains("deeper than 64"), "{p:?}");
-        let deep_block: String = (0..1_500).map(|i| format!("{}k:\n", " ".repeat(i))).collect();
+        let deep_block: String = (0..1_500)
+            .map(|i| format!("{}k:\n", " ".repeat(i)))
+            .collect();
         let p = first_problem(&deep_block);
         assert!(p.message.contains("deeper than 64"), "{p:?}");
     }
@@ -667,8 +684,20 @@ mod tests {
 
     #[test]
     fn tags_merge_keys_and_multiple_documents_are_refused() {
-        assert!(first_problem("k: !env FOO\n").message.contains("tag `!env`"));
-        assert!(first_problem("a: &a {x: 1}\nb:\n  <<: *a\n").message.contains("merge keys"));
-        assert!(first_problem("a: 1\n---\nb: 2\n").message.contains("more than one"));
+        assert!(
+            first_problem("k: !env FOO\n")
+                .message
+                .contains("tag `!env`")
+        );
+        assert!(
+            first_problem("a: &a {x: 1}\nb:\n  <<: *a\n")
+                .message
+                .contains("merge keys")
+        );
+        assert!(
+            first_problem("a: 1\n---\nb: 2\n")
+                .message
+                .contains("more than one")
+        );
     }
 }

@@ -1,0 +1,19 @@
+//! Integration tests, compiled into one binary. Each module covers one capability; tests run
+//! the library pipeline or the real `roster` binary against files in temp dirs.
+
+mod cli;
+mod hostile;
+mod schema;
+mod validate;
+
+use std::path::{Path, PathBuf};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Loads a config the way every command does.
+pub fn load(path: &Path) -> Result<roster::config::Config, roster::config::diag::Diagnostics> {
+    roster::config::load(path, &roster::config::LoadOptions::default())
+}
