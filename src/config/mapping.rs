@@ -79,6 +79,9 @@ pub struct FieldSpec {
     /// What to do with a provider value missing from `values`: `error` (the record is reported as a data problem, default for enum fields), `keep` (store it unchanged) or `default` (use `default`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unmapped: Option<Unmapped>,
+    /// Provider values that mean "no value", e.g. BambooHR's `0000-00-00` for an empty date. Compared after transforms.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub empty_values: Vec<String>,
     /// Value used when the source yields nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<serde_json::Value>,

@@ -320,16 +320,21 @@ pub fn parse_file<T: DeserializeOwned>(
     }
     // The schema check passed, so serde should too; if it does not, the schema and the types
     // disagree somewhere, and the error is still reported at the right key.
+    //
+    // Externally tagged enums (`body: {json: ...}`) are one-key mappings in Roster's YAML and
+    // in the schema; serde_yaml only takes YAML tags (`!json`) for them unless told otherwise.
     let value = file.root.to_serde();
-    match serde_path_to_error::deserialize::<_, T>(value) {
+    let mut track = serde_path_to_error::Track::new();
+    let de = serde_path_to_error::Deserializer::new(value, &mut track);
+    match serde_yaml::with::singleton_map_recursive::deserialize::<T, _>(de) {
         Ok(spec) => ReadFile {
             file: Some(file),
             spec: Some(spec),
             origin,
         },
         Err(e) => {
-            let path = serde_path(e.path());
-            diags.push(file.error(&path, e.inner().to_string(), None));
+            let path = serde_path(&track.path());
+            diags.push(file.error(&path, e.to_string(), None));
             ReadFile {
                 file: Some(file),
                 spec: None,
@@ -370,5 +375,32 @@ fn io_reason(e: &std::io::Error) -> String {
         std::io::ErrorKind::PermissionDenied => "permission denied".into(),
         std::io::ErrorKind::InvalidData => "not UTF-8 text".into(),
         _ => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_provider(yaml: &str) -> (Option<ProviderSpec>, String) {
+        let mut diags = Diagnostics::default();
+        let read = parse_file::<ProviderSpec>("p.yaml", None, yaml, FileKind::Provider, &mut diags);
+        (read.spec, diags.render())
+    }
+
+    #[test]
+    fn request_bodies_decode_on_streams_and_sub_requests() {
+        // Regression: `body: {json: ...}` on a stream failed to decode ("expected a
+        // Value::Tagged enum") while the same body under `auth` worked.
+        let yaml = "base_url: https://x.example\nauth: {kind: none}\nstreams:\n  people:\n    request:\n      method: POST\n      path: /people/search\n      body:\n        json: {fields: [root.id], showInactive: true}\n    records: $.employees[*]\n    subrequests:\n      - into: extra\n        request:\n          path: /x\n          body: {form: {a: b}}\n        records: $[*]\n";
+        let (spec, out) = decode_provider(yaml);
+        assert_eq!(out, "");
+        let spec = spec.unwrap();
+        let stream = &spec.streams["people"];
+        assert!(matches!(stream.request.body, Some(provider::Body::Json(_))));
+        assert!(matches!(
+            stream.subrequests[0].request.body,
+            Some(provider::Body::Form(_))
+        ));
     }
 }

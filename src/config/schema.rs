@@ -76,10 +76,17 @@ fn describe_tags(v: &mut Value) {
             {
                 // An externally tagged variant (`body: {json: ...}`): its one property is the variant.
                 if props.len() == 1
-                    && let Some(Value::Object(only)) = props.values_mut().next()
-                    && !only.contains_key("description")
+                    && let Some(only) = props.values_mut().next()
                 {
-                    only.insert("description".into(), Value::String(desc.clone()));
+                    if *only == Value::Bool(true) {
+                        // `true` (any value) and `{}` mean the same; only the object can say why.
+                        *only = Value::Object(serde_json::Map::new());
+                    }
+                    if let Some(obj) = only.as_object_mut()
+                        && !obj.contains_key("description")
+                    {
+                        obj.insert("description".into(), Value::String(desc.clone()));
+                    }
                 }
                 for prop in props.values_mut() {
                     if let Some(obj) = prop.as_object_mut()
