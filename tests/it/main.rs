@@ -1,6 +1,7 @@
 //! Integration tests, compiled into one binary. Each module covers one capability; tests run
 //! the library pipeline or the real `roster` binary against files in temp dirs.
 
+mod catalog;
 mod cli;
 mod hostile;
 mod schema;
