@@ -7,7 +7,7 @@
 //! conditions name real sources, fields and event types. Each problem is reported at the key
 //! it is about; all are collected.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -442,7 +442,7 @@ fn check_provider(cx: &mut Cx, _name: &str, spec: &ProviderSpec) {
         if stream.max_pages == Some(0) {
             cx.error(&sp.key("max_pages"), "`max_pages` must be at least 1", None);
         }
-        let mut intos: HashMap<String, ()> = HashMap::new();
+        let mut intos: HashSet<String> = HashSet::new();
         let mut check_into = |cx: &mut Cx, path: KeyPath, into: &str| {
             if into.is_empty() || into.starts_with('$') || into.contains('.') {
                 cx.error(
@@ -453,34 +453,38 @@ fn check_provider(cx: &mut Cx, _name: &str, spec: &ProviderSpec) {
                             .into(),
                     ),
                 );
-            } else if intos.insert(into.to_string(), ()).is_some() {
+            } else if !intos.insert(into.to_string()) {
                 cx.error(&path, format!("`{into}` is already used by another join, lookup or sub-request of this stream"), None);
             }
         };
-        for (i, j) in stream.join.iter().enumerate() {
-            let jp = sp.key("join").index(i);
-            check_into(cx, jp.key("into"), &j.into);
-            check_stream_ref(
-                cx,
-                &jp,
-                sname,
+        // Joins and lookups both name another stream and match on its id or an explicit key.
+        let joins = stream.join.iter().enumerate().map(|(i, j)| {
+            (
+                sp.key("join").index(i),
                 &j.stream,
+                &j.into,
                 j.key.is_some(),
                 "key",
-                spec,
-                &stream_names,
-            );
-        }
-        for (i, l) in stream.lookups.iter().enumerate() {
-            let lp = sp.key("lookups").index(i);
-            check_into(cx, lp.key("into"), &l.into);
-            check_stream_ref(
-                cx,
-                &lp,
-                sname,
+            )
+        });
+        let lookups = stream.lookups.iter().enumerate().map(|(i, l)| {
+            (
+                sp.key("lookups").index(i),
                 &l.stream,
+                &l.into,
                 l.matches.is_some(),
                 "matches",
+            )
+        });
+        for (path, target, into, explicit_key, key_name) in joins.chain(lookups) {
+            check_into(cx, path.key("into"), into);
+            check_stream_ref(
+                cx,
+                &path,
+                sname,
+                target,
+                explicit_key,
+                key_name,
                 spec,
                 &stream_names,
             );
@@ -847,6 +851,15 @@ fn check_field(
             path,
             "an `enum` field needs `values:` (provider value: stored value)",
             None,
+        );
+    }
+    if !spec.values.is_empty() && matches!(kind, ValueType::Date | ValueType::Email) {
+        cx.error(
+            &path.key("values"),
+            "a value map does not apply to dates or emails",
+            Some(
+                "for a value that means \"empty\" (such as `0000-00-00`) use `empty_values`".into(),
+            ),
         );
     }
     if spec.unmapped == Some(Unmapped::Default) && spec.default.is_none() {
