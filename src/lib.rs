@@ -8,7 +8,9 @@
 //!
 //! - [`config`]: the one config pipeline (read, parse, check, decode, compile), JSON Schema,
 //!   secrets. Used by every command.
+//! - [`provider`]: the HTTP extraction engine (knows nothing of DuckDB or people).
 //! - [`cli`]: one file per subcommand.
 
 pub mod cli;
 pub mod config;
+pub mod provider;

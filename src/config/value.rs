@@ -236,6 +236,21 @@ impl JsonPath {
         &self.query
     }
 
+    /// Every value the path selects in `doc`, in document order.
+    pub fn select<'a>(&self, doc: &'a serde_json::Value) -> Vec<&'a serde_json::Value> {
+        match jsonpath_rust::query::js_path_process(&self.query, doc) {
+            Ok(refs) => refs.into_iter().map(|r| r.val()).collect(),
+            // Only a path that computes a new value (not a reference) errors; a compiled
+            // selector path never does. Treat it as selecting nothing.
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// The first value the path selects, if any.
+    pub fn first<'a>(&self, doc: &'a serde_json::Value) -> Option<&'a serde_json::Value> {
+        self.select(doc).into_iter().next()
+    }
+
     /// The text as written.
     pub fn as_str(&self) -> &str {
         &self.text
@@ -769,6 +784,22 @@ mod tests {
         assert!(e.message.contains("syntax error at character"), "{e}");
         let e = JsonPath::parse("data").unwrap_err();
         assert_eq!(e.help.as_deref(), Some("write `$.data`"));
+    }
+
+    #[test]
+    fn jsonpaths_select_values() {
+        let doc = serde_json::json!({"data": [{"id": 1}, {"id": 2}], "meta": {"next": null}});
+        let p = JsonPath::parse("$.data[*]").unwrap();
+        assert_eq!(p.select(&doc).len(), 2);
+        assert_eq!(
+            JsonPath::parse("$.data[1].id").unwrap().first(&doc),
+            Some(&serde_json::json!(2))
+        );
+        assert_eq!(
+            JsonPath::parse("$.meta.next").unwrap().first(&doc),
+            Some(&serde_json::Value::Null)
+        );
+        assert_eq!(JsonPath::parse("$.nope").unwrap().first(&doc), None);
     }
 
     #[test]
