@@ -6,7 +6,10 @@
 //! (issue 3).
 //!
 //! - [`paginate`]: which request comes next, when a listing ends, whether it is complete.
+//! - [`request`]: a spec's request made concrete (templates, URL, static auth, token
+//!   prefix) and the value-based [`request::Redactor`] that keeps secrets out of output.
 //! - [`retry`]: whether and how long to wait after a failed attempt.
 
 pub mod paginate;
+pub mod request;
 pub mod retry;
