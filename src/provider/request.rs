@@ -192,6 +192,43 @@ impl Plan {
         ctx: &Context,
         extra_query: &[(String, String)],
     ) -> Result<Plan, RenderError> {
+        Plan::build_with(spec, req, ctx, extra_query, true)
+    }
+
+    /// Like [`Plan::build`] without the provider's auth: the login request itself.
+    pub fn build_unauthenticated(
+        spec: &ProviderSpec,
+        req: &Request,
+        ctx: &Context,
+    ) -> Result<Plan, RenderError> {
+        Plan::build_with(spec, req, ctx, &[], false)
+    }
+
+    /// A form POST to an absolute URL (an OAuth token endpoint).
+    pub fn post_form(url: &str, form: Vec<(String, String)>) -> Result<Plan, RenderError> {
+        Ok(Plan {
+            method: Method::Post,
+            url: url::Url::parse(url).map_err(|_| RenderError::BadUrl(url.to_string()))?,
+            headers: vec![("Accept".into(), "application/json".into())],
+            body: Some(PlannedBody::Form(form)),
+            derived_secrets: Vec::new(),
+        })
+    }
+
+    /// Sets HTTP basic authentication from secret values.
+    pub fn set_basic(&mut self, user: &str, password: &str) {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        set(&mut self.headers, "Authorization", format!("Basic {b64}"));
+        self.derived_secrets.push(b64);
+    }
+
+    fn build_with(
+        spec: &ProviderSpec,
+        req: &Request,
+        ctx: &Context,
+        extra_query: &[(String, String)],
+        apply_auth: bool,
+    ) -> Result<Plan, RenderError> {
         let (base, _) = ctx.render(spec.base_url.template())?;
         let (path, _) = ctx.render(&req.path)?;
         let mut url = join(&base, &path)?;
@@ -207,7 +244,8 @@ impl Plan {
         for (k, t) in spec.headers.iter().chain(&req.headers) {
             set(&mut headers, k, ctx.render(t)?.0);
         }
-        match &spec.auth {
+        let auth = if apply_auth { &spec.auth } else { &Auth::None };
+        match auth {
             Auth::ApiKey {
                 location,
                 name,

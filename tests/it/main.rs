@@ -3,6 +3,7 @@
 
 mod catalog;
 mod cli;
+mod fetch;
 mod hostile;
 mod schema;
 mod validate;

@@ -1,0 +1,660 @@
+//! The HTTP engine for one source: sends a stream's requests page by page, authenticates,
+//! retries, selects records and hands each one on as its page arrives (one page in memory at
+//! a time), then checks the listing is complete.
+//!
+//! Every error names the source, the request (method and path, secrets masked), the status
+//! and what to do next. Nothing here knows about mappings, people or DuckDB.
+//!
+//! Supported so far: auth `none`, `api_key`, `headers`, `bearer`, `basic`, `token_exchange`
+//! (with a Bearer-prefixed token and token rotation by response header) and
+//! `oauth2_client_credentials`; every pagination kind; retries and `Retry-After`; one
+//! re-authentication on 401. Still to come (issue 3): `oauth2_refresh_token` (it needs the
+//! state store to persist rotated tokens), joins, lookups, sub-requests, the shared rate
+//! limiter and the whole-fetch timeout.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::paginate::{Next, Page, PageError, Pager, Summary};
+use super::request::{Context, Plan, PlannedBody, Redactor, RenderError};
+use super::retry::{Decision, Failure, Policy};
+use crate::config::provider::{Auth, ClientAuth, Method, ProviderSpec};
+
+/// A fetch failure, with where it happened and what to do.
+#[derive(Debug, thiserror::Error)]
+#[error("source `{source_name}`: {}{kind}{}", request.as_ref().map(|r| format!("{r}: ")).unwrap_or_default(), help.as_ref().map(|h| format!(" (help: {h})")).unwrap_or_default())]
+pub struct FetchError {
+    /// The source.
+    pub source_name: String,
+    /// The request, described with secrets masked.
+    pub request: Option<String>,
+    /// What went wrong (boxed: errors travel through every `?`, and should stay small).
+    pub kind: Box<FetchErrorKind>,
+    /// What to do.
+    pub help: Option<String>,
+}
+
+/// What went wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchErrorKind {
+    /// A non-success status after retries.
+    #[error("HTTP {status}{detail}")]
+    Status {
+        /// The status.
+        status: u16,
+        /// A short, redacted excerpt of the body, with a leading separator.
+        detail: String,
+    },
+    /// Login (token exchange, OAuth) failed.
+    #[error("login failed with HTTP {status}{detail}")]
+    Login {
+        /// The status.
+        status: u16,
+        /// A short, redacted excerpt of the body.
+        detail: String,
+    },
+    /// The login response had no token where the spec says.
+    #[error("the login response has no token at `{0}`")]
+    NoToken(String),
+    /// DNS, TCP or TLS failure.
+    #[error("cannot connect to {host}: {reason}")]
+    Connect {
+        /// The host.
+        host: String,
+        /// Why (redacted).
+        reason: String,
+    },
+    /// No answer in time.
+    #[error("no answer from {host} in time")]
+    Timeout {
+        /// The host.
+        host: String,
+    },
+    /// The body is not JSON.
+    #[error("page {page} is not valid JSON: {reason}")]
+    Json {
+        /// 1-based page number.
+        page: u32,
+        /// The parser's message.
+        reason: String,
+    },
+    /// The selector matched nothing in a body that has content.
+    #[error("page {page} has content but `{selector}` selects no records")]
+    SchemaDrift {
+        /// 1-based page number.
+        page: u32,
+        /// The stream's record selector.
+        selector: String,
+    },
+    /// Paging failed (repeated cursor, too many pages, incomplete listing).
+    #[error("stream `{stream}`: {error}")]
+    Paging {
+        /// The stream.
+        stream: String,
+        /// The paging error.
+        error: PageError,
+    },
+    /// A request could not be built.
+    #[error("{0}")]
+    Render(#[from] RenderError),
+    /// The spec asks for something this build cannot do yet.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The HTTP client could not be set up (e.g. an unreadable CA file).
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// One source's HTTP client.
+pub struct SourceClient {
+    source: String,
+    spec: ProviderSpec,
+    ctx: Context,
+    redactor: Mutex<Redactor>,
+    http: reqwest::Client,
+    policy: Policy,
+    /// The current token for token-based auth; the async lock makes concurrent requests wait
+    /// for one login instead of each logging in.
+    token: tokio::sync::Mutex<Option<String>>,
+}
+
+impl std::fmt::Debug for SourceClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceClient")
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a fetch reports to its caller as it goes.
+pub trait Observer {
+    /// A response arrived (or a request failed without one: status 0).
+    fn request(&mut self, _described: &str, _status: u16) {}
+    /// A record was selected. Return false to stop early (a test read with `--limit`).
+    fn record(&mut self, record: Value) -> bool;
+}
+
+impl SourceClient {
+    /// A client for `source` reading `spec`, with its credentials and settings in `ctx`.
+    /// `config_dir` resolves a relative `tls.ca_file`.
+    pub fn new(
+        source: &str,
+        spec: &ProviderSpec,
+        ctx: Context,
+        config_dir: &Path,
+    ) -> Result<SourceClient, FetchError> {
+        let err = |kind| FetchError {
+            source_name: source.to_string(),
+            request: None,
+            kind: Box::new(kind),
+            help: None,
+        };
+        let t = &spec.timeouts;
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("roster/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(
+                t.connect
+                    .as_ref()
+                    .map_or(Duration::from_secs(10), |d| d.get()),
+            )
+            .read_timeout(t.read.as_ref().map_or(Duration::from_secs(60), |d| d.get()));
+        if let Some(tls) = &spec.tls {
+            let path = config_dir.join(&tls.ca_file);
+            let pem = std::fs::read(&path).map_err(|e| {
+                err(FetchErrorKind::Setup(format!(
+                    "cannot read CA file {}: {e}",
+                    path.display()
+                )))
+            })?;
+            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
+                err(FetchErrorKind::Setup(format!(
+                    "CA file {} is not PEM: {e}",
+                    path.display()
+                )))
+            })?;
+            builder = builder.add_root_certificate(cert);
+        }
+        let http = builder.build().map_err(|e| {
+            err(FetchErrorKind::Setup(format!(
+                "cannot set up the HTTP client: {e}"
+            )))
+        })?;
+        Ok(SourceClient {
+            source: source.to_string(),
+            redactor: Mutex::new(ctx.redactor()),
+            ctx,
+            spec: spec.clone(),
+            http,
+            policy: Policy::from(&spec.retry),
+            token: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// The source's redactor (with tokens learned so far).
+    pub fn redactor(&self) -> Redactor {
+        self.redactor.lock().expect("redactor lock").clone()
+    }
+
+    fn error(&self, request: Option<String>, kind: FetchErrorKind) -> FetchError {
+        let help = self.help_for(&kind);
+        FetchError {
+            source_name: self.source.clone(),
+            request,
+            kind: Box::new(kind),
+            help,
+        }
+    }
+
+    fn credential_names(&self) -> String {
+        let names: Vec<String> = self
+            .spec
+            .credentials
+            .keys()
+            .map(|k| format!("`{k}`"))
+            .collect();
+        names.join(", ")
+    }
+
+    fn help_for(&self, kind: &FetchErrorKind) -> Option<String> {
+        let creds = self.credential_names();
+        Some(match kind {
+            FetchErrorKind::Status { status: 401, .. } | FetchErrorKind::Login { status: 401 | 400, .. } => format!(
+                "invalid credentials: the HRIS rejected {creds} of source `{}`; they were revoked, regenerated or mistyped. Create new ones in the HRIS admin and update the secrets this source references",
+                self.source
+            ),
+            FetchErrorKind::Status { status: 403, .. } | FetchErrorKind::Login { status: 403, .. } => {
+                "the credentials work but lack a scope or attribute permission for this endpoint; grant read access to it in the HRIS admin (some HRIS need a new credential for a wider scope)".into()
+            }
+            FetchErrorKind::Status { status: 404, .. } => {
+                "check `base_url`, the stream's `path` and the source's settings (such as the subdomain)".into()
+            }
+            FetchErrorKind::Status { status: 429, .. } => {
+                "still rate limited after every retry; sync less often or set `rate_limit` in the provider spec".into()
+            }
+            FetchErrorKind::Status { status: 500..=599, .. } | FetchErrorKind::Timeout { .. } => {
+                "the HRIS is failing or slow; nothing was applied, and the next sync tries again".into()
+            }
+            FetchErrorKind::Connect { host, .. } => format!(
+                "check that `{host}` is the right host, that DNS resolves it and this machine may reach it; for a private CA set `tls.ca_file` in the provider spec"
+            ),
+            FetchErrorKind::SchemaDrift { .. } => {
+                "the API's response shape may have changed; compare a raw page (`roster fetch --show-requests`) with the stream's `records` selector".into()
+            }
+            FetchErrorKind::Paging { error: PageError::Incomplete { .. }, .. } => {
+                "the API delivered fewer records than it reported, so nothing is applied; this is usually transient".into()
+            }
+            FetchErrorKind::NoToken(_) => "check the auth `token` JSONPath against the login response".into(),
+            _ => return None,
+        })
+    }
+
+    /// Reads every page of `stream_name`, handing records to `obs` as each page arrives.
+    pub async fn fetch_stream(
+        &self,
+        stream_name: &str,
+        obs: &mut dyn Observer,
+    ) -> Result<Summary, FetchError> {
+        let Some((stream_key, stream)) = self.spec.streams.get_key_value(stream_name) else {
+            let names: Vec<&str> = self.spec.streams.keys().map(|k| k.as_str()).collect();
+            return Err(self.error(
+                None,
+                FetchErrorKind::Unsupported(format!(
+                    "no stream `{stream_name}` (streams: {})",
+                    names.join(", ")
+                )),
+            ));
+        };
+        let stream_key = stream_key.as_str().to_string();
+        let mut pager = Pager::new(stream);
+        let mut query = pager.first_query();
+        let mut next_url: Option<String> = None;
+        let mut page_no = 0u32;
+        loop {
+            page_no += 1;
+            let mut plan = Plan::build(&self.spec, &stream.request, &self.ctx, &query)
+                .map_err(|e| self.error(None, e.into()))?;
+            if let Some(u) = &next_url {
+                plan.url = plan
+                    .url
+                    .join(u)
+                    .map_err(|_| self.error(None, RenderError::BadUrl(u.clone()).into()))?;
+            }
+            let (described, headers, bytes) = self.send(plan, obs).await?;
+            let body: Value = serde_json::from_slice(&bytes).map_err(|e| {
+                self.error(
+                    Some(described.clone()),
+                    FetchErrorKind::Json {
+                        page: page_no,
+                        reason: e.to_string(),
+                    },
+                )
+            })?;
+            let records = stream.records.select(&body);
+            let count = records.len();
+            if count == 0 && page_no == 1 && has_content(&body) {
+                return Err(self.error(
+                    Some(described),
+                    FetchErrorKind::SchemaDrift {
+                        page: page_no,
+                        selector: stream.records.as_str().to_string(),
+                    },
+                ));
+            }
+            for r in records {
+                if !obs.record(r.clone()) {
+                    // A test read that asked for fewer records: no completeness check.
+                    return Ok(Summary {
+                        pages: page_no,
+                        records: 0,
+                        reported: None,
+                    });
+                }
+            }
+            let link = headers.get("link").and_then(|v| v.to_str().ok());
+            let next = pager
+                .advance(Page {
+                    body: &body,
+                    records: count,
+                    link,
+                })
+                .map_err(|e| self.paging_error(&stream_key, e))?;
+            match next {
+                Next::Done => break,
+                Next::Query(q) => {
+                    query = q;
+                    next_url = None;
+                }
+                Next::Url(u) => next_url = Some(u),
+            }
+        }
+        pager
+            .finish()
+            .map_err(|e| self.paging_error(&stream_key, e))
+    }
+
+    fn paging_error(&self, stream: &str, error: PageError) -> FetchError {
+        self.error(
+            None,
+            FetchErrorKind::Paging {
+                stream: stream.to_string(),
+                error,
+            },
+        )
+    }
+
+    /// Sends one request with auth, retries and one re-login on 401.
+    async fn send(
+        &self,
+        plan: Plan,
+        obs: &mut dyn Observer,
+    ) -> Result<(String, reqwest::header::HeaderMap, bytes::Bytes), FetchError> {
+        let mut relogged = false;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let authed = self.authorize(plan.clone(), obs).await?;
+            let described = authed.describe(&self.redactor());
+            let host = authed.url.host_str().unwrap_or_default().to_string();
+            let result = self.request(&authed).send().await;
+            let failure_wait = match result {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    obs.request(&described, status);
+                    self.note_rotated_token(resp.headers()).await;
+                    if resp.status().is_success() {
+                        let headers = resp.headers().clone();
+                        match resp.bytes().await {
+                            Ok(b) => return Ok((described, headers, b)),
+                            // A body cut short is a connection failure: retry.
+                            Err(_) => self.policy.decide(
+                                attempt,
+                                Failure::Connection,
+                                jiff::Timestamp::now(),
+                            ),
+                        }
+                    } else if status == 401 && self.token_based() && !relogged {
+                        relogged = true;
+                        attempt -= 1;
+                        *self.token.lock().await = None;
+                        continue;
+                    } else {
+                        let headers = resp.headers().clone();
+                        let lookup = move |name: &str| {
+                            headers
+                                .get(name)
+                                .and_then(|v| v.to_str().ok())
+                                .map(str::to_string)
+                        };
+                        let decision = self.policy.decide(
+                            attempt,
+                            Failure::Status(status, &lookup),
+                            jiff::Timestamp::now(),
+                        );
+                        if decision == Decision::GiveUp {
+                            let text = resp.text().await.unwrap_or_default();
+                            let detail = self.excerpt(&text);
+                            return Err(self.error(
+                                Some(described),
+                                FetchErrorKind::Status { status, detail },
+                            ));
+                        }
+                        decision
+                    }
+                }
+                Err(e) => {
+                    obs.request(&described, 0);
+                    let timeout = e.is_timeout();
+                    let failure = if timeout {
+                        Failure::Timeout
+                    } else {
+                        Failure::Connection
+                    };
+                    let decision = self.policy.decide(attempt, failure, jiff::Timestamp::now());
+                    if decision == Decision::GiveUp {
+                        let kind = if timeout {
+                            FetchErrorKind::Timeout { host }
+                        } else {
+                            FetchErrorKind::Connect {
+                                host,
+                                reason: self.redactor().redact(&error_chain(&e)),
+                            }
+                        };
+                        return Err(self.error(Some(described), kind));
+                    }
+                    decision
+                }
+            };
+            if let Decision::RetryAfter(d) = failure_wait {
+                tokio::time::sleep(d).await;
+            } else {
+                // Out of attempts on a truncated body.
+                return Err(self.error(
+                    Some(described),
+                    FetchErrorKind::Connect {
+                        host,
+                        reason: "the response body was cut short".into(),
+                    },
+                ));
+            }
+        }
+    }
+
+    fn request(&self, plan: &Plan) -> reqwest::RequestBuilder {
+        let method = match plan.method {
+            Method::Get => reqwest::Method::GET,
+            Method::Post => reqwest::Method::POST,
+            Method::Put => reqwest::Method::PUT,
+            Method::Patch => reqwest::Method::PATCH,
+        };
+        let mut rb = self.http.request(method, plan.url.clone());
+        for (k, v) in &plan.headers {
+            rb = rb.header(k.as_str(), v.as_str());
+        }
+        match &plan.body {
+            Some(PlannedBody::Json(v)) => {
+                rb = rb
+                    .header("content-type", "application/json")
+                    .body(v.to_string());
+            }
+            Some(PlannedBody::Form(f)) => {
+                let encoded: String = url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(f)
+                    .finish();
+                rb = rb
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(encoded);
+            }
+            None => {}
+        }
+        rb
+    }
+
+    fn token_based(&self) -> bool {
+        matches!(
+            self.spec.auth,
+            Auth::TokenExchange { .. }
+                | Auth::Oauth2ClientCredentials { .. }
+                | Auth::Oauth2RefreshToken { .. }
+        )
+    }
+
+    /// Adds the token header for token-based auth, logging in first when there is no token.
+    async fn authorize(&self, plan: Plan, obs: &mut dyn Observer) -> Result<Plan, FetchError> {
+        let (header, prefix) = match &self.spec.auth {
+            Auth::TokenExchange { header, prefix, .. } => (header.as_str(), prefix.as_str()),
+            Auth::Oauth2ClientCredentials { .. } => ("Authorization", "Bearer "),
+            Auth::Oauth2RefreshToken { .. } => {
+                return Err(self.error(
+                    None,
+                    FetchErrorKind::Unsupported(
+                        "auth kind `oauth2_refresh_token` is not supported by this build yet (it needs the state store that persists rotated tokens)".into(),
+                    ),
+                ));
+            }
+            _ => return Ok(plan),
+        };
+        let mut token = self.token.lock().await;
+        if token.is_none() {
+            let t = self.login(obs).await?;
+            self.redactor.lock().expect("redactor lock").add(&t);
+            *token = Some(t);
+        }
+        Ok(plan.with_token(header, prefix, token.as_deref().unwrap_or_default()))
+    }
+
+    async fn note_rotated_token(&self, headers: &reqwest::header::HeaderMap) {
+        if let Auth::TokenExchange {
+            rotate_header: Some(name),
+            prefix,
+            ..
+        } = &self.spec.auth
+            && let Some(v) = headers.get(name.as_str()).and_then(|v| v.to_str().ok())
+        {
+            // Keep the bare token; the prefix is added (once) when it is sent.
+            let bare = strip_prefix_ci(v.trim(), prefix).to_string();
+            if !bare.is_empty() {
+                self.redactor.lock().expect("redactor lock").add(&bare);
+                *self.token.lock().await = Some(bare);
+            }
+        }
+    }
+
+    async fn login(&self, obs: &mut dyn Observer) -> Result<String, FetchError> {
+        let (plan, token_path) = match &self.spec.auth {
+            Auth::TokenExchange { request, token, .. } => (
+                Plan::build_unauthenticated(&self.spec, request, &self.ctx)
+                    .map_err(|e| self.error(None, e.into()))?,
+                token.as_str().to_string(),
+            ),
+            Auth::Oauth2ClientCredentials {
+                token_url,
+                client_id,
+                client_secret,
+                scopes,
+                client_auth,
+            } => {
+                let url = self
+                    .ctx
+                    .render(token_url.template())
+                    .map_err(|e| self.error(None, e.into()))?
+                    .0;
+                let id = self
+                    .ctx
+                    .render(client_id)
+                    .map_err(|e| self.error(None, e.into()))?
+                    .0;
+                let secret = self
+                    .ctx
+                    .render(client_secret)
+                    .map_err(|e| self.error(None, e.into()))?
+                    .0;
+                let mut form = vec![("grant_type".to_string(), "client_credentials".to_string())];
+                if !scopes.is_empty() {
+                    form.push(("scope".into(), scopes.join(" ")));
+                }
+                let mut plan =
+                    Plan::post_form(&url, form).map_err(|e| self.error(None, e.into()))?;
+                match client_auth {
+                    ClientAuth::Body => {
+                        if let Some(PlannedBody::Form(f)) = &mut plan.body {
+                            f.push(("client_id".into(), id));
+                            f.push(("client_secret".into(), secret));
+                        }
+                    }
+                    ClientAuth::Basic => plan.set_basic(&id, &secret),
+                }
+                (plan, "$.access_token".to_string())
+            }
+            _ => unreachable!("login is only called for token-based auth"),
+        };
+        let described = plan.describe(&self.redactor());
+        let resp = self.request(&plan).send().await.map_err(|e| {
+            let host = plan.url.host_str().unwrap_or_default().to_string();
+            self.error(
+                Some(described.clone()),
+                FetchErrorKind::Connect {
+                    host,
+                    reason: self.redactor().redact(&error_chain(&e)),
+                },
+            )
+        })?;
+        let status = resp.status().as_u16();
+        obs.request(&described, status);
+        let text = resp.text().await.unwrap_or_default();
+        if !(200..300).contains(&status) {
+            let detail = self.excerpt(&text);
+            return Err(self.error(Some(described), FetchErrorKind::Login { status, detail }));
+        }
+        let body: Value = serde_json::from_str(&text).map_err(|e| {
+            self.error(
+                Some(described.clone()),
+                FetchErrorKind::Json {
+                    page: 0,
+                    reason: e.to_string(),
+                },
+            )
+        })?;
+        let path = crate::config::value::JsonPath::parse(&token_path).expect("validated JSONPath");
+        match path.first(&body) {
+            Some(Value::String(t)) if !t.is_empty() => {
+                let prefix = match &self.spec.auth {
+                    Auth::TokenExchange { prefix, .. } => prefix.as_str(),
+                    _ => "Bearer ",
+                };
+                Ok(strip_prefix_ci(t, prefix).to_string())
+            }
+            _ => Err(self.error(Some(described), FetchErrorKind::NoToken(token_path))),
+        }
+    }
+
+    /// At most 200 characters of an error body, secrets masked.
+    fn excerpt(&self, text: &str) -> String {
+        let t = text.trim();
+        if t.is_empty() {
+            return String::new();
+        }
+        let cut: String = t.chars().take(200).collect();
+        let more = if t.chars().count() > 200 { "…" } else { "" };
+        format!(": {}{more}", self.redactor().redact(&cut))
+    }
+}
+
+fn strip_prefix_ci<'a>(token: &'a str, prefix: &str) -> &'a str {
+    let p = prefix.trim_end();
+    if !p.is_empty() && token.len() > p.len() && token[..p.len()].eq_ignore_ascii_case(p) {
+        token[p.len()..].trim_start()
+    } else {
+        token
+    }
+}
+
+/// True for a body with something in it other than empty lists (an empty page is not drift).
+fn has_content(v: &Value) -> bool {
+    match v {
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => {
+            !o.is_empty()
+                && !o
+                    .values()
+                    .any(|v| matches!(v, Value::Array(a) if a.is_empty()))
+        }
+        _ => false,
+    }
+}
+
+/// An error and its causes, joined: "error sending request: dns error: failed to lookup".
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cur = s.source();
+    }
+    parts.join(": ")
+}

@@ -1,0 +1,587 @@
+//! The HTTP engine against fake HRIS servers on 127.0.0.1:0 (axum): auth kinds, pagination
+//! kinds, 429 with Retry-After, persistent 500s, truncated listings, schema drift, and the
+//! promise that no secret appears in an error or a request description.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use roster::config::provider::ProviderSpec;
+use roster::config::secret::Secret;
+use roster::provider::fetch::{FetchError, Observer, SourceClient};
+use roster::provider::request::Context;
+use serde_json::{Value, json};
+
+/// A request as the fake saw it.
+#[derive(Debug, Clone)]
+struct Req {
+    method: String,
+    path: String,
+    query: HashMap<String, String>,
+    headers: HashMap<String, String>,
+    body: String,
+}
+
+/// A response: status, headers, JSON body.
+type Resp = (u16, Vec<(&'static str, String)>, Value);
+
+/// Starts a fake HRIS; `handle` sees every request. Returns the base URL and the request log.
+async fn fake(
+    handle: impl Fn(&Req) -> Resp + Send + Sync + 'static,
+) -> (String, Arc<Mutex<Vec<Req>>>) {
+    let log: Arc<Mutex<Vec<Req>>> = Arc::default();
+    let handle = Arc::new(handle);
+    let log2 = log.clone();
+    let app = axum::Router::new().fallback(
+        move |method: Method, uri: Uri, headers: HeaderMap, body: String| {
+            let handle = handle.clone();
+            let log = log2.clone();
+            async move {
+                let req = Req {
+                    method: method.to_string(),
+                    path: uri.path().to_string(),
+                    query: url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+                        .into_owned()
+                        .collect(),
+                    headers: headers
+                        .iter()
+                        .map(|(k, v)| {
+                            (k.as_str().to_string(), v.to_str().unwrap_or("").to_string())
+                        })
+                        .collect(),
+                    body,
+                };
+                let (status, extra, body) = handle(&req);
+                log.lock().unwrap().push(req);
+                let mut h = HeaderMap::new();
+                for (k, v) in extra {
+                    h.insert(k, v.parse().unwrap());
+                }
+                (StatusCode::from_u16(status).unwrap(), h, body.to_string())
+            }
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/v1"), log)
+}
+
+fn spec(base: &str, body: &str) -> ProviderSpec {
+    let yaml = format!(
+        "base_url: {base}\nretry: {{max_attempts: 3, initial_backoff: 10ms, max_backoff: 5s}}\n{body}"
+    );
+    serde_yaml::with::singleton_map_recursive::deserialize(serde_yaml::Deserializer::from_str(
+        &yaml,
+    ))
+    .unwrap()
+}
+
+fn client(spec: &ProviderSpec, creds: &[(&str, &str)]) -> SourceClient {
+    let creds: BTreeMap<String, Secret> = creds
+        .iter()
+        .map(|(k, v)| (k.to_string(), Secret::new(*v)))
+        .collect();
+    let ctx = Context::new(spec, &creds, &BTreeMap::new());
+    SourceClient::new("hr", spec, ctx, std::path::Path::new(".")).unwrap()
+}
+
+#[derive(Default)]
+struct Collect {
+    records: Vec<Value>,
+    requests: Vec<(String, u16)>,
+}
+
+impl Observer for Collect {
+    fn request(&mut self, described: &str, status: u16) {
+        self.requests.push((described.to_string(), status));
+    }
+    fn record(&mut self, record: Value) -> bool {
+        self.records.push(record);
+        true
+    }
+}
+
+async fn fetch(
+    c: &SourceClient,
+    stream: &str,
+) -> (
+    Collect,
+    Result<roster::provider::paginate::Summary, FetchError>,
+) {
+    let mut obs = Collect::default();
+    let r = c.fetch_stream(stream, &mut obs).await;
+    (obs, r)
+}
+
+fn people(from: usize, to: usize) -> Vec<Value> {
+    (from..to)
+        .map(|i| json!({"id": i, "email": format!("p{i}@example.com")}))
+        .collect()
+}
+
+fn q(r: &Req, k: &str) -> usize {
+    r.query.get(k).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+const BEARER_OFFSET: &str = "credentials:\n  api_key: {}\nauth: {kind: bearer, token: '{credentials.api_key}'}\nstreams:\n  people:\n    request: {path: /people}\n    pagination: {kind: offset, page_size: 100}\n    records: $.data[*]\n    total: $.meta.total\n";
+
+#[tokio::test]
+async fn bearer_auth_with_offset_paging_reads_every_record_once() {
+    let (base, log) = fake(|r| {
+        if r.headers.get("authorization").map(String::as_str) != Some("Bearer key-CANARY") {
+            return (401, vec![], json!({"error": "unauthorized"}));
+        }
+        let off = q(r, "offset");
+        let end = (off + q(r, "limit")).min(250);
+        (
+            200,
+            vec![],
+            json!({"data": people(off, end), "meta": {"total": 250}}),
+        )
+    })
+    .await;
+    let s = spec(&base, BEARER_OFFSET);
+    let (obs, r) = fetch(&client(&s, &[("api_key", "key-CANARY")]), "people").await;
+    let summary = r.unwrap();
+    assert_eq!(
+        (summary.pages, summary.records, summary.reported),
+        (3, 250, Some(250))
+    );
+    let ids: Vec<u64> = obs
+        .records
+        .iter()
+        .map(|r| r["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, (0..250).collect::<Vec<_>>());
+    let offsets: Vec<usize> = log.lock().unwrap().iter().map(|r| q(r, "offset")).collect();
+    assert_eq!(offsets, [0, 100, 200]);
+    assert_eq!(
+        obs.requests[1],
+        ("GET /v1/people?offset=100&limit=100".to_string(), 200)
+    );
+}
+
+#[tokio::test]
+async fn a_total_above_what_arrives_fails_naming_both_numbers() {
+    let (base, _) = fake(|r| {
+        let off = q(r, "offset");
+        let data = if off == 0 { people(0, 50) } else { vec![] };
+        (200, vec![], json!({"data": data, "meta": {"total": 500}}))
+    })
+    .await;
+    let s = spec(&base, BEARER_OFFSET);
+    let (_, r) = fetch(&client(&s, &[("api_key", "key-1234")]), "people").await;
+    let e = r.unwrap_err().to_string();
+    assert!(e.contains("source `hr`: stream `people`: incomplete listing: the API reported 500 records but 50 arrived"), "{e}");
+}
+
+#[tokio::test]
+async fn wrong_credentials_say_what_to_do_and_never_print_the_secret() {
+    let (base, _) = fake(|r| {
+        let sent = r.headers.get("authorization").cloned().unwrap_or_default();
+        (
+            401,
+            vec![],
+            json!({"error": format!("token {sent} is revoked")}),
+        )
+    })
+    .await;
+    let s = spec(&base, BEARER_OFFSET);
+    let (_, r) = fetch(&client(&s, &[("api_key", "key-CANARY")]), "people").await;
+    let e = r.unwrap_err().to_string();
+    assert!(
+        e.starts_with("source `hr`: GET /v1/people?offset=0&limit=100: HTTP 401"),
+        "{e}"
+    );
+    assert!(e.contains("invalid credentials"), "{e}");
+    assert!(
+        e.contains("token Bearer *** is revoked"),
+        "the echoed secret is masked: {e}"
+    );
+    assert!(!e.contains("CANARY"), "{e}");
+}
+
+#[tokio::test]
+async fn retry_after_on_pages_two_and_three_waits_then_reads_each_page_once() {
+    let seen: Arc<Mutex<HashMap<usize, u32>>> = Arc::default();
+    let seen2 = seen.clone();
+    let (base, log) = fake(move |r| {
+        let off = q(r, "offset");
+        let n = {
+            let mut m = seen2.lock().unwrap();
+            let n = m.entry(off).or_insert(0);
+            *n += 1;
+            *n
+        };
+        if (off == 100 || off == 200) && n == 1 {
+            return (
+                429,
+                vec![("retry-after", "1".into())],
+                json!({"error": "slow down"}),
+            );
+        }
+        (
+            200,
+            vec![],
+            json!({"data": people(off, (off + 100).min(250)), "meta": {"total": 250}}),
+        )
+    })
+    .await;
+    let s = spec(&base, BEARER_OFFSET);
+    let started = std::time::Instant::now();
+    let (obs, r) = fetch(&client(&s, &[("api_key", "key-1234")]), "people").await;
+    assert_eq!(r.unwrap().records, 250);
+    assert_eq!(obs.records.len(), 250, "each page handed on once");
+    assert_eq!(
+        log.lock().unwrap().len(),
+        5,
+        "3 pages + 2 rate-limited attempts"
+    );
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(2),
+        "Retry-After was honoured"
+    );
+}
+
+#[tokio::test]
+async fn a_page_that_keeps_failing_fails_the_fetch_with_the_request_named() {
+    let (base, log) = fake(|r| {
+        if q(r, "offset") == 0 {
+            (
+                200,
+                vec![],
+                json!({"data": people(0, 100), "meta": {"total": 250}}),
+            )
+        } else {
+            (500, vec![], json!({"error": "internal"}))
+        }
+    })
+    .await;
+    let s = spec(&base, BEARER_OFFSET);
+    let (_, r) = fetch(&client(&s, &[("api_key", "key-1234")]), "people").await;
+    let e = r.unwrap_err().to_string();
+    assert!(
+        e.starts_with("source `hr`: GET /v1/people?offset=100&limit=100: HTTP 500"),
+        "{e}"
+    );
+    assert!(e.contains("nothing was applied"), "{e}");
+    assert_eq!(
+        log.lock().unwrap().len(),
+        4,
+        "1 good page + 3 attempts at the failing one"
+    );
+}
+
+#[tokio::test]
+async fn cursor_paging() {
+    let (base, _) = fake(|r| match r.query.get("cursor").map(String::as_str) {
+        None => (200, vec![], json!({"results": people(0, 2), "next": "c2"})),
+        Some("c2") => (200, vec![], json!({"results": people(2, 4), "next": "c3"})),
+        _ => (200, vec![], json!({"results": people(4, 5), "next": null})),
+    })
+    .await;
+    let s = spec(
+        &base,
+        "auth: {kind: none}\nstreams:\n  people:\n    request: {path: /employees}\n    pagination: {kind: cursor, cursor: $.next, param: cursor}\n    records: $.results[*]\n",
+    );
+    let (obs, r) = fetch(&client(&s, &[]), "people").await;
+    assert_eq!(r.unwrap().pages, 3);
+    assert_eq!(obs.records.len(), 5);
+}
+
+#[tokio::test]
+async fn link_header_and_next_url_paging() {
+    let (base, _) = fake(|r| {
+        let page = q(r, "page").max(1);
+        let mut headers = vec![];
+        if page < 3 {
+            headers.push((
+                "link",
+                format!("</v1/people?page={}>; rel=\"next\"", page + 1),
+            ));
+        }
+        (200, headers, json!(people(page * 10, page * 10 + 10)))
+    })
+    .await;
+    let s = spec(
+        &base,
+        "auth: {kind: none}\nstreams:\n  people:\n    request: {path: /people}\n    pagination: {kind: link_header}\n    records: $[*]\n",
+    );
+    let (obs, r) = fetch(&client(&s, &[]), "people").await;
+    assert_eq!(r.unwrap().pages, 3);
+    assert_eq!(obs.records.len(), 30);
+
+    let (base, _) = fake(|r| {
+        let page = q(r, "page").max(1);
+        let next = if page < 2 {
+            json!(format!("/v1/people?page={}", page + 1))
+        } else {
+            Value::Null
+        };
+        (
+            200,
+            vec![],
+            json!({"data": people(page, page + 1), "links": {"next": next}}),
+        )
+    })
+    .await;
+    let s = spec(
+        &base,
+        "auth: {kind: none}\nstreams:\n  people:\n    request: {path: /people}\n    pagination: {kind: next_url, next: $.links.next}\n    records: $.data[*]\n",
+    );
+    let (obs, r) = fetch(&client(&s, &[]), "people").await;
+    assert_eq!(r.unwrap().pages, 2);
+    assert_eq!(obs.records.len(), 2);
+}
+
+#[tokio::test]
+async fn page_number_paging_from_zero_with_basic_auth() {
+    let (base, log) = fake(|r| {
+        let page = q(r, "page");
+        (
+            200,
+            vec![],
+            json!({"items": if page < 2 { people(page * 2, page * 2 + 2) } else { vec![] }}),
+        )
+    })
+    .await;
+    let s = spec(
+        &base,
+        "credentials:\n  api_key: {}\nauth: {kind: basic, username: '{credentials.api_key}', password: x}\nstreams:\n  people:\n    request: {path: /people}\n    pagination: {kind: page, page_size: 2, first_page: 0, size_param: per_page}\n    records: $.items[*]\n",
+    );
+    let (obs, r) = fetch(&client(&s, &[("api_key", "bamboo-key")]), "people").await;
+    assert!(r.is_ok());
+    assert_eq!(obs.records.len(), 4);
+    let first = log.lock().unwrap()[0].clone();
+    assert_eq!(first.query.get("page").map(String::as_str), Some("0"));
+    use base64::Engine as _;
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("bamboo-key:x")
+    );
+    assert_eq!(first.headers.get("authorization"), Some(&expected));
+}
+
+#[tokio::test]
+async fn api_key_in_the_query_is_masked_in_request_descriptions() {
+    let (base, _) = fake(|_| (200, vec![], json!({"data": people(0, 1)}))).await;
+    let s = spec(
+        &base,
+        "credentials:\n  api_key: {}\nauth: {kind: api_key, in: query, name: api_key, value: '{credentials.api_key}'}\nstreams:\n  people:\n    request: {path: /people}\n    records: $.data[*]\n",
+    );
+    let (obs, r) = fetch(&client(&s, &[("api_key", "q-CANARY")]), "people").await;
+    assert!(r.is_ok());
+    assert_eq!(obs.requests[0].0, "GET /v1/people?api_key=***");
+}
+
+#[tokio::test]
+async fn token_exchange_with_a_bearer_prefixed_token_and_rotation() {
+    // Kenjo's login returns a token that already starts with "Bearer "; Personio rotates the
+    // token in a response header on every call. The fake demands the latest token each time.
+    let current = Arc::new(Mutex::new(String::new()));
+    let cur = current.clone();
+    let (base, log) = fake(move |r| {
+        if r.path == "/v1/auth/login" {
+            assert_eq!(r.method, "POST");
+            let body: Value = serde_json::from_str(&r.body).unwrap();
+            if body["apiKey"] != "kenjo-CANARY" {
+                return (401, vec![], json!({"error": "bad key"}));
+            }
+            *cur.lock().unwrap() = "jwt-1".into();
+            return (200, vec![], json!({"token": "Bearer jwt-1"}));
+        }
+        let want = format!("Bearer {}", cur.lock().unwrap());
+        if r.headers.get("authorization") != Some(&want) {
+            return (401, vec![], json!({"error": "expired"}));
+        }
+        let page = q(r, "page").max(1);
+        let next = format!("jwt-{}", page + 1);
+        *cur.lock().unwrap() = next.clone();
+        let data = if page <= 2 {
+            people(page, page + 1)
+        } else {
+            vec![]
+        };
+        (
+            200,
+            vec![("authorization", format!("Bearer {next}"))],
+            json!({"data": data}),
+        )
+    })
+    .await;
+    let s = spec(
+        &base,
+        "credentials:\n  api_key: {}\nauth:\n  kind: token_exchange\n  request: {method: POST, path: /auth/login, body: {json: {apiKey: '{credentials.api_key}'}}}\n  token: $.token\n  rotate_header: authorization\nstreams:\n  people:\n    request: {path: /people}\n    pagination: {kind: page, page_size: 1}\n    records: $.data[*]\n",
+    );
+    let c = client(&s, &[("api_key", "kenjo-CANARY")]);
+    let (obs, r) = fetch(&c, "people").await;
+    r.unwrap();
+    assert_eq!(obs.records.len(), 2);
+    let log = log.lock().unwrap();
+    assert_eq!(
+        log.iter().filter(|r| r.path == "/v1/auth/login").count(),
+        1,
+        "one login"
+    );
+    assert_eq!(
+        log[1].headers.get("authorization").map(String::as_str),
+        Some("Bearer jwt-1"),
+        "prefix not doubled"
+    );
+    assert_eq!(
+        log[2].headers.get("authorization").map(String::as_str),
+        Some("Bearer jwt-2"),
+        "rotated token used"
+    );
+    assert!(obs.requests.iter().all(|(d, _)| !d.contains("CANARY")));
+}
+
+#[tokio::test]
+async fn a_401_after_login_logs_in_again_once() {
+    let logins = Arc::new(Mutex::new(0));
+    let l2 = logins.clone();
+    let (base, _) = fake(move |r| {
+        if r.path == "/v1/auth" {
+            *l2.lock().unwrap() += 1;
+            let n = *l2.lock().unwrap();
+            return (200, vec![], json!({"data": {"token": format!("t{n}")}}));
+        }
+        // The first token is already expired when used.
+        if r.headers.get("authorization").map(String::as_str) == Some("Bearer t1") {
+            return (401, vec![], json!({}));
+        }
+        (200, vec![], json!({"data": people(0, 3)}))
+    })
+    .await;
+    let s = spec(
+        &base,
+        "credentials:\n  client_id: {secret: false}\n  client_secret: {}\nauth:\n  kind: token_exchange\n  request: {method: POST, path: /auth, body: {json: {client_id: '{credentials.client_id}', client_secret: '{credentials.client_secret}'}}}\n  token: $.data.token\nstreams:\n  people:\n    request: {path: /company/employees}\n    records: $.data[*]\n",
+    );
+    let (obs, r) = fetch(
+        &client(&s, &[("client_id", "id"), ("client_secret", "s3cret")]),
+        "people",
+    )
+    .await;
+    r.unwrap();
+    assert_eq!(obs.records.len(), 3);
+    assert_eq!(*logins.lock().unwrap(), 2);
+}
+
+#[tokio::test]
+async fn login_with_wrong_credentials_is_a_clear_error() {
+    let (base, _) = fake(|_| (401, vec![], json!({"error": "invalid_client"}))).await;
+    let s = spec(
+        &base,
+        "credentials:\n  client_id: {secret: false}\n  client_secret: {}\nauth:\n  kind: oauth2_client_credentials\n  token_url: BASE/oauth/token\n  client_id: '{credentials.client_id}'\n  client_secret: '{credentials.client_secret}'\nstreams:\n  people:\n    request: {path: /people}\n    records: $.data[*]\n"
+            .replace("BASE", &base)
+            .as_str(),
+    );
+    let (_, r) = fetch(
+        &client(
+            &s,
+            &[("client_id", "id"), ("client_secret", "oauth-CANARY")],
+        ),
+        "people",
+    )
+    .await;
+    let e = r.unwrap_err().to_string();
+    assert!(
+        e.contains("POST /v1/oauth/token: login failed with HTTP 401"),
+        "{e}"
+    );
+    assert!(e.contains("invalid credentials"), "{e}");
+    assert!(!e.contains("CANARY"), "{e}");
+}
+
+#[tokio::test]
+async fn oauth2_client_credentials_gets_and_uses_a_token() {
+    let (base, log) = fake(|r| {
+        if r.path == "/v1/oauth/token" {
+            let form: HashMap<String, String> = url::form_urlencoded::parse(r.body.as_bytes())
+                .into_owned()
+                .collect();
+            assert_eq!(
+                form.get("grant_type").map(String::as_str),
+                Some("client_credentials")
+            );
+            assert_eq!(form.get("client_secret").map(String::as_str), Some("sec"));
+            return (
+                200,
+                vec![],
+                json!({"access_token": "at-1", "expires_in": 3600}),
+            );
+        }
+        assert_eq!(
+            r.headers.get("authorization").map(String::as_str),
+            Some("Bearer at-1")
+        );
+        (200, vec![], json!({"data": people(0, 2)}))
+    })
+    .await;
+    let s = spec(
+        &base,
+        &"credentials:\n  client_id: {secret: false}\n  client_secret: {}\nauth:\n  kind: oauth2_client_credentials\n  token_url: BASE/oauth/token\n  client_id: '{credentials.client_id}'\n  client_secret: '{credentials.client_secret}'\nstreams:\n  people:\n    request: {path: /people}\n    records: $.data[*]\n"
+            .replace("BASE", &base),
+    );
+    let (obs, r) = fetch(
+        &client(&s, &[("client_id", "id"), ("client_secret", "sec")]),
+        "people",
+    )
+    .await;
+    r.unwrap();
+    assert_eq!(obs.records.len(), 2);
+    assert_eq!(log.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_selector_that_matches_nothing_in_a_full_body_is_schema_drift() {
+    let (base, _) = fake(|_| (200, vec![], json!({"results": people(0, 3)}))).await;
+    let s = spec(
+        &base,
+        "auth: {kind: none}\nstreams:\n  people:\n    request: {path: /people}\n    records: $.data[*]\n",
+    );
+    let (_, r) = fetch(&client(&s, &[]), "people").await;
+    let e = r.unwrap_err().to_string();
+    assert!(
+        e.contains("page 1 has content but `$.data[*]` selects no records"),
+        "{e}"
+    );
+    assert!(e.contains("response shape may have changed"), "{e}");
+}
+
+#[tokio::test]
+async fn a_truncated_json_body_is_reported_with_its_page() {
+    // The JSON fake always sends whole documents; this server sends half of one.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new()
+        .fallback(|| async { (StatusCode::OK, "{\"data\": [{\"id\": 1}, {\"id\"") });
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let s = spec(
+        &format!("http://{addr}/v1"),
+        "auth: {kind: none}\nstreams:\n  people:\n    request: {path: /people}\n    records: $.data[*]\n",
+    );
+    let (_, r) = fetch(&client(&s, &[]), "people").await;
+    let e = r.unwrap_err().to_string();
+    assert!(
+        e.contains("GET /v1/people: page 1 is not valid JSON"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_host_names_the_host() {
+    // A port nothing listens on: bind, note the port, close.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let s = spec(
+        &format!("http://127.0.0.1:{port}/v1"),
+        "auth: {kind: none}\nstreams:\n  people:\n    request: {path: /people}\n    records: $.data[*]\n",
+    );
+    let (_, r) = fetch(&client(&s, &[]), "people").await;
+    let e = r.unwrap_err().to_string();
+    assert!(e.contains("cannot connect to 127.0.0.1"), "{e}");
+}
