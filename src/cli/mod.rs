@@ -1,8 +1,10 @@
 //! The command line: argument types and dispatch. One file per subcommand.
 //!
-//! Exit codes follow sysexits where one fits: 0 success, 2 usage (clap), 78 (`EX_CONFIG`)
-//! invalid configuration, 1 anything else.
+//! Exit codes follow sysexits where one fits: 0 success, 2 usage (clap), 64 (`EX_USAGE`) an
+//! unknown source, 69 (`EX_UNAVAILABLE`) the HRIS could not be read, 78 (`EX_CONFIG`) invalid
+//! configuration or an unreadable secret, 1 anything else.
 
+pub mod fetch;
 pub mod schema;
 pub mod validate;
 
@@ -29,6 +31,8 @@ pub enum Command {
     Validate(validate::Args),
     /// Print the JSON Schema (draft-07) of a config file kind, for editors and CI.
     Schema(schema::Args),
+    /// Test-read one source: print its raw records as JSON lines (nothing is written).
+    Fetch(fetch::Args),
 }
 
 /// The `--config` argument shared by commands that read the config.
@@ -49,5 +53,6 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Schema(args) => schema::run(&args),
+        Command::Fetch(args) => fetch::run(&args),
     }
 }

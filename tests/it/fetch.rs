@@ -585,3 +585,90 @@ async fn an_unreachable_host_names_the_host() {
     let e = r.unwrap_err().to_string();
     assert!(e.contains("cannot connect to 127.0.0.1"), "{e}");
 }
+
+/// `roster fetch`, the real binary, against a fake: records on stdout as JSON lines, requests
+/// on stderr with the API key masked, `--limit` honoured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roster_fetch_prints_records_and_masked_requests() {
+    let (base, _) = fake(|r| {
+        let off = q(r, "offset");
+        (
+            200,
+            vec![],
+            json!({"data": people(off, (off + 2).min(5)), "meta": {"total": 5}}),
+        )
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("providers")).unwrap();
+    std::fs::create_dir_all(dir.path().join("mappings")).unwrap();
+    std::fs::write(
+        dir.path().join("roster.yaml"),
+        "time_zone: UTC\nsources:\n  hr:\n    provider: fakehr\n    credentials:\n      api_key: {env: FAKEHR_KEY}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("providers/fakehr.yaml"),
+        format!("base_url: {base}\ncredentials:\n  api_key: {{}}\nauth: {{kind: api_key, in: query, name: key, value: '{{credentials.api_key}}'}}\nstreams:\n  people:\n    request: {{path: /people}}\n    pagination: {{kind: offset, page_size: 2}}\n    records: $.data[*]\n    total: $.meta.total\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("mappings/fakehr.yaml"),
+        "provider: fakehr\nstream: people\nfields:\n  employee_id: $.id\n  work_email: $.email\n",
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "fetch",
+            "hr",
+            "--show-requests",
+            "--config",
+            dir.path().to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
+            .args(&args)
+            .env("FAKEHR_KEY", "fetch-CANARY")
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    let (stdout, stderr) = (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(stdout.lines().count(), 5, "{stdout}");
+    assert_eq!(
+        serde_json::from_str::<Value>(stdout.lines().next().unwrap()).unwrap()["id"],
+        0
+    );
+    assert!(
+        stderr.contains("-> GET /v1/people?offset=2&limit=2&key=*** 200"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "fetched 5 records from stream `people` of source `hr` in 3 pages (the API reports 5)"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("CANARY") && !stdout.contains("CANARY"));
+
+    let out = run(&["--limit", "3"]);
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 3);
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
+        .args(["fetch", "hr", "--config", dir.path().to_str().unwrap()])
+        .env_remove("FAKEHR_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains(
+            "credential `api_key`: cannot read secret: environment variable `FAKEHR_KEY` is not set"
+        ),
+        "{stderr}"
+    );
+}
