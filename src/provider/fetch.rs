@@ -272,6 +272,7 @@ impl SourceClient {
         let mut query = pager.first_query();
         let mut next_url: Option<String> = None;
         let mut page_no = 0u32;
+        let mut delivered = 0u64;
         loop {
             page_no += 1;
             let mut plan = Plan::build(&self.spec, &stream.request, &self.ctx, &query)
@@ -308,10 +309,11 @@ impl SourceClient {
                     // A test read that asked for fewer records: no completeness check.
                     return Ok(Summary {
                         pages: page_no,
-                        records: 0,
+                        records: delivered,
                         reported: None,
                     });
                 }
+                delivered += 1;
             }
             let link = headers.get("link").and_then(|v| v.to_str().ok());
             let next = pager
