@@ -8,10 +8,11 @@
 //! Supported so far: auth `none`, `api_key`, `headers`, `bearer`, `basic`, `token_exchange`
 //! (with a Bearer-prefixed token and token rotation by response header) and
 //! `oauth2_client_credentials`; every pagination kind; retries and `Retry-After`; one
-//! re-authentication on 401. Still to come (issue 3): `oauth2_refresh_token` (it needs the
-//! state store to persist rotated tokens), joins, lookups, sub-requests, the shared rate
-//! limiter and the whole-fetch timeout.
+//! re-authentication on 401; joins and lookups. Still to come (issue 3):
+//! `oauth2_refresh_token` (it needs the state store to persist rotated tokens), sub-requests,
+//! the shared rate limiter and the whole-fetch timeout.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -22,6 +23,7 @@ use super::paginate::{Next, Page, PageError, Pager, Summary};
 use super::request::{Context, Plan, PlannedBody, Redactor, RenderError};
 use super::retry::{Decision, Failure, Policy};
 use crate::config::provider::{Auth, ClientAuth, Method, ProviderSpec};
+use crate::config::value::JsonPath;
 
 /// A fetch failure, with where it happened and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -253,6 +255,67 @@ impl SourceClient {
 
     /// Reads every page of `stream_name`, handing records to `obs` as each page arrives.
     pub async fn fetch_stream(
+        &self,
+        stream_name: &str,
+        obs: &mut dyn Observer,
+    ) -> Result<Summary, FetchError> {
+        let Some(stream) = self.spec.streams.get(stream_name) else {
+            return self.fetch_pages(stream_name, obs).await; // reports the unknown stream
+        };
+        if !stream.subrequests.is_empty() {
+            // Never read a stream without the data its spec asks for.
+            return Err(self.error(
+                None,
+                FetchErrorKind::Unsupported(format!(
+                    "stream `{stream_name}` uses `subrequests`, which this build does not support yet"
+                )),
+            ));
+        }
+        if stream.join.is_empty() && stream.lookups.is_empty() {
+            return self.fetch_pages(stream_name, obs).await;
+        }
+        // Joins and lookups work alike: read the related stream once, index it by its key
+        // (its `id` unless the spec names another path), then attach the matching related
+        // record to each main record under `into`. Related streams are read whole (they are
+        // departments, offices, or per-person sections like Kenjo's personals), before the
+        // main stream, and without joins of their own. When several related records share a
+        // key, the first one read wins.
+        let mut links = Vec::new();
+        let joins = stream
+            .join
+            .iter()
+            .map(|j| (&j.stream, &j.on, j.key.as_ref(), &j.into));
+        let lookups = stream
+            .lookups
+            .iter()
+            .map(|l| (&l.stream, &l.key, l.matches.as_ref(), &l.into));
+        for (target, local_path, key_path, into) in joins.chain(lookups) {
+            let related = &self.spec.streams[target];
+            let key_path = key_path
+                .or(related.id.as_ref())
+                .expect("validate requires an id or an explicit key for joined streams")
+                .clone();
+            let mut index = Index {
+                key: key_path,
+                records: HashMap::new(),
+                outer: &mut *obs,
+            };
+            self.fetch_pages(target.as_str(), &mut index).await?;
+            links.push(Link {
+                local: local_path.clone(),
+                into: into.clone(),
+                records: index.records,
+            });
+        }
+        let mut attach = Attach {
+            links: &links,
+            inner: obs,
+        };
+        self.fetch_pages(stream_name, &mut attach).await
+    }
+
+    /// Reads every page of one stream as it is, with no joins or lookups.
+    async fn fetch_pages(
         &self,
         stream_name: &str,
         obs: &mut dyn Observer,
@@ -599,7 +662,7 @@ impl SourceClient {
                 },
             )
         })?;
-        let path = crate::config::value::JsonPath::parse(&token_path).expect("validated JSONPath");
+        let path = JsonPath::parse(&token_path).expect("validated JSONPath");
         match path.first(&body) {
             Some(Value::String(t)) if !t.is_empty() => {
                 let prefix = match &self.spec.auth {
@@ -621,6 +684,69 @@ impl SourceClient {
         let cut: String = t.chars().take(200).collect();
         let more = if t.chars().count() > 200 { "…" } else { "" };
         format!(": {}{more}", self.redactor().redact(&cut))
+    }
+}
+
+/// Collects a related stream's records by key, passing request reports on.
+struct Index<'o> {
+    key: JsonPath,
+    records: HashMap<String, Value>,
+    outer: &'o mut dyn Observer,
+}
+
+impl Observer for Index<'_> {
+    fn request(&mut self, described: &str, status: u16) {
+        self.outer.request(described, status);
+    }
+
+    fn record(&mut self, record: Value) -> bool {
+        if let Some(k) = self.key.first(&record).and_then(key_text) {
+            self.records.entry(k).or_insert(record);
+        }
+        true
+    }
+}
+
+/// One join or lookup, ready to apply.
+struct Link {
+    local: JsonPath,
+    into: String,
+    records: HashMap<String, Value>,
+}
+
+/// Attaches related records to each main record, then hands it on.
+struct Attach<'a, 'o> {
+    links: &'a [Link],
+    inner: &'o mut dyn Observer,
+}
+
+impl Observer for Attach<'_, '_> {
+    fn request(&mut self, described: &str, status: u16) {
+        self.inner.request(described, status);
+    }
+
+    fn record(&mut self, mut record: Value) -> bool {
+        for link in self.links {
+            let related = link
+                .local
+                .first(&record)
+                .and_then(key_text)
+                .and_then(|k| link.records.get(&k))
+                .cloned();
+            if let (Some(related), Some(obj)) = (related, record.as_object_mut()) {
+                obj.insert(link.into.clone(), related);
+            }
+        }
+        self.inner.record(record)
+    }
+}
+
+/// A key as text: `"42"` and `42` match each other; anything else is no key.
+fn key_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
     }
 }
 

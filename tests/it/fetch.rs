@@ -672,3 +672,45 @@ async fn roster_fetch_prints_records_and_masked_requests() {
         "{stderr}"
     );
 }
+
+/// Kenjo's shape: accounts, personals and works are separate endpoints joined on `_id`;
+/// departments come from a lookup by id. The built-in spec relies on this.
+#[tokio::test]
+async fn joins_and_lookups_assemble_one_record_per_person() {
+    let (base, log) = fake(|r| match r.path.as_str() {
+        "/v1/employees/accounts" => (200, vec![], json!({"data": [{"_id": "a1", "email": "ada@example.com"}, {"_id": "a2", "email": "bob@example.com"}]})),
+        "/v1/employees/personals" => (200, vec![], json!({"data": [{"_id": "a2", "firstName": "Bob"}, {"_id": "a1", "firstName": "Ada"}]})),
+        "/v1/employees/works" => (200, vec![], json!({"data": [{"_id": "a1", "departmentId": 7}, {"_id": "a2", "departmentId": "9"}]})),
+        "/v1/departments" => (200, vec![], json!([{"_id": "7", "name": "Engineering"}, {"_id": 9, "name": "Finance"}])),
+        _ => (404, vec![], json!({})),
+    })
+    .await;
+    let s = spec(
+        &base,
+        "auth: {kind: none}\nstreams:\n  accounts:\n    request: {path: /employees/accounts}\n    records: $.data[*]\n    id: $._id\n    join:\n      - {stream: personals, on: $._id, into: personal}\n      - {stream: works, on: $._id, into: work}\n    lookups:\n      - {stream: departments, key: $.work.departmentId, into: department}\n  personals:\n    request: {path: /employees/personals}\n    records: $.data[*]\n    id: $._id\n  works:\n    request: {path: /employees/works}\n    records: $.data[*]\n    id: $._id\n  departments:\n    request: {path: /departments}\n    records: $[*]\n    id: $._id\n",
+    );
+    let (obs, r) = fetch(&client(&s, &[]), "accounts").await;
+    assert_eq!(r.unwrap().records, 2);
+    assert_eq!(obs.records[0]["personal"]["firstName"], "Ada");
+    assert_eq!(obs.records[1]["personal"]["firstName"], "Bob");
+    // Lookups run after joins, so they can key on joined data; "9" and 9 match.
+    assert_eq!(obs.records[0]["department"]["name"], "Engineering");
+    assert_eq!(obs.records[1]["department"]["name"], "Finance");
+    assert_eq!(log.lock().unwrap().len(), 4, "each stream read once");
+}
+
+#[tokio::test]
+async fn a_stream_with_sub_requests_is_refused_rather_than_read_incompletely() {
+    let (base, log) = fake(|_| (200, vec![], json!({"data": []}))).await;
+    let s = spec(
+        &base,
+        "auth: {kind: none}\nstreams:\n  people:\n    request: {path: /people}\n    records: $.data[*]\n    subrequests:\n      - into: employments\n        vars: {id: $.id}\n        request: {path: '/people/{var.id}/employments'}\n        records: $[*]\n",
+    );
+    let (_, r) = fetch(&client(&s, &[]), "people").await;
+    assert!(
+        r.unwrap_err()
+            .to_string()
+            .contains("uses `subrequests`, which this build does not support yet")
+    );
+    assert!(log.lock().unwrap().is_empty());
+}
