@@ -8,9 +8,9 @@
 //! Supported so far: auth `none`, `api_key`, `headers`, `bearer`, `basic`, `token_exchange`
 //! (with a Bearer-prefixed token and token rotation by response header) and
 //! `oauth2_client_credentials`; every pagination kind; retries and `Retry-After`; one
-//! re-authentication on 401; joins and lookups. Still to come (issue 3):
-//! `oauth2_refresh_token` (it needs the state store to persist rotated tokens), sub-requests,
-//! the shared rate limiter and the whole-fetch timeout.
+//! re-authentication on 401; joins and lookups; the declared rate limit. Still to come
+//! (issue 3): `oauth2_refresh_token` (it needs the state store to persist rotated tokens),
+//! sub-requests and the whole-fetch timeout.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -20,6 +20,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::paginate::{Next, Page, PageError, Pager, Summary};
+use super::rate::Limiter;
 use super::request::{Context, Plan, PlannedBody, Redactor, RenderError};
 use super::retry::{Decision, Failure, Policy};
 use crate::config::provider::{Auth, ClientAuth, Method, ProviderSpec};
@@ -118,6 +119,8 @@ pub struct SourceClient {
     redactor: Mutex<Redactor>,
     http: reqwest::Client,
     policy: Policy,
+    /// The declared rate limit, shared by every request of this source.
+    limiter: Option<Limiter>,
     /// The current token for token-based auth; the async lock makes concurrent requests wait
     /// for one login instead of each logging in.
     token: tokio::sync::Mutex<Option<String>>,
@@ -191,6 +194,7 @@ impl SourceClient {
             spec: spec.clone(),
             http,
             policy: Policy::from(&spec.retry),
+            limiter: Limiter::new(spec.rate_limit.as_ref()),
             token: tokio::sync::Mutex::new(None),
         })
     }
@@ -423,6 +427,7 @@ impl SourceClient {
             let authed = self.authorize(plan.clone(), obs).await?;
             let described = authed.describe(&self.redactor());
             let host = authed.url.host_str().unwrap_or_default().to_string();
+            self.pace().await;
             let result = self.request(&authed).send().await;
             let failure_wait = match result {
                 Ok(resp) => {
@@ -537,6 +542,13 @@ impl SourceClient {
         rb
     }
 
+    /// Waits for the rate limiter, if the provider declares a rate.
+    async fn pace(&self) {
+        if let Some(l) = &self.limiter {
+            l.acquire().await;
+        }
+    }
+
     fn token_based(&self) -> bool {
         matches!(
             self.spec.auth,
@@ -636,6 +648,7 @@ impl SourceClient {
             _ => unreachable!("login is only called for token-based auth"),
         };
         let described = plan.describe(&self.redactor());
+        self.pace().await;
         let resp = self.request(&plan).send().await.map_err(|e| {
             let host = plan.url.host_str().unwrap_or_default().to_string();
             self.error(

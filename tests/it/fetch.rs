@@ -714,3 +714,30 @@ async fn a_stream_with_sub_requests_is_refused_rather_than_read_incompletely() {
     );
     assert!(log.lock().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn the_declared_rate_limit_paces_requests() {
+    let (base, log) = fake(|r| {
+        let off = q(r, "offset");
+        (
+            200,
+            vec![],
+            json!({"data": people(off, (off + 100).min(350)), "meta": {"total": 350}}),
+        )
+    })
+    .await;
+    let s = spec(
+        &base,
+        &format!("rate_limit: {{requests_per_minute: 600, burst: 1}}\n{BEARER_OFFSET}"),
+    );
+    let started = std::time::Instant::now();
+    let (_, r) = fetch(&client(&s, &[("api_key", "key-1234")]), "people").await;
+    assert_eq!(r.unwrap().pages, 4);
+    assert_eq!(log.lock().unwrap().len(), 4);
+    // Ten per second with no burst: the 2nd, 3rd and 4th request each wait 100 ms.
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(290),
+        "{:?}",
+        started.elapsed()
+    );
+}
