@@ -9,8 +9,8 @@
 //! (with a Bearer-prefixed token and token rotation by response header) and
 //! `oauth2_client_credentials`; every pagination kind; retries and `Retry-After`; one
 //! re-authentication on 401; joins and lookups; the declared rate limit. Still to come
-//! (issue 3): `oauth2_refresh_token` (it needs the state store to persist rotated tokens),
-//! sub-requests and the whole-fetch timeout.
+//! (issue 3): `oauth2_refresh_token` (it needs the state store to persist rotated tokens)
+//! and sub-requests.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -75,6 +75,14 @@ pub enum FetchErrorKind {
     Timeout {
         /// The host.
         host: String,
+    },
+    /// The whole fetch took longer than `timeouts.fetch`.
+    #[error("reading stream `{stream}` took longer than {limit}")]
+    FetchTimeout {
+        /// The stream.
+        stream: String,
+        /// The limit, e.g. `30m` or `300ms`.
+        limit: String,
     },
     /// The body is not JSON.
     #[error("page {page} is not valid JSON: {reason}")]
@@ -240,6 +248,9 @@ impl SourceClient {
             FetchErrorKind::Status { status: 429, .. } => {
                 "still rate limited after every retry; sync less often or set `rate_limit` in the provider spec".into()
             }
+            FetchErrorKind::FetchTimeout { .. } => {
+                "nothing was applied; raise `timeouts.fetch` in the provider spec if the HRIS is just slow".into()
+            }
             FetchErrorKind::Status { status: 500..=599, .. } | FetchErrorKind::Timeout { .. } => {
                 "the HRIS is failing or slow; nothing was applied, and the next sync tries again".into()
             }
@@ -259,6 +270,33 @@ impl SourceClient {
 
     /// Reads every page of `stream_name`, handing records to `obs` as each page arrives.
     pub async fn fetch_stream(
+        &self,
+        stream_name: &str,
+        obs: &mut dyn Observer,
+    ) -> Result<Summary, FetchError> {
+        let limit = self
+            .spec
+            .timeouts
+            .fetch
+            .as_ref()
+            .map_or(Duration::from_secs(30 * 60), |d| d.get());
+        match tokio::time::timeout(limit, self.fetch_joined(stream_name, obs)).await {
+            Ok(result) => result,
+            Err(_) => Err(self.error(
+                None,
+                FetchErrorKind::FetchTimeout {
+                    stream: stream_name.to_string(),
+                    limit: match limit.as_secs() {
+                        0 => format!("{}ms", limit.as_millis()),
+                        s if s % 60 == 0 => format!("{}m", s / 60),
+                        s => format!("{s}s"),
+                    },
+                },
+            )),
+        }
+    }
+
+    async fn fetch_joined(
         &self,
         stream_name: &str,
         obs: &mut dyn Observer,

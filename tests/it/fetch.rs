@@ -741,3 +741,47 @@ async fn the_declared_rate_limit_paces_requests() {
         started.elapsed()
     );
 }
+
+/// A server that accepts the request and never answers.
+async fn hanging() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().fallback(|| async {
+        tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+        "never"
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/v1")
+}
+
+#[tokio::test]
+async fn an_upstream_that_hangs_times_out() {
+    let base = hanging().await;
+    let s = spec(
+        &base,
+        "timeouts: {read: 200ms}\nauth: {kind: none}\nstreams:\n  people:\n    request: {path: /people}\n    records: $.data[*]\n",
+    );
+    let (obs, r) = fetch(&client(&s, &[]), "people").await;
+    let e = r.unwrap_err().to_string();
+    assert!(
+        e.contains("GET /v1/people: no answer from 127.0.0.1 in time"),
+        "{e}"
+    );
+    assert_eq!(
+        obs.requests.len(),
+        3,
+        "retried up to max_attempts: {:?}",
+        obs.requests
+    );
+
+    let s = spec(
+        &base,
+        "timeouts: {read: 10s, fetch: 300ms}\nauth: {kind: none}\nstreams:\n  people:\n    request: {path: /people}\n    records: $.data[*]\n",
+    );
+    let (_, r) = fetch(&client(&s, &[]), "people").await;
+    let e = r.unwrap_err().to_string();
+    assert!(
+        e.contains("reading stream `people` took longer than 300ms"),
+        "{e}"
+    );
+}
