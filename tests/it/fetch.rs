@@ -785,3 +785,64 @@ async fn an_upstream_that_hangs_times_out() {
         "{e}"
     );
 }
+
+/// An HTTPS server on 127.0.0.1 with a fresh self-signed certificate for `localhost`; it
+/// answers every request with one JSON page. Returns the base URL and the certificate PEM.
+async fn self_signed() -> (String, String) {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let pem = cert.cert.pem();
+    let key =
+        tokio_rustls::rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der())
+            .unwrap();
+    let config = tokio_rustls::rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut buf = [0u8; 4096];
+                let _ = tls.read(&mut buf).await;
+                let body = r#"{"data":[{"id":1}]}"#;
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tls.write_all(resp.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    (format!("https://localhost:{port}/v1"), pem)
+}
+
+#[tokio::test]
+async fn a_self_signed_certificate_fails_naming_the_host_and_works_with_the_ca_file() {
+    let (base, pem) = self_signed().await;
+    let streams = "auth: {kind: none}\nstreams:\n  people:\n    request: {path: /people}\n    records: $.data[*]\n";
+    let s = spec(&base, streams);
+    let (_, r) = fetch(&client(&s, &[]), "people").await;
+    let e = r.unwrap_err().to_string();
+    assert!(e.contains("cannot connect to localhost"), "{e}");
+    assert!(e.contains("tls.ca_file"), "the help points at the fix: {e}");
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hris-ca.pem"), pem).unwrap();
+    let s = spec(&base, &format!("tls: {{ca_file: hris-ca.pem}}\n{streams}"));
+    let ctx = Context::new(&s, &BTreeMap::new(), &BTreeMap::new());
+    let c = SourceClient::new("hr", &s, ctx, dir.path()).unwrap();
+    let (obs, r) = fetch(&c, "people").await;
+    r.unwrap();
+    assert_eq!(obs.records.len(), 1);
+}
