@@ -11,6 +11,7 @@ use crate::config::secret::{CredentialValue, ProcessEnv, Secret};
 use crate::config::{self, LoadOptions};
 use crate::provider::fetch::{Observer, SourceClient};
 use crate::provider::request::Context;
+use crate::provider::tokens::TokenStore;
 
 /// Exit code when the HRIS could not be read (sysexits `EX_UNAVAILABLE`).
 pub const EX_UNAVAILABLE: u8 = 69;
@@ -118,7 +119,8 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         .clone()
         .unwrap_or_else(|| cfg.mappings[&plan.mapping].spec.stream.as_str().to_string());
     let client = match SourceClient::new(&plan.name, spec, ctx, &cfg.dir) {
-        Ok(c) => c,
+        // A test read may rotate an OAuth refresh token; it must be kept like a sync's.
+        Ok(c) => c.with_token_store(TokenStore::new(&cfg.state_dir(), &plan.name)),
         Err(e) => {
             eprintln!("error: {e}");
             return Ok(EX_UNAVAILABLE);

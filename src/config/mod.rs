@@ -102,6 +102,24 @@ pub struct Config {
 }
 
 impl Config {
+    /// Roster's state directory: `store.state_dir` (relative paths from the config
+    /// directory), else `$STATE_DIRECTORY` (systemd `StateDirectory=`; the first if several),
+    /// else `/var/lib/roster`.
+    pub fn state_dir(&self) -> PathBuf {
+        if let Some(d) = &self.deployment.spec.store.state_dir {
+            return self.dir.join(d);
+        }
+        std::env::var("STATE_DIRECTORY")
+            .ok()
+            .and_then(|v| {
+                v.split(':')
+                    .next()
+                    .filter(|s| !s.is_empty())
+                    .map(PathBuf::from)
+            })
+            .unwrap_or_else(|| PathBuf::from("/var/lib/roster"))
+    }
+
     /// The company time zone.
     pub fn time_zone(&self) -> jiff::tz::TimeZone {
         self.deployment.spec.time_zone.time_zone()

@@ -8,9 +8,9 @@
 //! Supported so far: auth `none`, `api_key`, `headers`, `bearer`, `basic`, `token_exchange`
 //! (with a Bearer-prefixed token and token rotation by response header) and
 //! `oauth2_client_credentials`; every pagination kind; retries and `Retry-After`; one
-//! re-authentication on 401; joins and lookups; the declared rate limit. Still to come
-//! (issue 3): `oauth2_refresh_token` (it needs the state store to persist rotated tokens)
-//! and sub-requests.
+//! re-authentication on 401, tokens renewed before they expire, `oauth2_refresh_token` with
+//! the rotated refresh token persisted before use; joins and lookups; the declared rate limit.
+//! Still to come (issue 3): sub-requests.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -23,6 +23,7 @@ use super::paginate::{Next, Page, PageError, Pager, Summary};
 use super::rate::Limiter;
 use super::request::{Context, Plan, PlannedBody, Redactor, RenderError};
 use super::retry::{Decision, Failure, Policy};
+use super::tokens::TokenStore;
 use crate::config::provider::{Auth, ClientAuth, Method, ProviderSpec};
 use crate::config::value::JsonPath;
 
@@ -131,7 +132,9 @@ pub struct SourceClient {
     limiter: Option<Limiter>,
     /// The current token for token-based auth; the async lock makes concurrent requests wait
     /// for one login instead of each logging in.
-    token: tokio::sync::Mutex<Option<String>>,
+    token: tokio::sync::Mutex<Option<Token>>,
+    /// Where a rotated OAuth refresh token is persisted (`oauth2_refresh_token` only).
+    tokens: Option<TokenStore>,
 }
 
 impl std::fmt::Debug for SourceClient {
@@ -204,7 +207,14 @@ impl SourceClient {
             policy: Policy::from(&spec.retry),
             limiter: Limiter::new(spec.rate_limit.as_ref()),
             token: tokio::sync::Mutex::new(None),
+            tokens: None,
         })
+    }
+
+    /// Persists rotated OAuth refresh tokens in `store` (required for `oauth2_refresh_token`).
+    pub fn with_token_store(mut self, store: TokenStore) -> SourceClient {
+        self.tokens = Some(store);
+        self
     }
 
     /// The source's redactor (with tokens learned so far).
@@ -601,23 +611,25 @@ impl SourceClient {
         let (header, prefix) = match &self.spec.auth {
             Auth::TokenExchange { header, prefix, .. } => (header.as_str(), prefix.as_str()),
             Auth::Oauth2ClientCredentials { .. } => ("Authorization", "Bearer "),
-            Auth::Oauth2RefreshToken { .. } => {
-                return Err(self.error(
-                    None,
-                    FetchErrorKind::Unsupported(
-                        "auth kind `oauth2_refresh_token` is not supported by this build yet (it needs the state store that persists rotated tokens)".into(),
-                    ),
-                ));
-            }
+            Auth::Oauth2RefreshToken { .. } => ("Authorization", "Bearer "),
             _ => return Ok(plan),
         };
         let mut token = self.token.lock().await;
-        if token.is_none() {
-            let t = self.login(obs).await?;
-            self.redactor.lock().expect("redactor lock").add(&t);
-            *token = Some(t);
+        // Renew a little early, so a token does not expire between here and the server.
+        let stale = token.as_ref().is_none_or(|t| {
+            t.expires_at
+                .is_some_and(|at| at <= tokio::time::Instant::now() + Duration::from_secs(30))
+        });
+        if stale {
+            let (value, lifetime) = self.login(obs).await?;
+            self.redactor.lock().expect("redactor lock").add(&value);
+            *token = Some(Token {
+                value,
+                expires_at: lifetime.map(|l| tokio::time::Instant::now() + l),
+            });
         }
-        Ok(plan.with_token(header, prefix, token.as_deref().unwrap_or_default()))
+        let value = token.as_ref().map(|t| t.value.as_str()).unwrap_or_default();
+        Ok(plan.with_token(header, prefix, value))
     }
 
     async fn note_rotated_token(&self, headers: &reqwest::header::HeaderMap) {
@@ -632,12 +644,34 @@ impl SourceClient {
             let bare = strip_prefix_ci(v.trim(), prefix).to_string();
             if !bare.is_empty() {
                 self.redactor.lock().expect("redactor lock").add(&bare);
-                *self.token.lock().await = Some(bare);
+                let mut token = self.token.lock().await;
+                match token.as_mut() {
+                    Some(t) => t.value = bare,
+                    None => {
+                        *token = Some(Token {
+                            value: bare,
+                            expires_at: None,
+                        })
+                    }
+                }
             }
         }
     }
 
-    async fn login(&self, obs: &mut dyn Observer) -> Result<String, FetchError> {
+    /// Gets a token: the login request, or the OAuth token endpoint. Returns the bare token
+    /// and its lifetime when known. For `oauth2_refresh_token`, a rotated refresh token is
+    /// persisted before the access token is returned.
+    async fn login(
+        &self,
+        obs: &mut dyn Observer,
+    ) -> Result<(String, Option<Duration>), FetchError> {
+        let render = |t: &crate::config::value::Template| {
+            self.ctx
+                .render(t)
+                .map(|r| r.0)
+                .map_err(|e| self.error(None, e.into()))
+        };
+        let mut refresh_in_use: Option<String> = None;
         let (plan, token_path) = match &self.spec.auth {
             Auth::TokenExchange { request, token, .. } => (
                 Plan::build_unauthenticated(&self.spec, request, &self.ctx)
@@ -651,36 +685,62 @@ impl SourceClient {
                 scopes,
                 client_auth,
             } => {
-                let url = self
-                    .ctx
-                    .render(token_url.template())
-                    .map_err(|e| self.error(None, e.into()))?
-                    .0;
-                let id = self
-                    .ctx
-                    .render(client_id)
-                    .map_err(|e| self.error(None, e.into()))?
-                    .0;
-                let secret = self
-                    .ctx
-                    .render(client_secret)
-                    .map_err(|e| self.error(None, e.into()))?
-                    .0;
-                let mut form = vec![("grant_type".to_string(), "client_credentials".to_string())];
-                if !scopes.is_empty() {
-                    form.push(("scope".into(), scopes.join(" ")));
-                }
-                let mut plan =
-                    Plan::post_form(&url, form).map_err(|e| self.error(None, e.into()))?;
-                match client_auth {
-                    ClientAuth::Body => {
-                        if let Some(PlannedBody::Form(f)) = &mut plan.body {
-                            f.push(("client_id".into(), id));
-                            f.push(("client_secret".into(), secret));
-                        }
+                let grant = vec![("grant_type".to_string(), "client_credentials".to_string())];
+                let plan = self.oauth_plan(
+                    &render(token_url.template())?,
+                    grant,
+                    scopes,
+                    *client_auth,
+                    &render(client_id)?,
+                    &render(client_secret)?,
+                )?;
+                (plan, "$.access_token".to_string())
+            }
+            Auth::Oauth2RefreshToken {
+                token_url,
+                client_id,
+                client_secret,
+                refresh_token,
+                scopes,
+                client_auth,
+            } => {
+                let store = self.tokens.as_ref().ok_or_else(|| {
+                    self.error(
+                        None,
+                        FetchErrorKind::Unsupported(
+                            "auth kind `oauth2_refresh_token` needs a state directory to keep the rotated refresh token".into(),
+                        ),
+                    )
+                })?;
+                // A token persisted by an earlier run wins: the one in the credentials was
+                // invalidated when the provider rotated it.
+                let current = match store.load() {
+                    Ok(Some(t)) => t.expose().to_string(),
+                    Ok(None) => render(refresh_token)?,
+                    Err(e) => {
+                        return Err(self.error(
+                            None,
+                            FetchErrorKind::Setup(format!(
+                                "cannot read the saved refresh token {}: {e}",
+                                store.path().display()
+                            )),
+                        ));
                     }
-                    ClientAuth::Basic => plan.set_basic(&id, &secret),
-                }
+                };
+                self.redactor.lock().expect("redactor lock").add(&current);
+                let grant = vec![
+                    ("grant_type".to_string(), "refresh_token".to_string()),
+                    ("refresh_token".to_string(), current.clone()),
+                ];
+                refresh_in_use = Some(current);
+                let plan = self.oauth_plan(
+                    &render(token_url.template())?,
+                    grant,
+                    scopes,
+                    *client_auth,
+                    &render(client_id)?,
+                    &render(client_secret)?,
+                )?;
                 (plan, "$.access_token".to_string())
             }
             _ => unreachable!("login is only called for token-based auth"),
@@ -714,16 +774,69 @@ impl SourceClient {
             )
         })?;
         let path = JsonPath::parse(&token_path).expect("validated JSONPath");
-        match path.first(&body) {
-            Some(Value::String(t)) if !t.is_empty() => {
-                let prefix = match &self.spec.auth {
-                    Auth::TokenExchange { prefix, .. } => prefix.as_str(),
-                    _ => "Bearer ",
-                };
-                Ok(strip_prefix_ci(t, prefix).to_string())
-            }
-            _ => Err(self.error(Some(described), FetchErrorKind::NoToken(token_path))),
+        let token = match path.first(&body) {
+            Some(Value::String(t)) if !t.is_empty() => t,
+            _ => return Err(self.error(Some(described), FetchErrorKind::NoToken(token_path))),
+        };
+        if let (Some(current), Some(store)) = (&refresh_in_use, &self.tokens)
+            && let Some(Value::String(rotated)) = body.get("refresh_token")
+            && !rotated.is_empty()
+            && rotated != current
+        {
+            self.redactor.lock().expect("redactor lock").add(rotated);
+            // Saved before the access token is used: the old refresh token is already dead.
+            store.save(rotated).map_err(|e| {
+                self.error(
+                    Some(described.clone()),
+                    FetchErrorKind::Setup(format!(
+                        "cannot save the rotated refresh token to {}: {e}; the new access token is not used, so the next run can still refresh",
+                        store.path().display()
+                    )),
+                )
+            })?;
         }
+        let (prefix, lifetime) = match &self.spec.auth {
+            Auth::TokenExchange {
+                prefix,
+                expires_in,
+                ttl,
+                ..
+            } => (
+                prefix.as_str(),
+                expires_in
+                    .as_ref()
+                    .and_then(|p| p.first(&body))
+                    .and_then(seconds)
+                    .or_else(|| ttl.as_ref().map(|t| t.get())),
+            ),
+            _ => ("Bearer ", body.get("expires_in").and_then(seconds)),
+        };
+        Ok((strip_prefix_ci(token, prefix).to_string(), lifetime))
+    }
+
+    /// A request to an OAuth token endpoint with the client's credentials in the body or as
+    /// basic auth.
+    fn oauth_plan(
+        &self,
+        url: &str,
+        mut form: Vec<(String, String)>,
+        scopes: &[String],
+        client_auth: ClientAuth,
+        id: &str,
+        secret: &str,
+    ) -> Result<Plan, FetchError> {
+        if !scopes.is_empty() {
+            form.push(("scope".into(), scopes.join(" ")));
+        }
+        if client_auth == ClientAuth::Body {
+            form.push(("client_id".into(), id.to_string()));
+            form.push(("client_secret".into(), secret.to_string()));
+        }
+        let mut plan = Plan::post_form(url, form).map_err(|e| self.error(None, e.into()))?;
+        if client_auth == ClientAuth::Basic {
+            plan.set_basic(id, secret);
+        }
+        Ok(plan)
     }
 
     /// At most 200 characters of an error body, secrets masked.
@@ -736,6 +849,20 @@ impl SourceClient {
         let more = if t.chars().count() > 200 { "…" } else { "" };
         format!(": {}{more}", self.redactor().redact(&cut))
     }
+}
+
+/// A token and when it stops working, if known.
+#[derive(Debug)]
+struct Token {
+    value: String,
+    expires_at: Option<tokio::time::Instant>,
+}
+
+/// A lifetime in seconds (a number, or a string of digits).
+fn seconds(v: &Value) -> Option<Duration> {
+    v.as_u64()
+        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+        .map(Duration::from_secs)
 }
 
 /// Collects a related stream's records by key, passing request reports on.

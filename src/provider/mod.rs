@@ -3,16 +3,17 @@
 //!
 //! - [`fetch`]: the HTTP client for one source: auth (static kinds, token exchange, OAuth
 //!   client credentials), retries, one re-login on 401, paging, record selection, errors a
-//!   person can act on, joins and lookups. Sub-requests and the OAuth refresh-token flow are
-//!   still to come (issue 3).
+//!   person can act on, joins and lookups. Sub-requests are still to come (issue 3).
 //! - [`paginate`]: which request comes next, when a listing ends, whether it is complete.
 //! - [`rate`]: the provider's declared rate limit, shared by all requests of a source.
 //! - [`request`]: a spec's request made concrete (templates, URL, static auth, token
 //!   prefix) and the value-based [`request::Redactor`] that keeps secrets out of output.
 //! - [`retry`]: whether and how long to wait after a failed attempt.
+//! - [`tokens`]: rotated OAuth refresh tokens, persisted atomically per source.
 
 pub mod fetch;
 pub mod paginate;
 pub mod rate;
 pub mod request;
 pub mod retry;
+pub mod tokens;

@@ -846,3 +846,156 @@ async fn a_self_signed_certificate_fails_naming_the_host_and_works_with_the_ca_f
     r.unwrap();
     assert_eq!(obs.records.len(), 1);
 }
+
+/// An OAuth server that rotates refresh tokens (each refresh invalidates the previous one)
+/// and whose access tokens work for `uses` requests. Counts refreshes.
+struct OAuthFake {
+    refresh: String,
+    access: String,
+    uses_left: u32,
+    refreshes: u32,
+}
+
+async fn oauth_fake(uses: u32, pages: usize) -> (String, Arc<Mutex<OAuthFake>>) {
+    let state = Arc::new(Mutex::new(OAuthFake {
+        refresh: "rt-0".into(),
+        access: String::new(),
+        uses_left: 0,
+        refreshes: 0,
+    }));
+    let st = state.clone();
+    let (base, _) = fake(move |r| {
+        let mut s = st.lock().unwrap();
+        if r.path == "/v1/oauth/token" {
+            let form: HashMap<String, String> = url::form_urlencoded::parse(r.body.as_bytes())
+                .into_owned()
+                .collect();
+            if form.get("grant_type").map(String::as_str) != Some("refresh_token")
+                || form.get("refresh_token") != Some(&s.refresh)
+            {
+                return (400, vec![], json!({"error": "invalid_grant"}));
+            }
+            s.refreshes += 1;
+            s.refresh = format!("rt-{}", s.refreshes);
+            s.access = format!("at-{}", s.refreshes);
+            s.uses_left = uses;
+            return (
+                200,
+                vec![],
+                json!({"access_token": s.access, "refresh_token": s.refresh, "expires_in": 3600}),
+            );
+        }
+        if r.headers.get("authorization") != Some(&format!("Bearer {}", s.access))
+            || s.uses_left == 0
+        {
+            return (401, vec![], json!({"error": "expired"}));
+        }
+        s.uses_left -= 1;
+        let off = q(r, "offset");
+        (
+            200,
+            vec![],
+            json!({"data": people(off, (off + 1).min(pages)), "meta": {"total": pages}}),
+        )
+    })
+    .await;
+    (base, state)
+}
+
+fn refresh_spec(base: &str) -> ProviderSpec {
+    spec(
+        base,
+        &"credentials:\n  client_id: {secret: false}\n  client_secret: {}\n  refresh_token: {}\nauth:\n  kind: oauth2_refresh_token\n  token_url: BASE/oauth/token\n  client_id: '{credentials.client_id}'\n  client_secret: '{credentials.client_secret}'\n  refresh_token: '{credentials.refresh_token}'\nstreams:\n  members:\n    request: {path: /members}\n    pagination: {kind: offset, page_size: 1}\n    records: $.data[*]\n    total: $.meta.total\n"
+            .replace("BASE", base),
+    )
+}
+
+fn refresh_client(s: &ProviderSpec, state_dir: &std::path::Path) -> SourceClient {
+    client(
+        s,
+        &[
+            ("client_id", "id"),
+            ("client_secret", "sec"),
+            ("refresh_token", "rt-0"),
+        ],
+    )
+    .with_token_store(roster::provider::tokens::TokenStore::new(
+        state_dir,
+        "justworks",
+    ))
+}
+
+#[tokio::test]
+async fn a_rotated_refresh_token_is_persisted_before_use_and_survives_a_restart() {
+    // Access tokens last two requests, so four pages need a refresh in the middle.
+    let (base, state) = oauth_fake(2, 4).await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = refresh_spec(&base);
+    let (obs, r) = fetch(&refresh_client(&s, dir.path()), "members").await;
+    assert_eq!(r.unwrap().records, 4);
+    assert_eq!(obs.records.len(), 4);
+    assert_eq!(
+        state.lock().unwrap().refreshes,
+        2,
+        "one refresh at the start, one when the token expired"
+    );
+    let saved = std::fs::read_to_string(dir.path().join("tokens/justworks.json")).unwrap();
+    assert!(
+        saved.contains("\"rt-2\""),
+        "the latest rotated token is on disk: {saved}"
+    );
+    assert!(
+        obs.requests.iter().all(|(d, _)| !d.contains("rt-")),
+        "{:?}",
+        obs.requests
+    );
+
+    // A new process (the old one killed after refreshing): the credential still says rt-0,
+    // which the server has invalidated, but the saved token works.
+    let (obs, r) = fetch(&refresh_client(&s, dir.path()), "members").await;
+    assert_eq!(r.unwrap().records, 4);
+    assert_eq!(obs.records.len(), 4);
+    assert!(
+        std::fs::read_to_string(dir.path().join("tokens/justworks.json"))
+            .unwrap()
+            .contains("\"rt-4\"")
+    );
+}
+
+#[tokio::test]
+async fn concurrent_reads_trigger_exactly_one_refresh() {
+    let (base, state) = oauth_fake(100, 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = refresh_spec(&base);
+    let c = refresh_client(&s, dir.path());
+    let (a, b, cc, d) = tokio::join!(
+        fetch(&c, "members"),
+        fetch(&c, "members"),
+        fetch(&c, "members"),
+        fetch(&c, "members")
+    );
+    for (_, r) in [a, b, cc, d] {
+        assert_eq!(r.unwrap().records, 1);
+    }
+    assert_eq!(state.lock().unwrap().refreshes, 1);
+}
+
+#[tokio::test]
+async fn refresh_token_auth_without_a_state_directory_is_refused() {
+    let (base, _) = oauth_fake(1, 1).await;
+    let s = refresh_spec(&base);
+    let c = client(
+        &s,
+        &[
+            ("client_id", "id"),
+            ("client_secret", "sec"),
+            ("refresh_token", "rt-0"),
+        ],
+    );
+    let (_, r) = fetch(&c, "members").await;
+    assert!(
+        r.unwrap_err()
+            .to_string()
+            .contains("needs a state directory")
+    );
+}
