@@ -246,6 +246,34 @@ impl JsonPath {
         }
     }
 
+    /// Takes the selected values out of `doc` without copying, when the path is a plain
+    /// `$.a.b[*]` (the usual record selector); other paths select and clone. `doc` is left
+    /// with an empty list where the records were.
+    pub fn take_all(&self, doc: &mut serde_json::Value) -> Vec<serde_json::Value> {
+        if let Some(fields) = self
+            .text
+            .strip_prefix('$')
+            .and_then(|rest| rest.strip_suffix("[*]"))
+            .filter(|mid| mid.is_empty() || mid.starts_with('.'))
+        {
+            let plain = fields
+                .split('.')
+                .skip(1)
+                .all(|f| !f.is_empty() && f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+            if plain {
+                let pointer: String = fields.split('.').skip(1).map(|f| format!("/{f}")).collect();
+                return match doc.pointer_mut(&pointer) {
+                    Some(serde_json::Value::Array(items)) => std::mem::take(items),
+                    Some(serde_json::Value::Object(map)) => {
+                        std::mem::take(map).into_iter().map(|(_, v)| v).collect()
+                    }
+                    _ => Vec::new(),
+                };
+            }
+        }
+        self.select(doc).into_iter().cloned().collect()
+    }
+
     /// The first value the path selects, if any.
     pub fn first<'a>(&self, doc: &'a serde_json::Value) -> Option<&'a serde_json::Value> {
         self.select(doc).into_iter().next()
@@ -800,6 +828,16 @@ mod tests {
             Some(&serde_json::Value::Null)
         );
         assert_eq!(JsonPath::parse("$.nope").unwrap().first(&doc), None);
+        for path in ["$.data[*]", "$.data[?@.id > 1]", "$[*]"] {
+            let p = JsonPath::parse(path).unwrap();
+            let mut d = if path == "$[*]" {
+                serde_json::json!([{"id": 1}, {"id": 2}])
+            } else {
+                doc.clone()
+            };
+            let expected: Vec<serde_json::Value> = p.select(&d).into_iter().cloned().collect();
+            assert_eq!(p.take_all(&mut d), expected, "{path}");
+        }
     }
 
     #[test]

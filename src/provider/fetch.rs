@@ -9,10 +9,10 @@
 //! (with a Bearer-prefixed token and token rotation by response header) and
 //! `oauth2_client_credentials`; every pagination kind; retries and `Retry-After`; one
 //! re-authentication on 401, tokens renewed before they expire, `oauth2_refresh_token` with
-//! the rotated refresh token persisted before use; joins and lookups; the declared rate limit.
-//! Still to come (issue 3): sub-requests.
+//! the rotated refresh token persisted before use; joins, lookups and per-record sub-requests
+//! with a concurrency cap; the declared rate limit.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -24,7 +24,7 @@ use super::rate::Limiter;
 use super::request::{Context, Plan, PlannedBody, Redactor, RenderError};
 use super::retry::{Decision, Failure, Policy};
 use super::tokens::TokenStore;
-use crate::config::provider::{Auth, ClientAuth, Method, ProviderSpec};
+use crate::config::provider::{Auth, ClientAuth, Method, ProviderSpec, Stream, SubRequest};
 use crate::config::value::JsonPath;
 
 /// A fetch failure, with where it happened and what to do.
@@ -312,19 +312,10 @@ impl SourceClient {
         obs: &mut dyn Observer,
     ) -> Result<Summary, FetchError> {
         let Some(stream) = self.spec.streams.get(stream_name) else {
-            return self.fetch_pages(stream_name, obs).await; // reports the unknown stream
+            return self.fetch_pages(stream_name, &[], false, obs).await; // reports the unknown stream
         };
-        if !stream.subrequests.is_empty() {
-            // Never read a stream without the data its spec asks for.
-            return Err(self.error(
-                None,
-                FetchErrorKind::Unsupported(format!(
-                    "stream `{stream_name}` uses `subrequests`, which this build does not support yet"
-                )),
-            ));
-        }
-        if stream.join.is_empty() && stream.lookups.is_empty() {
-            return self.fetch_pages(stream_name, obs).await;
+        if stream.join.is_empty() && stream.lookups.is_empty() && stream.subrequests.is_empty() {
+            return self.fetch_pages(stream_name, &[], false, obs).await;
         }
         // Joins and lookups work alike: read the related stream once, index it by its key
         // (its `id` unless the spec names another path), then attach the matching related
@@ -352,24 +343,24 @@ impl SourceClient {
                 records: HashMap::new(),
                 outer: &mut *obs,
             };
-            self.fetch_pages(target.as_str(), &mut index).await?;
+            self.fetch_pages(target.as_str(), &[], false, &mut index)
+                .await?;
             links.push(Link {
                 local: local_path.clone(),
                 into: into.clone(),
                 records: index.records,
             });
         }
-        let mut attach = Attach {
-            links: &links,
-            inner: obs,
-        };
-        self.fetch_pages(stream_name, &mut attach).await
+        self.fetch_pages(stream_name, &links, true, obs).await
     }
 
-    /// Reads every page of one stream as it is, with no joins or lookups.
+    /// Reads every page of one stream. With `enrich`, each page's records get the `links`
+    /// (joins, then lookups) and the stream's sub-requests before they are handed on.
     async fn fetch_pages(
         &self,
         stream_name: &str,
+        links: &[Link],
+        enrich: bool,
         obs: &mut dyn Observer,
     ) -> Result<Summary, FetchError> {
         let Some((stream_key, stream)) = self.spec.streams.get_key_value(stream_name) else {
@@ -408,8 +399,7 @@ impl SourceClient {
                     },
                 )
             })?;
-            let records = stream.records.select(&body);
-            let count = records.len();
+            let count = stream.records.select(&body).len();
             if count == 0 && page_no == 1 && has_content(&body) {
                 return Err(self.error(
                     Some(described),
@@ -419,8 +409,27 @@ impl SourceClient {
                     },
                 ));
             }
+            // Paging reads the body (totals, cursors), so it decides first; then the records
+            // are moved out of the body rather than copied.
+            let link = headers.get("link").and_then(|v| v.to_str().ok());
+            let next = pager
+                .advance(Page {
+                    body: &body,
+                    records: count,
+                    link,
+                })
+                .map_err(|e| self.paging_error(&stream_key, e))?;
+            let mut body = body;
+            let mut records = stream.records.take_all(&mut body);
+            drop(body);
+            if enrich {
+                for r in &mut records {
+                    attach_links(links, r);
+                }
+                self.run_subrequests(stream, &mut records, obs).await?;
+            }
             for r in records {
-                if !obs.record(r.clone()) {
+                if !obs.record(r) {
                     // A test read that asked for fewer records: no completeness check.
                     return Ok(Summary {
                         pages: page_no,
@@ -430,14 +439,6 @@ impl SourceClient {
                 }
                 delivered += 1;
             }
-            let link = headers.get("link").and_then(|v| v.to_str().ok());
-            let next = pager
-                .advance(Page {
-                    body: &body,
-                    records: count,
-                    link,
-                })
-                .map_err(|e| self.paging_error(&stream_key, e))?;
             match next {
                 Next::Done => break,
                 Next::Query(q) => {
@@ -450,6 +451,75 @@ impl SourceClient {
         pager
             .finish()
             .map_err(|e| self.paging_error(&stream_key, e))
+    }
+
+    /// Runs each sub-request once per record of a page, at most `concurrency` at a time, and
+    /// stores the selected records (a list) under `into`. An `optional` sub-request that fails
+    /// leaves `null`; any other failure fails the fetch.
+    async fn run_subrequests(
+        &self,
+        stream: &Stream,
+        records: &mut [Value],
+        obs: &mut dyn Observer,
+    ) -> Result<(), FetchError> {
+        use futures::StreamExt as _;
+        for sub in &stream.subrequests {
+            let results: Vec<_> =
+                futures::stream::iter(records.iter().map(|r| self.subrequest(sub, r)))
+                    .buffered(sub.concurrency.max(1) as usize)
+                    .collect()
+                    .await;
+            for (record, result) in records.iter_mut().zip(results) {
+                let value = match result {
+                    Ok((list, reports)) => {
+                        for (described, status) in reports {
+                            obs.request(&described, status);
+                        }
+                        list
+                    }
+                    Err(_) if sub.optional => Value::Null,
+                    Err(e) => return Err(e),
+                };
+                if let Some(obj) = record.as_object_mut() {
+                    obj.insert(sub.into.clone(), value);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One sub-request for one record; returns the selected records and the request reports.
+    async fn subrequest(
+        &self,
+        sub: &SubRequest,
+        record: &Value,
+    ) -> Result<(Value, Vec<(String, u16)>), FetchError> {
+        let vars: BTreeMap<String, String> = sub
+            .vars
+            .iter()
+            .map(|(k, p)| {
+                (
+                    k.clone(),
+                    p.first(record).and_then(key_text).unwrap_or_default(),
+                )
+            })
+            .collect();
+        let ctx = self.ctx.with_vars(&vars);
+        let plan = Plan::build(&self.spec, &sub.request, &ctx, &[])
+            .map_err(|e| self.error(None, e.into()))?;
+        let mut reports = Reports(Vec::new());
+        let (described, _, bytes) = self.send(plan, &mut reports).await?;
+        let body: Value = serde_json::from_slice(&bytes).map_err(|e| {
+            self.error(
+                Some(described),
+                FetchErrorKind::Json {
+                    page: 1,
+                    reason: e.to_string(),
+                },
+            )
+        })?;
+        let list = Value::Array(sub.records.select(&body).into_iter().cloned().collect());
+        Ok((list, reports.0))
     }
 
     fn paging_error(&self, stream: &str, error: PageError) -> FetchError {
@@ -892,30 +962,31 @@ struct Link {
     records: HashMap<String, Value>,
 }
 
-/// Attaches related records to each main record, then hands it on.
-struct Attach<'a, 'o> {
-    links: &'a [Link],
-    inner: &'o mut dyn Observer,
+/// Attaches to `record` the related record of each link whose key matches.
+fn attach_links(links: &[Link], record: &mut Value) {
+    for link in links {
+        let related = link
+            .local
+            .first(record)
+            .and_then(key_text)
+            .and_then(|k| link.records.get(&k))
+            .cloned();
+        if let (Some(related), Some(obj)) = (related, record.as_object_mut()) {
+            obj.insert(link.into.clone(), related);
+        }
+    }
 }
 
-impl Observer for Attach<'_, '_> {
+/// Collects request reports of a sub-request, to pass on in order afterwards.
+struct Reports(Vec<(String, u16)>);
+
+impl Observer for Reports {
     fn request(&mut self, described: &str, status: u16) {
-        self.inner.request(described, status);
+        self.0.push((described.to_string(), status));
     }
 
-    fn record(&mut self, mut record: Value) -> bool {
-        for link in self.links {
-            let related = link
-                .local
-                .first(&record)
-                .and_then(key_text)
-                .and_then(|k| link.records.get(&k))
-                .cloned();
-            if let (Some(related), Some(obj)) = (related, record.as_object_mut()) {
-                obj.insert(link.into.clone(), related);
-            }
-        }
-        self.inner.record(record)
+    fn record(&mut self, _record: Value) -> bool {
+        true
     }
 }
 

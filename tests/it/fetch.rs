@@ -699,20 +699,66 @@ async fn joins_and_lookups_assemble_one_record_per_person() {
     assert_eq!(log.lock().unwrap().len(), 4, "each stream read once");
 }
 
+/// Per-record sub-requests (employments per person), at most `concurrency` in flight.
 #[tokio::test]
-async fn a_stream_with_sub_requests_is_refused_rather_than_read_incompletely() {
-    let (base, log) = fake(|_| (200, vec![], json!({"data": []}))).await;
-    let s = spec(
-        &base,
-        "auth: {kind: none}\nstreams:\n  people:\n    request: {path: /people}\n    records: $.data[*]\n    subrequests:\n      - into: employments\n        vars: {id: $.id}\n        request: {path: '/people/{var.id}/employments'}\n        records: $[*]\n",
+async fn sub_requests_run_per_record_within_the_concurrency_cap() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let max_seen = Arc::new(AtomicUsize::new(0));
+    let (f, m) = (in_flight.clone(), max_seen.clone());
+    let app = axum::Router::new().fallback(move |uri: Uri| {
+        let (f, m) = (f.clone(), m.clone());
+        async move {
+            let path = uri.path().to_string();
+            if path == "/v1/people" {
+                return (StatusCode::OK, json!({"data": people(0, 6)}).to_string());
+            }
+            let now = f.fetch_add(1, Ordering::SeqCst) + 1;
+            m.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            f.fetch_sub(1, Ordering::SeqCst);
+            let id: usize = path.split('/').nth(3).unwrap().parse().unwrap();
+            if id == 5 {
+                return (StatusCode::INTERNAL_SERVER_ERROR, "{}".to_string());
+            }
+            (
+                StatusCode::OK,
+                json!([{"person": id, "title": format!("Role {id}")}]).to_string(),
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let body = |optional: bool| {
+        format!(
+            "auth: {{kind: none}}\nstreams:\n  people:\n    request: {{path: /people}}\n    records: $.data[*]\n    subrequests:\n      - into: employments\n        vars: {{id: $.id}}\n        request: {{path: '/people/{{var.id}}/employments'}}\n        records: $[*]\n        concurrency: 2\n        optional: {optional}\n"
+        )
+    };
+    let s = spec(&base, &body(true));
+    let (obs, r) = fetch(&client(&s, &[]), "people").await;
+    assert_eq!(r.unwrap().records, 6);
+    assert_eq!(obs.records[2]["employments"][0]["title"], "Role 2");
+    assert_eq!(
+        obs.records[5]["employments"],
+        Value::Null,
+        "an optional sub-request that failed leaves null"
     );
-    let (_, r) = fetch(&client(&s, &[]), "people").await;
+    assert_eq!(
+        max_seen.load(Ordering::SeqCst),
+        2,
+        "two at a time, never more"
+    );
     assert!(
-        r.unwrap_err()
-            .to_string()
-            .contains("uses `subrequests`, which this build does not support yet")
+        obs.requests
+            .iter()
+            .any(|(d, _)| d == "GET /v1/people/3/employments")
     );
-    assert!(log.lock().unwrap().is_empty());
+
+    let s = spec(&base, &body(false));
+    let (_, r) = fetch(&client(&s, &[]), "people").await;
+    let e = r.unwrap_err().to_string();
+    assert!(e.contains("GET /v1/people/5/employments: HTTP 500"), "{e}");
 }
 
 #[tokio::test]
@@ -997,5 +1043,148 @@ async fn refresh_token_auth_without_a_state_directory_is_refused() {
         r.unwrap_err()
             .to_string()
             .contains("needs a state directory")
+    );
+}
+
+#[tokio::test]
+async fn api_key_in_a_header_and_static_headers() {
+    let (base, log) = fake(|_| (200, vec![], json!({"data": people(0, 1)}))).await;
+    let s = spec(
+        &base,
+        "credentials:\n  api_key: {}\nauth: {kind: api_key, in: header, name: X-API-Key, value: '{credentials.api_key}'}\nstreams:\n  people:\n    request: {path: /people}\n    records: $.data[*]\n",
+    );
+    let (_, r) = fetch(&client(&s, &[("api_key", "hdr-key")]), "people").await;
+    r.unwrap();
+    assert_eq!(
+        log.lock().unwrap()[0]
+            .headers
+            .get("x-api-key")
+            .map(String::as_str),
+        Some("hdr-key")
+    );
+
+    // The Merge style: a bearer key plus a per-account token, as two static headers.
+    let (base, log) = fake(|_| (200, vec![], json!({"results": people(0, 1), "next": null}))).await;
+    let s = spec(
+        &base,
+        "credentials:\n  api_key: {}\n  account_token: {}\nauth: {kind: headers, headers: {Authorization: 'Bearer {credentials.api_key}', X-Account-Token: '{credentials.account_token}'}}\nstreams:\n  employees:\n    request: {path: /employees}\n    pagination: {kind: cursor, cursor: $.next, param: cursor}\n    records: $.results[*]\n",
+    );
+    let (_, r) = fetch(
+        &client(&s, &[("api_key", "mk"), ("account_token", "acct")]),
+        "employees",
+    )
+    .await;
+    r.unwrap();
+    let req = log.lock().unwrap()[0].clone();
+    assert_eq!(
+        req.headers.get("authorization").map(String::as_str),
+        Some("Bearer mk")
+    );
+    assert_eq!(
+        req.headers.get("x-account-token").map(String::as_str),
+        Some("acct")
+    );
+}
+
+#[tokio::test]
+async fn token_exchange_with_a_form_body_and_a_plain_token() {
+    let (base, log) = fake(|r| {
+        if r.path == "/v1/login" {
+            assert_eq!(
+                r.headers.get("content-type").map(String::as_str),
+                Some("application/x-www-form-urlencoded")
+            );
+            let form: HashMap<String, String> = url::form_urlencoded::parse(r.body.as_bytes())
+                .into_owned()
+                .collect();
+            assert_eq!(form.get("user").map(String::as_str), Some("svc"));
+            return (
+                200,
+                vec![],
+                json!({"session": {"token": "plain-1", "ttl": 3600}}),
+            );
+        }
+        (200, vec![], json!({"data": people(0, 2)}))
+    })
+    .await;
+    let s = spec(
+        &base,
+        "credentials:\n  user: {secret: false}\n  password: {}\nauth:\n  kind: token_exchange\n  request: {method: POST, path: /login, body: {form: {user: '{credentials.user}', password: '{credentials.password}'}}}\n  token: $.session.token\n  expires_in: $.session.ttl\n  header: X-Session\n  prefix: ''\nstreams:\n  people:\n    request: {path: /people}\n    records: $.data[*]\n",
+    );
+    let (obs, r) = fetch(
+        &client(&s, &[("user", "svc"), ("password", "pw-secret")]),
+        "people",
+    )
+    .await;
+    r.unwrap();
+    assert_eq!(obs.records.len(), 2);
+    assert_eq!(
+        log.lock().unwrap()[1]
+            .headers
+            .get("x-session")
+            .map(String::as_str),
+        Some("plain-1")
+    );
+}
+
+/// A raw TCP server whose first two connections fail (one reset at once, one cut mid-body);
+/// the third answers properly. Returns the base URL and the connection count.
+async fn flaky() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let conns = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c = conns.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let n = c.fetch_add(1, Ordering::SeqCst);
+            let mut buf = [0u8; 4096];
+            let _ = sock.read(&mut buf).await;
+            let body = r#"{"data":[{"id":1},{"id":2}]}"#;
+            match n {
+                0 => {
+                    // Closed with no response at all.
+                    drop(sock);
+                }
+                1 => {
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = sock.write_all(head.as_bytes()).await;
+                    let _ = sock.write_all(&body.as_bytes()[..10]).await;
+                    drop(sock); // truncated body
+                }
+                _ => {
+                    let resp = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = sock.write_all(resp.as_bytes()).await;
+                }
+            }
+        }
+    });
+    (format!("http://{addr}/v1"), conns)
+}
+
+#[tokio::test]
+async fn a_connection_reset_and_a_truncated_body_are_retried() {
+    let (base, conns) = flaky().await;
+    let s = spec(
+        &base,
+        "auth: {kind: none}\nstreams:\n  people:\n    request: {path: /people}\n    records: $.data[*]\n",
+    );
+    let (obs, r) = fetch(&client(&s, &[]), "people").await;
+    r.unwrap();
+    assert_eq!(obs.records.len(), 2);
+    assert_eq!(
+        conns.load(std::sync::atomic::Ordering::SeqCst),
+        3,
+        "reset, truncated, then good"
     );
 }
