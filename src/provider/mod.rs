@@ -1,9 +1,9 @@
 //! The HTTP extraction engine: reads records from any JSON API a provider spec describes.
 //! It knows nothing of DuckDB, mappings or people.
 //!
-//! - [`fetch`]: the HTTP client for one source: auth (static kinds, token exchange, OAuth
-//!   client credentials), retries, one re-login on 401, paging, record selection, errors a
-//!   person can act on, joins and lookups. Sub-requests are still to come (issue 3).
+//! - [`fetch`]: the HTTP client for one source: auth (static kinds, token exchange, both OAuth
+//!   grants), retries, one re-login on 401, paging, record selection, errors a
+//!   person can act on, joins, lookups and per-record sub-requests.
 //! - [`paginate`]: which request comes next, when a listing ends, whether it is complete.
 //! - [`rate`]: the provider's declared rate limit, shared by all requests of a source.
 //! - [`request`]: a spec's request made concrete (templates, URL, static auth, token
