@@ -354,28 +354,11 @@ fn check_provider(cx: &mut Cx, _name: &str, spec: &ProviderSpec) {
             client_id,
             client_secret,
             ..
-        } => {
-            check_template(
-                cx,
-                &auth.key("token_url"),
-                token_url.template(),
-                url_scope,
-                &mut used,
-            );
-            check_template(cx, &auth.key("client_id"), client_id, scope, &mut used);
-            check_template(
-                cx,
-                &auth.key("client_secret"),
-                client_secret,
-                scope,
-                &mut used,
-            );
         }
-        Auth::Oauth2RefreshToken {
+        | Auth::Oauth2RefreshToken {
             token_url,
             client_id,
             client_secret,
-            refresh_token,
             ..
         } => {
             check_template(
@@ -393,13 +376,15 @@ fn check_provider(cx: &mut Cx, _name: &str, spec: &ProviderSpec) {
                 scope,
                 &mut used,
             );
-            check_template(
-                cx,
-                &auth.key("refresh_token"),
-                refresh_token,
-                scope,
-                &mut used,
-            );
+            if let Auth::Oauth2RefreshToken { refresh_token, .. } = &spec.auth {
+                check_template(
+                    cx,
+                    &auth.key("refresh_token"),
+                    refresh_token,
+                    scope,
+                    &mut used,
+                );
+            }
         }
     }
 
