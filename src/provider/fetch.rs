@@ -692,7 +692,10 @@ impl SourceClient {
         });
         if stale {
             let (value, lifetime) = self.login(obs).await?;
-            self.redactor.lock().expect("redactor lock").add(&value);
+            self.redactor
+                .lock()
+                .expect("redactor lock")
+                .add_rotating(&value);
             *token = Some(Token {
                 value,
                 expires_at: lifetime.map(|l| tokio::time::Instant::now() + l),
@@ -713,7 +716,10 @@ impl SourceClient {
             // Keep the bare token; the prefix is added (once) when it is sent.
             let bare = strip_prefix_ci(v.trim(), prefix).to_string();
             if !bare.is_empty() {
-                self.redactor.lock().expect("redactor lock").add(&bare);
+                self.redactor
+                    .lock()
+                    .expect("redactor lock")
+                    .add_rotating(&bare);
                 let mut token = self.token.lock().await;
                 match token.as_mut() {
                     Some(t) => t.value = bare,
@@ -797,7 +803,10 @@ impl SourceClient {
                         ));
                     }
                 };
-                self.redactor.lock().expect("redactor lock").add(&current);
+                self.redactor
+                    .lock()
+                    .expect("redactor lock")
+                    .add_rotating(&current);
                 let grant = vec![
                     ("grant_type".to_string(), "refresh_token".to_string()),
                     ("refresh_token".to_string(), current.clone()),
@@ -853,7 +862,10 @@ impl SourceClient {
             && !rotated.is_empty()
             && rotated != current
         {
-            self.redactor.lock().expect("redactor lock").add(rotated);
+            self.redactor
+                .lock()
+                .expect("redactor lock")
+                .add_rotating(rotated);
             // Saved before the access token is used: the old refresh token is already dead.
             store.save(rotated).map_err(|e| {
                 self.error(

@@ -110,12 +110,18 @@ impl Context {
 /// Masks secret values in text.
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {
-    /// The secret values as given.
+    /// The secret values for the life of the source (credentials, derived values).
     values: Vec<String>,
-    /// The values and their URL-encoded and base64 forms, longest first (so a secret
+    /// Tokens learned while fetching, newest last; only the last [`ROTATING_KEPT`] are kept,
+    /// so an API that rotates its token on every response (Personio) does not grow this.
+    rotating: std::collections::VecDeque<String>,
+    /// Every value above and its URL-encoded and base64 forms, longest first (so a secret
     /// containing another is masked whole).
     needles: Vec<String>,
 }
+
+/// How many rotated tokens stay masked after they were replaced.
+pub const ROTATING_KEPT: usize = 8;
 
 impl Redactor {
     /// A redactor for these values. Values shorter than 4 characters are not masked: masking
@@ -128,18 +134,37 @@ impl Redactor {
         r
     }
 
-    /// Adds a value learned later (a token from a login). The engine replaces a rotated
-    /// token's redactor rather than adding every token of a long fetch.
+    /// Adds a value that stays secret for the life of the source.
     pub fn add(&mut self, value: &str) {
         if value.len() < 4 || self.values.iter().any(|v| v == value) {
             return;
         }
         self.values.push(value.to_string());
-        let encoded: String = url::form_urlencoded::byte_serialize(value.as_bytes()).collect();
-        let b64 = base64::engine::general_purpose::STANDARD.encode(value.as_bytes());
-        for n in [value.to_string(), encoded, b64] {
-            if !self.needles.contains(&n) {
-                self.needles.push(n);
+        self.rebuild();
+    }
+
+    /// Adds a token learned while fetching (a login, a rotated access or refresh token); the
+    /// oldest beyond the last [`ROTATING_KEPT`] is dropped.
+    pub fn add_rotating(&mut self, value: &str) {
+        if value.len() < 4 || self.values.iter().chain(&self.rotating).any(|v| v == value) {
+            return;
+        }
+        self.rotating.push_back(value.to_string());
+        while self.rotating.len() > ROTATING_KEPT {
+            self.rotating.pop_front();
+        }
+        self.rebuild();
+    }
+
+    fn rebuild(&mut self) {
+        self.needles.clear();
+        for value in self.values.iter().chain(&self.rotating) {
+            let encoded: String = url::form_urlencoded::byte_serialize(value.as_bytes()).collect();
+            let b64 = base64::engine::general_purpose::STANDARD.encode(value.as_bytes());
+            for n in [value.clone(), encoded, b64] {
+                if !self.needles.contains(&n) {
+                    self.needles.push(n);
+                }
             }
         }
         self.needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
