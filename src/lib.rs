@@ -9,8 +9,16 @@
 //! - [`config`]: the one config pipeline (read, parse, check, decode, compile), JSON Schema,
 //!   secrets. Used by every command.
 //! - [`provider`]: the HTTP extraction engine (knows nothing of DuckDB or people).
+//! - [`mapping`]: one provider record to a canonical person (pure).
+//! - [`store`]: the state database and the published directory (the only SQL).
+//! - [`sync`]: fetch, map, stage, merge, diff, hold or apply, publish.
+//! - [`demo`]: a fake HRIS on loopback with synthetic people, for `roster demo`.
 //! - [`cli`]: one file per subcommand.
 
 pub mod cli;
 pub mod config;
+pub mod demo;
+pub mod mapping;
 pub mod provider;
+pub mod store;
+pub mod sync;

@@ -4,8 +4,12 @@
 //! unknown source, 69 (`EX_UNAVAILABLE`) the HRIS could not be read, 78 (`EX_CONFIG`) invalid
 //! configuration or an unreadable secret, 1 anything else.
 
+pub mod demo;
 pub mod fetch;
+pub mod query;
 pub mod schema;
+pub mod sync;
+pub mod test;
 pub mod validate;
 
 use std::path::PathBuf;
@@ -33,6 +37,16 @@ pub enum Command {
     Schema(schema::Args),
     /// Test-read one source: print its raw records as JSON lines (nothing is written).
     Fetch(fetch::Args),
+    /// Sync sources into the directory: fetch, map, merge, diff, apply in one transaction, publish.
+    Sync(sync::Args),
+    /// Show what a sync would change (people created, updated, terminated; data problems), without writing.
+    Plan(sync::PlanArgs),
+    /// Run SQL against the published directory (read-only).
+    Query(query::Args),
+    /// Run the whole pipeline against a built-in fake HRIS on loopback, into ./roster-demo.
+    Demo(demo::Args),
+    /// Run the mapping fixtures declared in mapping files (`tests:`): provider records and the people they must map to.
+    Test(test::Args),
 }
 
 /// The `--config` argument shared by commands that read the config.
@@ -54,5 +68,10 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Validate(args) => validate::run(&args),
         Command::Schema(args) => schema::run(&args),
         Command::Fetch(args) => fetch::run(&args),
+        Command::Sync(args) => sync::run(&args),
+        Command::Plan(args) => sync::plan(&args),
+        Command::Query(args) => query::run(&args),
+        Command::Demo(args) => demo::run(&args),
+        Command::Test(args) => test::run(&args),
     }
 }

@@ -5,7 +5,9 @@ mod catalog;
 mod cli;
 mod fetch;
 mod hostile;
+mod mapping;
 mod schema;
+mod sync;
 mod validate;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,405 @@
+//! `roster sync` and `roster plan`: the same pipeline; `plan` rolls back and shows what would
+//! change, like a terraform plan.
+//!
+//! Exit codes: 0 applied (or nothing to do), 69 an HRIS could not be read (nothing applied for
+//! it), 75 a run was held by the safety thresholds, 78 invalid config or unreadable secret,
+//! 1 anything else (the store, a coverage failure).
+
+use std::io::{IsTerminal as _, Write as _};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::fetch::{EX_UNAVAILABLE, EX_USAGE};
+use super::{ConfigArg, EX_CONFIG};
+use crate::config::Config;
+use crate::config::compile::SourcePlan;
+use crate::store::sync::{Change, PersonChange};
+use crate::sync::{self, Options, Progress, Report, SyncError};
+
+/// Exit code for a held run (sysexits `EX_TEMPFAIL`: an operator must look, then retry).
+pub const EX_HELD: u8 = 75;
+
+/// Arguments of `roster sync`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Where the config is.
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Sync only this source (repeatable). Default: every enabled source, in file order.
+    #[arg(long = "source", short = 's')]
+    pub sources: Vec<String>,
+    /// Apply a run even if it removes more people than the safety thresholds allow, or lists
+    /// nobody. Use after checking `roster plan`.
+    #[arg(long)]
+    pub allow_removals: bool,
+}
+
+/// Arguments of `roster plan`.
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    /// Where the config is.
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Plan only this source (repeatable).
+    #[arg(long = "source", short = 's')]
+    pub sources: Vec<String>,
+    /// Print the plan as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Loads the config through the one pipeline, or prints why not.
+pub(crate) fn load_config(arg: &ConfigArg) -> Result<Config, u8> {
+    match crate::config::load(&arg.config, &crate::config::LoadOptions::default()) {
+        Ok(c) => Ok(c),
+        Err(d) => {
+            eprint!("{}", d.render());
+            eprintln!("the config is not valid; run `roster validate` for details");
+            Err(EX_CONFIG)
+        }
+    }
+}
+
+fn pick<'c>(cfg: &'c Config, names: &[String]) -> Result<Vec<&'c SourcePlan>, u8> {
+    if names.is_empty() {
+        return Ok(cfg.sources.iter().filter(|s| s.enabled).collect());
+    }
+    let mut out = Vec::new();
+    for n in names {
+        match cfg.sources.iter().find(|s| &s.name == n) {
+            Some(s) => out.push(s),
+            None => {
+                let all: Vec<&str> = cfg.sources.iter().map(|s| s.name.as_str()).collect();
+                eprintln!(
+                    "error: no source `{n}`; the sources are: {}",
+                    all.join(", ")
+                );
+                return Err(EX_USAGE);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Progress on a terminal: a spinner with pages, records and rate; otherwise nothing until
+/// the summary line.
+struct Bar {
+    bar: Option<indicatif::ProgressBar>,
+    started: Instant,
+}
+
+impl Bar {
+    fn new(source: &str) -> Bar {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let b = indicatif::ProgressBar::new_spinner();
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {prefix}: {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            b.set_prefix(source.to_string());
+            b.set_message("connecting");
+            b.enable_steady_tick(Duration::from_millis(120));
+            b
+        });
+        Bar {
+            bar,
+            started: Instant::now(),
+        }
+    }
+
+    fn done(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+impl Progress for Bar {
+    fn page(&mut self, _source: &str, pages: u64, records: u64) {
+        if let Some(b) = &self.bar {
+            let secs = self.started.elapsed().as_secs_f64().max(0.001);
+            b.set_message(format!(
+                "{pages} pages, {records} records, {:.0} records/s",
+                records as f64 / secs
+            ));
+        }
+    }
+}
+
+fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// One line describing a finished run.
+pub fn summary(r: &Report) -> String {
+    let run = &r.run;
+    let a = &r.applied;
+    let secs = run.duration_ms as f64 / 1000.0;
+    let mut s = format!(
+        "{}: {} in {} ({secs:.1} s): {} kept, {} excluded, {} failed to map",
+        r.source,
+        plural(run.records, "record", "records"),
+        plural(run.pages, "request", "requests"),
+        run.kept,
+        run.excluded,
+        run.failed,
+    );
+    if a.unchanged {
+        s.push_str("; no changes");
+    } else {
+        s.push_str(&format!(
+            "; people: {} created, {} updated, {} terminated",
+            a.created,
+            a.updated + a.reactivated,
+            a.terminated
+        ));
+        if a.problems > 0 {
+            s.push_str(&format!(
+                "; {} (see the data_problems table)",
+                plural(a.problems, "data problem", "data problems")
+            ));
+        }
+    }
+    s
+}
+
+/// Runs `roster sync`.
+pub fn run(args: &Args) -> anyhow::Result<u8> {
+    let cfg = match load_config(&args.config) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let plans = match pick(&cfg, &args.sources) {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
+    };
+    let opts = Options {
+        allow_removals: args.allow_removals,
+        ..Options::default()
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(sync_all(&cfg, &plans, &opts))
+}
+
+/// Syncs the given sources in order and prints a summary per source. Returns the exit code.
+pub async fn sync_all(cfg: &Config, plans: &[&SourcePlan], opts: &Options) -> anyhow::Result<u8> {
+    let mut store = match sync::open_store(cfg) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(1);
+        }
+    };
+    let mut code = 0u8;
+    let mut published = false;
+    for plan in plans {
+        let mut bar = Bar::new(&plan.name);
+        let result = sync::sync_source(cfg, &mut store, plan, opts, &mut bar).await;
+        bar.done();
+        match result {
+            Ok(r) => {
+                println!("{}", summary(&r));
+                for c in &r.coverage {
+                    println!("{}: warning: {c}", r.source);
+                }
+                if let Some(reason) = &r.applied.held {
+                    println!("{}: HELD: {reason}", r.source);
+                    code = code.max(EX_HELD);
+                }
+                published |= r.published;
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                code = code.max(match e {
+                    SyncError::Fetch(_) => EX_UNAVAILABLE,
+                    SyncError::Secret { .. } => EX_CONFIG,
+                    _ => 1,
+                });
+            }
+        }
+    }
+    let dir = store.directory_path().display().to_string();
+    if published {
+        println!("directory published: {dir}");
+    } else if store.directory_path().exists() {
+        println!("directory unchanged: {dir}");
+    }
+    std::io::stdout().flush().ok();
+    Ok(code)
+}
+
+#[derive(Serialize)]
+struct JsonPlan<'a> {
+    source: &'a str,
+    records: u64,
+    held: Option<&'a str>,
+    created: u64,
+    updated: u64,
+    terminated: u64,
+    reactivated: u64,
+    people: Vec<JsonPerson<'a>>,
+    data_problems: &'a [crate::store::sync::Problem],
+    coverage: &'a [String],
+}
+
+#[derive(Serialize)]
+struct JsonPerson<'a> {
+    work_email: &'a str,
+    change: PersonChange,
+    fields: &'a [Change],
+}
+
+/// Runs `roster plan`.
+pub fn plan(args: &PlanArgs) -> anyhow::Result<u8> {
+    let cfg = match load_config(&args.config) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let plans = match pick(&cfg, &args.sources) {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
+    };
+    let opts = Options {
+        dry_run: true,
+        want_changes: true,
+        ..Options::default()
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut store = match sync::open_store(&cfg) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(1);
+            }
+        };
+        let mut code = 0u8;
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        for plan in plans {
+            let mut bar = Bar::new(&plan.name);
+            let result = sync::sync_source(&cfg, &mut store, plan, &opts, &mut bar).await;
+            bar.done();
+            let r = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    code = code.max(match e {
+                        SyncError::Fetch(_) => EX_UNAVAILABLE,
+                        SyncError::Secret { .. } => EX_CONFIG,
+                        _ => 1,
+                    });
+                    continue;
+                }
+            };
+            if args.json {
+                let a = &r.applied;
+                let doc = JsonPlan {
+                    source: &r.source,
+                    records: r.run.records,
+                    held: a.held.as_deref(),
+                    created: a.created,
+                    updated: a.updated,
+                    terminated: a.terminated,
+                    reactivated: a.reactivated,
+                    people: a
+                        .people
+                        .iter()
+                        .map(|(e, k, f)| JsonPerson {
+                            work_email: e,
+                            change: *k,
+                            fields: f,
+                        })
+                        .collect(),
+                    data_problems: &a.problem_list,
+                    coverage: &r.coverage,
+                };
+                serde_json::to_writer(&mut out, &doc)?;
+                writeln!(out)?;
+            } else {
+                write_plan(&mut out, &r)?;
+            }
+            if r.applied.held.is_some() {
+                code = code.max(EX_HELD);
+            }
+        }
+        out.flush()?;
+        Ok(code)
+    })
+}
+
+fn show(v: &Option<String>) -> String {
+    match v {
+        Some(v) => format!("{v:?}"),
+        None => "(empty)".into(),
+    }
+}
+
+fn write_plan(out: &mut impl std::io::Write, r: &Report) -> std::io::Result<()> {
+    let a = &r.applied;
+    writeln!(
+        out,
+        "source {}: {} in {}",
+        r.source,
+        plural(r.run.records, "record", "records"),
+        plural(r.run.pages, "request", "requests")
+    )?;
+    for (email, kind, fields) in &a.people {
+        let (mark, label) = match kind {
+            PersonChange::Created => ("+", "create"),
+            PersonChange::Updated => ("~", "update"),
+            PersonChange::Terminated => ("-", "terminate"),
+            PersonChange::Reactivated => ("+", "reactivate"),
+        };
+        writeln!(out, "  {mark} {email} ({label})")?;
+        for f in fields {
+            if *kind == PersonChange::Created {
+                if let Some(v) = &f.new {
+                    writeln!(out, "      {}: {v:?}", f.field)?;
+                }
+            } else {
+                writeln!(
+                    out,
+                    "      {}: {} -> {} ({})",
+                    f.field,
+                    show(&f.old),
+                    show(&f.new),
+                    f.source
+                )?;
+            }
+        }
+    }
+    for p in &a.problem_list {
+        writeln!(
+            out,
+            "  ! {}: {}{}",
+            p.kind,
+            p.work_email
+                .as_deref()
+                .or(p.record_key.as_deref())
+                .map(|w| format!("{w}: "))
+                .unwrap_or_default(),
+            p.detail
+        )?;
+    }
+    for c in &r.coverage {
+        writeln!(out, "  warning: {c}")?;
+    }
+    if let Some(reason) = &a.held {
+        writeln!(out, "  HELD: {reason}")?;
+    }
+    writeln!(
+        out,
+        "Plan for {}: {} to create, {} to update, {} to terminate, {} to reactivate; {}.",
+        r.source,
+        a.created,
+        a.updated,
+        a.terminated,
+        a.reactivated,
+        plural(a.problems, "data problem", "data problems")
+    )
+}

@@ -1,0 +1,157 @@
+//! `roster demo`: a fake HRIS on loopback with synthetic people, so the whole pipeline can be
+//! seen without credentials. Also the fixture of the sync tests and benchmarks.
+//!
+//! - [`Dataset::generate`] builds a deterministic company: Kestrel Labs on Personio (a few
+//!   hundred people with managers, pre-hires, contractors, leavers and a few data problems)
+//!   and its US subsidiary on Merge, with some people in both. See [`data`] for the exact
+//!   composition and the deliberate data problems.
+//! - [`FakeHris`] serves both APIs on 127.0.0.1 as the vendors document them (auth, token
+//!   rotation, offset and cursor paging, `expand`), and lets tests change the data or make a
+//!   page fail. See [`server`] for the paths and parameters.
+//! - [`write_config`] writes a config directory that reads the fake through the built-in
+//!   provider specs and mappings, with only `base_url` overridden.
+
+pub mod data;
+mod names;
+pub mod server;
+#[cfg(test)]
+mod tests;
+mod wire;
+
+use std::io::{self, Write as _};
+use std::net::SocketAddr;
+use std::path::Path;
+
+pub use self::data::{
+    Dataset, MERGE_DOMAIN, PERSONIO_BIRTHDAY_ATTRIBUTE, PERSONIO_DOMAIN, personio_id,
+};
+pub use self::server::{
+    CompactDataset, FakeHris, MERGE_ACCOUNT_TOKEN, MERGE_API_KEY, MERGE_PATH, PERSONIO_CLIENT_ID,
+    PERSONIO_CLIENT_SECRET, PERSONIO_PATH, merge_base_url, personio_base_url,
+};
+
+/// Secret files [`write_config`] writes, relative to the config directory.
+pub const SECRET_FILES: &[(&str, &str)] = &[
+    ("secrets/personio_client_secret", PERSONIO_CLIENT_SECRET),
+    ("secrets/merge_api_key", MERGE_API_KEY),
+    ("secrets/merge_account_token", MERGE_ACCOUNT_TOKEN),
+];
+
+/// Writes a complete config directory for the fake at `addr` into `dir`: `roster.yaml`,
+/// `providers/personio.yaml` and `providers/merge.yaml` (the built-in specs with only
+/// `base_url` changed) and the secret files under `secrets/`. Existing files of the same
+/// names are replaced.
+pub fn write_config(dir: &Path, addr: SocketAddr) -> io::Result<()> {
+    std::fs::create_dir_all(dir.join("providers"))?;
+    std::fs::create_dir_all(dir.join("secrets"))?;
+    std::fs::write(dir.join(crate::config::DEPLOYMENT_FILE), roster_yaml(addr))?;
+    for (name, base_url) in [
+        ("personio", personio_base_url(addr)),
+        ("merge", merge_base_url(addr)),
+    ] {
+        let text = provider_override(name, &base_url)?;
+        std::fs::write(dir.join("providers").join(format!("{name}.yaml")), text)?;
+    }
+    for (path, value) in SECRET_FILES {
+        write_secret(&dir.join(path), value)?;
+    }
+    Ok(())
+}
+
+fn roster_yaml(addr: SocketAddr) -> String {
+    format!(
+        "\
+# Written by `roster demo`: a deployment that reads the demo's fake HRIS on {addr}
+# (Personio and Merge, synthetic people), through the built-in provider specs and mappings.
+# providers/ overrides only their `base_url`; the secrets are demo values in secrets/.
+time_zone: Europe/Berlin
+
+store:
+  # Relative to this directory: the state database and the published directory.
+  state_dir: state
+
+sources:
+  # Kestrel Labs in Berlin. Listed first, so Personio wins whenever both sources know a
+  # field of the same person (same work email).
+  personio:
+    provider: personio
+    credentials:
+      client_id: {PERSONIO_CLIENT_ID}
+      client_secret: {{file: secrets/personio_client_secret}}
+    # The date of birth is a tenant-specific custom attribute in Personio; in the demo
+    # tenant it is {PERSONIO_BIRTHDAY_ATTRIBUTE}.
+    fields:
+      birth_date: $.attributes.{PERSONIO_BIRTHDAY_ATTRIBUTE}.value
+    schedule:
+      every: 4h
+
+  # The US subsidiary's HRIS, read through Merge. About ten people are in both systems
+  # (seconded from Berlin), some with a different job title here.
+  merge:
+    provider: merge
+    credentials:
+      api_key: {{file: secrets/merge_api_key}}
+      account_token: {{file: secrets/merge_account_token}}
+    schedule:
+      every: 4h
+
+# Personio wins every field by default (the order of `sources`). The US HRIS knows the
+# current title of the people seconded there, so for job_title it comes first.
+precedence:
+  fields:
+    job_title: [merge, personio]
+"
+    )
+}
+
+/// The built-in spec `name` with its `base_url` line replaced, under a header comment.
+fn provider_override(name: &str, base_url: &str) -> io::Result<String> {
+    let (_, builtin) = crate::config::builtin_providers()
+        .iter()
+        .find(|(n, _)| *n == name)
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no built-in provider `{name}`"),
+            )
+        })?;
+    let mut out = format!(
+        "# Written by `roster demo`: the built-in `{name}` provider spec with only `base_url`\n\
+         # changed, to read the demo's fake {name} API. Delete this file to use the built-in spec.\n\
+         #\n"
+    );
+    let mut replaced = 0;
+    for line in builtin.lines() {
+        if line.starts_with("base_url:") {
+            out.push_str(&format!("base_url: {base_url}\n"));
+            replaced += 1;
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    if replaced != 1 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "the built-in `{name}` spec has {replaced} top-level `base_url:` lines, not one"
+            ),
+        ));
+    }
+    Ok(out)
+}
+
+/// Writes a secret file, readable by its owner only on Unix.
+fn write_secret(path: &Path, value: &str) -> io::Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(value.as_bytes())?;
+    f.write_all(b"\n")?;
+    Ok(())
+}

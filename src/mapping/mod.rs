@@ -1,0 +1,778 @@
+//! Applying a mapping: one provider record becomes a canonical person (pure, no I/O, no
+//! clock, no SQL).
+//!
+//! A [`Mapper`] is built once per source per sync from the compiled mapping (the source's
+//! `fields:` overrides already applied); its JSONPaths are compiled once, simple ones into a
+//! direct walk of the record (`path.rs`). [`Mapper::map`] then turns each record into one of:
+//!
+//! - [`Mapped::Kept`]: a [`MappedPerson`] that belongs in the directory, with the problems of
+//!   optional fields (each left empty);
+//! - [`Mapped::Excluded`]: dropped by the mapping's `filter:`;
+//! - [`Mapped::Failed`]: the work email or a `required: true` field is missing or invalid. The
+//!   record is a data problem and still counts as present (never a departure).
+//!
+//! How one field is filled, in order (the contract is the doc comments of
+//! [`crate::config::mapping::FieldSpec`]):
+//!
+//! 1. the source: `path` (the first match; JSON null is no value), `coalesce` (the first path
+//!    that yields a non-empty value after the transforms and `empty_values`), `value` (a
+//!    constant), or `template`. Templates are filled after every other field, from the other
+//!    fields' canonical text (custom fields by their bare name); a template may use fields that
+//!    are templates themselves, to any depth (templates are resolved in dependency order;
+//!    `validate` refuses cycles). A template whose placeholders are all empty yields nothing;
+//!    its result is trimmed, so a missing last name gives `Ada`, not `Ada `;
+//! 2. scalar to text: strings as they are, numbers as their JSON text (`1042`, `12.0`),
+//!    booleans `true`/`false`; an object or a list is a field error (point the path at a
+//!    scalar);
+//! 3. `transform`s in order, then `empty_values`. An empty string is kept for text fields
+//!    (`empty_as_null` turns it into no value) and is no value for every other type;
+//! 4. the `values` map (exact match on the transformed text); a value missing from it follows
+//!    `unmapped` (`error`, the default for enums; `keep`, the default for other types;
+//!    `default`). A field without a `values` map takes its value as it is;
+//! 5. the type: email (trimmed, lowercased, one `@`), date (`YYYY-MM-DD`; an ISO date-time
+//!    keeps its calendar date as written, never shifted to UTC; other shapes through
+//!    `date_format`), enum (a canonical enum field must end in one of its values), bool, int;
+//! 6. `default` when nothing was yielded (typed, but not transformed or value-mapped).
+//!
+//! The status is not derived from dates here: that needs today's date, and a mapped record
+//! must not change with the clock (its result is cached by content hash). The caller derives
+//! it with [`MappedPerson::status_on`] and today's date in the company time zone. Likewise the
+//! filter's `statuses` apply only to a status the mapping yields.
+
+mod convert;
+mod coverage;
+pub mod fixture;
+mod path;
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use indexmap::IndexMap;
+use serde::Serialize;
+use serde_json::Value;
+
+pub use coverage::{Coverage, CoverageViolation};
+
+use crate::config::compile::SourcePlan;
+use crate::config::mapping::{
+    FieldMapping, FieldSpec, Filter, MappingSpec, RecordRule, Status, Transform, Unmapped,
+    ValueType,
+};
+use crate::config::person::{Field, FieldKind, FieldMappings, STATUSES};
+use crate::config::value::{Piece, Template};
+use convert::quote;
+use path::Path;
+
+/// Part of the fingerprint: bump it when the engine maps the same mapping differently, so
+/// stored content hashes are invalidated.
+const ENGINE_VERSION: u32 = 1;
+
+/// The statuses the filter keeps when `filter.statuses` is not given.
+const DEFAULT_STATUSES: &[Status] = &[Status::PreHire, Status::Active, Status::OnLeave];
+
+/// Maps the records of one source. Built once per source per sync.
+#[derive(Debug, Clone)]
+pub struct Mapper {
+    /// Every field rule in evaluation order: the sourced ones, then templates in dependency
+    /// order.
+    rules: Vec<Rule>,
+    /// Custom field names, indexed by `Slot::Custom`.
+    custom_names: Vec<String>,
+    filter: CompiledFilter,
+    coverage: Vec<coverage::Rule>,
+    fingerprint: u64,
+}
+
+/// The outcome of mapping one record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mapped {
+    /// Belongs in the directory.
+    Kept(MappedPerson),
+    /// Dropped by the filter (status not kept, or an `exclude` rule matched). `key` as in
+    /// [`MappedPerson::key`] when it could be read.
+    Excluded {
+        /// The employee id, else the work email, when mapped.
+        key: Option<String>,
+        /// Which rule or status dropped it.
+        reason: String,
+    },
+    /// Could not be mapped: work_email missing/invalid, or a `required: true` field
+    /// missing/invalid. Still "present" for the sync (never a departure). key/email
+    /// best-effort.
+    Failed {
+        /// The employee id, else the work email, when mapped.
+        key: Option<String>,
+        /// The work email, when it is valid.
+        email: Option<String>,
+        /// What is wrong with the required fields.
+        errors: Vec<FieldError>,
+    },
+}
+
+/// A mapped person.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MappedPerson {
+    /// Canonical values indexed by `Field as usize` (Field::ALL order), as canonical text:
+    /// strings as mapped, emails trimmed+lowercased, dates `YYYY-MM-DD`, enums the canonical
+    /// value (e.g. `pre_hire`, `contractor`).
+    pub values: Vec<Option<String>>,
+    /// Custom fields by name, typed JSON (string, bool, integer, date as "YYYY-MM-DD"
+    /// string). Omitted when empty.
+    pub custom: BTreeMap<String, Value>,
+    /// Problems with non-required fields: the field is left empty and the record is still
+    /// kept.
+    pub problems: Vec<FieldError>,
+}
+
+/// What is wrong with one field of one record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldError {
+    /// The canonical field name, or `custom.NAME`.
+    pub field: String,
+    /// What was wrong, showing the value's shape (at most 80 characters of it).
+    pub message: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+impl MappedPerson {
+    /// A canonical field's value.
+    pub fn get(&self, f: Field) -> Option<&str> {
+        self.values.get(f as usize)?.as_deref()
+    }
+
+    /// The person's key in its source: the employee id when mapped and non-empty, else the
+    /// work email.
+    pub fn key(&self) -> &str {
+        self.get(Field::employee_id)
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| self.work_email())
+    }
+
+    /// The work email (always present on a kept person).
+    pub fn work_email(&self) -> &str {
+        self.get(Field::work_email).unwrap_or_default()
+    }
+
+    /// The status on `today` (the company's calendar date):
+    ///
+    /// - a mapped `active` whose start date lies ahead is `pre_hire` (HRIS such as Kenjo and
+    ///   BambooHR have no pre-hire status: a future hire is active with a future start date);
+    /// - any other mapped status is kept;
+    /// - without a mapped status: `terminated` after the end date, `pre_hire` before the start
+    ///   date, else `active` (the HRIS listed the person).
+    pub fn status_on(&self, today: jiff::civil::Date) -> &'static str {
+        let date = |f| {
+            self.get(f)
+                .and_then(|s| s.parse::<jiff::civil::Date>().ok())
+        };
+        let starts_later = date(Field::start_date).is_some_and(|d| d > today);
+        match self
+            .get(Field::status)
+            .and_then(|s| STATUSES.iter().copied().find(|v| *v == s))
+        {
+            Some("active") if starts_later => "pre_hire",
+            Some(s) => s,
+            None if date(Field::end_date).is_some_and(|d| d < today) => "terminated",
+            None if starts_later => "pre_hire",
+            None => "active",
+        }
+    }
+
+    /// Sets the status to [`status_on`](Self::status_on) `today`.
+    pub fn derive_status(&mut self, today: jiff::civil::Date) {
+        self.values[Field::status as usize] = Some(self.status_on(today).to_string());
+    }
+}
+
+impl Mapper {
+    /// From a compiled source (plan.fields / plan.custom already include the source's
+    /// overrides) and its mapping spec (filter, coverage).
+    pub fn new(plan: &SourcePlan, spec: &MappingSpec) -> Mapper {
+        Mapper::build(&plan.fields, &plan.custom, &spec.filter, &spec.coverage)
+    }
+
+    /// From a mapping file alone (for `roster test` fixtures).
+    pub fn from_spec(spec: &MappingSpec) -> Mapper {
+        Mapper::build(&spec.fields, &spec.custom, &spec.filter, &spec.coverage)
+    }
+
+    fn build(
+        fields: &FieldMappings,
+        custom: &IndexMap<String, FieldMapping>,
+        filter: &Filter,
+        coverage: &IndexMap<String, crate::config::mapping::Coverage>,
+    ) -> Mapper {
+        let custom_names: Vec<String> = custom.keys().cloned().collect();
+        let slot_of = |name: &str| {
+            Field::from_name(name).map(Slot::Canonical).or_else(|| {
+                custom_names
+                    .iter()
+                    .position(|n| n == name)
+                    .map(Slot::Custom)
+            })
+        };
+        let all: Vec<Rule> = fields
+            .iter()
+            .map(|(f, m)| {
+                Rule::new(
+                    Slot::Canonical(f),
+                    Some(f),
+                    f.name().into(),
+                    &m.spec(),
+                    &slot_of,
+                )
+            })
+            .chain(custom.iter().enumerate().map(|(i, (name, m))| {
+                Rule::new(
+                    Slot::Custom(i),
+                    None,
+                    format!("custom.{name}"),
+                    &m.spec(),
+                    &slot_of,
+                )
+            }))
+            .collect();
+        let mut rules = order_templates(all);
+        // work_email is always required, even when its mapping is missing (an unchecked spec).
+        if !rules
+            .iter()
+            .any(|r| matches!(r.slot, Slot::Canonical(Field::work_email)))
+        {
+            rules.push(Rule::unmapped_work_email());
+        }
+        Mapper {
+            rules,
+            filter: CompiledFilter::new(filter),
+            coverage: coverage::rules(coverage),
+            fingerprint: fingerprint(fields, custom, filter),
+            custom_names,
+        }
+    }
+
+    /// A stable 64-bit fingerprint of the effective mapping (fields, custom, filter): xxh3 over
+    /// a canonical serialization. Changes whenever the mapping's meaning changes; used to
+    /// invalidate stored content hashes.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
+    }
+
+    /// Maps one record and applies the filter.
+    pub fn map(&self, record: &Value) -> Mapped {
+        let e = self.evaluate(record);
+        match self
+            .filter
+            .reason(record, e.values[Field::status as usize].as_deref())
+        {
+            Some(reason) => Mapped::Excluded {
+                key: e.key(),
+                reason,
+            },
+            None => e.into_mapped(),
+        }
+    }
+
+    /// Maps one record without the filter: [`Mapped::Kept`] or [`Mapped::Failed`] (fixtures
+    /// check the fields of records the filter drops).
+    pub fn map_unfiltered(&self, record: &Value) -> Mapped {
+        self.evaluate(record).into_mapped()
+    }
+
+    /// A fresh tracker for this mapping's `coverage:` rules.
+    pub fn coverage(&self) -> Coverage {
+        Coverage::new(self.coverage.clone())
+    }
+
+    fn evaluate(&self, record: &Value) -> Evaluation<'_> {
+        let mut e = Evaluation {
+            values: vec![None; Field::ALL.len()],
+            custom: vec![None; self.custom_names.len()],
+            errors: Vec::new(),
+            problems: Vec::new(),
+            custom_names: &self.custom_names,
+        };
+        for rule in &self.rules {
+            let result = rule.eval(record, &e);
+            match result {
+                Ok(Some(v)) => e.set(rule.slot, v),
+                Ok(None) if rule.required => e.errors.push(rule.error(rule.missing())),
+                Ok(None) => {}
+                Err(m) if rule.required => e.errors.push(rule.error(m)),
+                Err(m) => e.problems.push(rule.error(m)),
+            }
+        }
+        e
+    }
+}
+
+/// The fields of one record while it is mapped.
+struct Evaluation<'a> {
+    values: Vec<Option<String>>,
+    custom: Vec<Option<Value>>,
+    errors: Vec<FieldError>,
+    problems: Vec<FieldError>,
+    custom_names: &'a [String],
+}
+
+impl Evaluation<'_> {
+    fn set(&mut self, slot: Slot, v: Typed) {
+        match slot {
+            Slot::Canonical(f) => self.values[f as usize] = Some(v.into_text()),
+            Slot::Custom(i) => self.custom[i] = Some(v.into_json()),
+        }
+    }
+
+    /// A field's canonical text, for templates.
+    fn text(&self, slot: Slot) -> Option<Cow<'_, str>> {
+        match slot {
+            Slot::Canonical(f) => self.values[f as usize].as_deref().map(Cow::Borrowed),
+            Slot::Custom(i) => match self.custom[i].as_ref()? {
+                Value::String(s) => Some(Cow::Borrowed(s)),
+                Value::Null => None,
+                v => Some(Cow::Owned(v.to_string())),
+            },
+        }
+    }
+
+    fn key(&self) -> Option<String> {
+        self.values[Field::employee_id as usize]
+            .clone()
+            .filter(|s| !s.is_empty())
+            .or_else(|| self.values[Field::work_email as usize].clone())
+    }
+
+    fn into_mapped(self) -> Mapped {
+        if !self.errors.is_empty() {
+            return Mapped::Failed {
+                key: self.key(),
+                email: self.values[Field::work_email as usize].clone(),
+                errors: self.errors,
+            };
+        }
+        let custom = self
+            .custom_names
+            .iter()
+            .zip(self.custom)
+            .filter_map(|(n, v)| Some((n.clone(), v?)))
+            .collect();
+        Mapped::Kept(MappedPerson {
+            values: self.values,
+            custom,
+            problems: self.problems,
+        })
+    }
+}
+
+/// Where a field's value goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Canonical(Field),
+    Custom(usize),
+}
+
+/// A typed value.
+#[derive(Debug, Clone, PartialEq)]
+enum Typed {
+    Text(String),
+    Bool(bool),
+    Int(i64),
+}
+
+impl Typed {
+    fn into_text(self) -> String {
+        match self {
+            Typed::Text(s) => s,
+            Typed::Bool(b) => b.to_string(),
+            Typed::Int(i) => i.to_string(),
+        }
+    }
+
+    fn into_json(self) -> Value {
+        match self {
+            Typed::Text(s) => Value::String(s),
+            Typed::Bool(b) => Value::Bool(b),
+            Typed::Int(i) => Value::from(i),
+        }
+    }
+}
+
+/// Where a field's value comes from.
+#[derive(Debug, Clone)]
+enum Source {
+    Path(Path),
+    Coalesce(Vec<Path>),
+    /// The template and, per placeholder in order, the field it names (`None`: unknown).
+    Template(Template, Vec<Option<Slot>>),
+    Value(Value),
+    /// Only a `default` (or nothing, for an unchecked spec).
+    Nothing,
+}
+
+/// One field's mapping, compiled.
+#[derive(Debug, Clone)]
+struct Rule {
+    slot: Slot,
+    /// `start_date` or `custom.NAME`.
+    label: String,
+    source: Source,
+    kind: ValueType,
+    /// The values a canonical enum field allows.
+    allowed: Option<&'static [&'static str]>,
+    transforms: Vec<Transform>,
+    date_format: Option<String>,
+    values: HashMap<String, String>,
+    /// The `values` keys in file order, for messages.
+    value_keys: Vec<String>,
+    unmapped: Unmapped,
+    empty_values: Vec<String>,
+    default: Option<Value>,
+    required: bool,
+}
+
+impl Rule {
+    fn new(
+        slot: Slot,
+        field: Option<Field>,
+        label: String,
+        spec: &FieldSpec,
+        slot_of: &dyn Fn(&str) -> Option<Slot>,
+    ) -> Rule {
+        let (kind, allowed) = match field.map(Field::kind) {
+            Some(FieldKind::Date) => (ValueType::Date, None),
+            Some(FieldKind::Email) => (ValueType::Email, None),
+            Some(FieldKind::Enum(values)) => (ValueType::Enum, Some(values)),
+            Some(FieldKind::String) | None => (spec.kind.unwrap_or(ValueType::String), None),
+        };
+        let source = if let Some(p) = &spec.path {
+            Source::Path(Path::new(p))
+        } else if let Some(ps) = &spec.coalesce {
+            Source::Coalesce(ps.iter().map(Path::new).collect())
+        } else if let Some(t) = &spec.template {
+            let slots = t.vars().map(slot_of).collect();
+            Source::Template(t.clone(), slots)
+        } else if let Some(v) = &spec.value {
+            Source::Value(v.clone())
+        } else {
+            Source::Nothing
+        };
+        Rule {
+            slot,
+            label,
+            source,
+            kind,
+            allowed,
+            transforms: spec.transform.clone(),
+            date_format: spec.date_format.clone(),
+            values: spec
+                .values
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            value_keys: spec.values.keys().cloned().collect(),
+            unmapped: spec.unmapped.unwrap_or(if kind == ValueType::Enum {
+                Unmapped::Error
+            } else {
+                Unmapped::Keep
+            }),
+            empty_values: spec.empty_values.clone(),
+            default: spec.default.clone(),
+            required: spec.required || field == Some(Field::work_email),
+        }
+    }
+
+    fn unmapped_work_email() -> Rule {
+        let f = Field::work_email;
+        Rule::new(
+            Slot::Canonical(f),
+            Some(f),
+            f.name().into(),
+            &FieldSpec::default(),
+            &|_| None,
+        )
+    }
+
+    fn error(&self, message: String) -> FieldError {
+        FieldError {
+            field: self.label.clone(),
+            message,
+        }
+    }
+
+    /// Why a required field has no value.
+    fn missing(&self) -> String {
+        match &self.source {
+            Source::Path(p) => format!("no value at `{}`", p.as_str()),
+            Source::Coalesce(ps) => format!(
+                "no value at any of {}",
+                ps.iter()
+                    .map(|p| format!("`{}`", p.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Source::Template(t, _) => {
+                format!("the template `{}` has nothing to fill in", t.as_str())
+            }
+            Source::Value(_) => "the constant `value` is empty".into(),
+            Source::Nothing => "not mapped".into(),
+        }
+    }
+
+    /// The field's value in `record`; `Ok(None)` when there is none.
+    fn eval(&self, record: &Value, e: &Evaluation) -> Result<Option<Typed>, String> {
+        let text = match &self.source {
+            Source::Path(p) => self.prepare(p.first(record), p.as_str())?,
+            Source::Coalesce(ps) => {
+                let mut found = None;
+                for p in ps {
+                    if let Some(t) = self.prepare(p.first(record), p.as_str())?
+                        && !t.is_empty()
+                    {
+                        found = Some(t);
+                        break;
+                    }
+                }
+                found
+            }
+            Source::Template(t, slots) => render(t, slots, e).and_then(|s| self.prepare_text(s)),
+            Source::Value(v) => self.prepare(Some(v), "value")?,
+            Source::Nothing => None,
+        };
+        // An empty string is a value only for text (and for a value map that names it).
+        let text = text.filter(|t| {
+            !t.is_empty() || self.kind == ValueType::String || self.values.contains_key("")
+        });
+        match text {
+            Some(t) => self.convert(t),
+            None => self.default_value(),
+        }
+    }
+
+    /// A selected JSON value as transformed text.
+    fn prepare(&self, v: Option<&Value>, path: &str) -> Result<Option<String>, String> {
+        match v {
+            None => Ok(None),
+            Some(v) => Ok(convert::scalar_text(v, path)?.and_then(|t| self.prepare_text(t))),
+        }
+    }
+
+    /// Transforms, then `empty_values`.
+    fn prepare_text(&self, t: String) -> Option<String> {
+        convert::transform(t, &self.transforms).filter(|t| !self.empty_values.contains(t))
+    }
+
+    /// The value map, then the type.
+    fn convert(&self, t: String) -> Result<Option<Typed>, String> {
+        if self.values.is_empty() {
+            return self.typed(t).map(Some);
+        }
+        match self.values.get(&t) {
+            Some(v) => self.typed(v.clone()).map(Some),
+            None => match self.unmapped {
+                Unmapped::Keep => self.typed(t).map(Some),
+                Unmapped::Default => self.default_value(),
+                Unmapped::Error => Err(format!(
+                    "{} is not in `values` ({}); add it there, or set `unmapped: keep` or `unmapped: default`",
+                    quote(&t),
+                    self.known_values()
+                )),
+            },
+        }
+    }
+
+    /// The `values` keys for a message, the first few.
+    fn known_values(&self) -> String {
+        const SHOWN: usize = 6;
+        let mut s = self
+            .value_keys
+            .iter()
+            .take(SHOWN)
+            .map(|k| quote(k))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if self.value_keys.len() > SHOWN {
+            s.push_str(&format!(", ... ({} in all)", self.value_keys.len()));
+        }
+        format!("it has {s}")
+    }
+
+    /// `default`, typed (not transformed or value-mapped).
+    fn default_value(&self) -> Result<Option<Typed>, String> {
+        let Some(d) = &self.default else {
+            return Ok(None);
+        };
+        match convert::scalar_text(d, "default")? {
+            None => Ok(None),
+            Some(t) => self
+                .typed(t)
+                .map(Some)
+                .map_err(|e| format!("the `default`: {e}")),
+        }
+    }
+
+    fn typed(&self, t: String) -> Result<Typed, String> {
+        Ok(match self.kind {
+            ValueType::String => Typed::Text(t),
+            ValueType::Email => Typed::Text(convert::email(&t)?),
+            ValueType::Date => Typed::Text(convert::date(&t, self.date_format.as_deref())?),
+            ValueType::Enum => match self.allowed {
+                Some(allowed) if !allowed.contains(&t.as_str()) => {
+                    return Err(format!(
+                        "{} is not a value of `{}` (expected {}); map it with `values:`",
+                        quote(&t),
+                        self.label,
+                        allowed.join(", ")
+                    ));
+                }
+                _ => Typed::Text(t),
+            },
+            ValueType::Bool => Typed::Bool(convert::boolean(&t)?),
+            ValueType::Int => Typed::Int(convert::integer(&t)?),
+        })
+    }
+}
+
+/// Fills a template from the fields mapped so far; `None` when every placeholder is empty.
+fn render(t: &Template, slots: &[Option<Slot>], e: &Evaluation) -> Option<String> {
+    let mut out = String::new();
+    let mut filled = false;
+    let mut slots = slots.iter();
+    for piece in t.pieces() {
+        match piece {
+            Piece::Text(s) => out.push_str(s),
+            Piece::Var(_) => {
+                if let Some(v) = slots.next().copied().flatten().and_then(|s| e.text(s)) {
+                    filled |= !v.is_empty();
+                    out.push_str(&v);
+                }
+            }
+        }
+    }
+    filled.then(|| out.trim().to_string())
+}
+
+/// Sourced rules first (file order), then templates so that each comes after the templates
+/// it uses. A cycle (refused by `validate`; possible only in an unchecked spec) keeps file
+/// order, the later template seeing the earlier one empty.
+fn order_templates(rules: Vec<Rule>) -> Vec<Rule> {
+    let (mut ordered, mut pending): (Vec<Rule>, Vec<Rule>) = rules
+        .into_iter()
+        .partition(|r| !matches!(r.source, Source::Template(..)));
+    while !pending.is_empty() {
+        let ready = pending.iter().position(|r| {
+            let Source::Template(_, slots) = &r.source else {
+                return true;
+            };
+            slots
+                .iter()
+                .flatten()
+                .all(|s| !pending.iter().any(|p| p.slot == *s))
+        });
+        ordered.push(pending.remove(ready.unwrap_or(0)));
+    }
+    ordered
+}
+
+/// The filter, compiled.
+#[derive(Debug, Clone)]
+struct CompiledFilter {
+    statuses: Vec<&'static str>,
+    exclude: Vec<(Path, RecordRule)>,
+}
+
+fn status_name(s: Status) -> &'static str {
+    match s {
+        Status::PreHire => "pre_hire",
+        Status::Active => "active",
+        Status::OnLeave => "on_leave",
+        Status::Terminated => "terminated",
+    }
+}
+
+impl CompiledFilter {
+    fn new(f: &Filter) -> CompiledFilter {
+        CompiledFilter {
+            statuses: f
+                .statuses
+                .as_deref()
+                .unwrap_or(DEFAULT_STATUSES)
+                .iter()
+                .map(|s| status_name(*s))
+                .collect(),
+            exclude: f
+                .exclude
+                .iter()
+                .map(|r| (Path::new(&r.path), r.clone()))
+                .collect(),
+        }
+    }
+
+    /// Why the record is dropped, if it is: an `exclude` rule on the raw record, else a
+    /// mapped status the filter does not keep.
+    fn reason(&self, record: &Value, status: Option<&str>) -> Option<String> {
+        for (i, (path, rule)) in self.exclude.iter().enumerate() {
+            let found = path.all(record);
+            if rule.empty {
+                let empty = found.iter().all(|v| v.is_null() || v.as_str() == Some(""));
+                if empty {
+                    return Some(format!("filter.exclude[{i}]: `{}` is empty", path.as_str()));
+                }
+            } else if let Some(want) = &rule.equals {
+                let hit = if want.is_null() {
+                    found.iter().all(|v| v.is_null())
+                } else {
+                    found.iter().any(|v| convert::loose_eq(v, want))
+                };
+                if hit {
+                    return Some(format!(
+                        "filter.exclude[{i}]: `{}` equals {want}",
+                        path.as_str()
+                    ));
+                }
+            }
+        }
+        match status {
+            Some(s) if !self.statuses.contains(&s) => Some(format!(
+                "status `{s}` is not one the filter keeps ({})",
+                self.statuses.join(", ")
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// What the fingerprint covers: everything that changes how a record maps, in one canonical
+/// form (the shorthand `field: $.path` and `field: {path: $.path}` are the same; custom
+/// fields sorted by name; an absent `filter.statuses` is the default list).
+#[derive(Serialize)]
+struct Canonical<'a> {
+    engine: u32,
+    fields: Vec<(&'static str, Cow<'a, FieldSpec>)>,
+    custom: BTreeMap<&'a str, Cow<'a, FieldSpec>>,
+    statuses: Vec<&'static str>,
+    exclude: &'a [RecordRule],
+}
+
+fn fingerprint(
+    fields: &FieldMappings,
+    custom: &IndexMap<String, FieldMapping>,
+    filter: &Filter,
+) -> u64 {
+    let c = Canonical {
+        engine: ENGINE_VERSION,
+        fields: fields.iter().map(|(f, m)| (f.name(), m.spec())).collect(),
+        custom: custom.iter().map(|(k, m)| (k.as_str(), m.spec())).collect(),
+        statuses: CompiledFilter::new(filter).statuses,
+        exclude: &filter.exclude,
+    };
+    // Serializing plain data into a Vec cannot fail.
+    let bytes = serde_json::to_vec(&c).unwrap_or_default();
+    xxhash_rust::xxh3::xxh3_64(&bytes)
+}
+
+#[cfg(test)]
+mod tests;

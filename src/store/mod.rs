@@ -1,0 +1,297 @@
+//! The store: the only module that speaks SQL.
+//!
+//! Roster keeps a private **state database** (`<state_dir>/state.duckdb`), which only the
+//! process that syncs opens (read-write), and **publishes** the directory for readers as a
+//! separate file (`directory.duckdb` by default): after each applied sync the state database is
+//! checkpointed and copied to a temporary file beside the directory file, which is then
+//! renamed over it. A reader (`duckdb -readonly`, Python, `roster query`) therefore opens
+//! either the previous complete directory or the new one, never a half-applied sync, and never
+//! conflicts with the writer's lock (DuckDB allows one read-write process or many read-only
+//! ones, never both).
+
+mod schema;
+pub mod sync;
+
+use std::path::{Path, PathBuf};
+
+use duckdb::{AccessMode, Config, Connection};
+
+pub use schema::people_columns;
+
+/// The state database's file name inside the state directory.
+pub const STATE_FILE: &str = "state.duckdb";
+/// The published directory's default file name inside the state directory.
+pub const DIRECTORY_FILE: &str = "directory.duckdb";
+
+/// Why the store could not be used. Each message says what to do next.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another process holds the state database.
+    #[error(
+        "the state database {path} is in use by another process{holder}; only one writer may hold it (help: if the roster daemon is running, let it sync or ask it with `roster sync --now`; otherwise stop the other process{pid_hint})"
+    )]
+    Locked {
+        /// The state database.
+        path: PathBuf,
+        /// ` (PID 1234, /usr/bin/roster)` when DuckDB named it.
+        holder: String,
+        /// `, e.g. kill 1234` when known.
+        pid_hint: String,
+    },
+    /// The file is not a DuckDB database (or is damaged).
+    #[error(
+        "{path} is not a readable DuckDB database ({detail}); Roster never recreates it on its own (help: move it aside, e.g. `mv {path} {path}.broken`, and run `roster sync` to rebuild the directory from the HR systems (history and first-seen dates start over), or restore it from a backup)"
+    )]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// DuckDB's words.
+        detail: String,
+    },
+    /// The database was written by a newer Roster.
+    #[error(
+        "{path} has schema version {found}, newer than this roster understands ({known}) (help: run the newer roster, or restore a backup made by this version)"
+    )]
+    TooNew {
+        /// The file.
+        path: PathBuf,
+        /// Its version.
+        found: i32,
+        /// Ours.
+        known: i32,
+    },
+    /// A file operation failed.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A query failed.
+    #[error("database error: {0}")]
+    Sql(#[from] duckdb::Error),
+}
+
+/// The state database, open read-write.
+pub struct Store {
+    pub(crate) conn: Connection,
+    state_path: PathBuf,
+    directory_path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("state", &self.state_path)
+            .field("directory", &self.directory_path)
+            .finish()
+    }
+}
+
+/// Memory DuckDB may use before it spills to disk; keeps a sync's footprint flat as the
+/// directory grows.
+const MEMORY_LIMIT: &str = "96MB";
+
+fn classify(path: &Path, e: duckdb::Error) -> StoreError {
+    let text = e.to_string();
+    if text.contains("Could not set lock") || text.contains("Conflicting lock") {
+        // DuckDB: "... Conflicting lock is held in /usr/bin/roster (PID 1234) by user ..."
+        let pid = text
+            .split("(PID ")
+            .nth(1)
+            .and_then(|r| r.split(')').next())
+            .map(str::to_string);
+        let exe = text
+            .split("is held in ")
+            .nth(1)
+            .and_then(|r| r.split(" (PID").next())
+            .map(str::to_string);
+        let holder = match (&pid, &exe) {
+            (Some(p), Some(x)) => format!(" (PID {p}, {x})"),
+            (Some(p), None) => format!(" (PID {p})"),
+            _ => String::new(),
+        };
+        return StoreError::Locked {
+            path: path.to_path_buf(),
+            holder,
+            pid_hint: pid
+                .map(|p| format!(", e.g. `kill {p}`"))
+                .unwrap_or_default(),
+        };
+    }
+    if text.contains("not a valid DuckDB database")
+        || text.contains("Corrupt")
+        || text.contains("corrupt")
+        || text.contains("checksum")
+        || text.contains("Checksum")
+    {
+        let detail = text
+            .lines()
+            .next()
+            .unwrap_or("unreadable")
+            .trim()
+            .to_string();
+        return StoreError::Corrupt {
+            path: path.to_path_buf(),
+            detail,
+        };
+    }
+    StoreError::Sql(e)
+}
+
+fn create_dir_private(dir: &Path) -> Result<(), StoreError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir).map_err(|source| StoreError::Io {
+        what: "cannot create the state directory",
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+impl Store {
+    /// Opens (or creates) the state database in `state_dir` and brings its schema up to date.
+    /// `directory` is where the directory is published.
+    pub fn open(state_dir: &Path, directory: &Path) -> Result<Store, StoreError> {
+        create_dir_private(state_dir)?;
+        if let Some(parent) = directory.parent() {
+            if !parent.as_os_str().is_empty() {
+                create_dir_private(parent)?;
+            }
+        }
+        let state_path = state_dir.join(STATE_FILE);
+        let config = Config::default()
+            .max_memory(MEMORY_LIMIT)?
+            .threads(2)?
+            .enable_autoload_extension(false)?;
+        let conn = Connection::open_with_flags(&state_path, config)
+            .map_err(|e| classify(&state_path, e))?;
+        restrict(&state_path);
+        let store = Store {
+            conn,
+            state_path,
+            directory_path: directory.to_path_buf(),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// The state database's path.
+    pub fn state_path(&self) -> &Path {
+        &self.state_path
+    }
+
+    /// The published directory's path.
+    pub fn directory_path(&self) -> &Path {
+        &self.directory_path
+    }
+
+    fn migrate(&self) -> Result<(), StoreError> {
+        self.conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL)",
+        )?;
+        let current: i32 = self.conn.query_row(
+            "SELECT coalesce(max(version), 0) FROM schema_migrations",
+            [],
+            |r| r.get(0),
+        )?;
+        let all = schema::migrations();
+        let known = all.last().map_or(0, |m| m.0);
+        if current > known {
+            return Err(StoreError::TooNew {
+                path: self.state_path.clone(),
+                found: current,
+                known,
+            });
+        }
+        for (version, sql) in all.into_iter().filter(|m| m.0 > current) {
+            self.conn.execute_batch("BEGIN TRANSACTION")?;
+            let r = self.conn.execute_batch(&sql).and_then(|_| {
+                self.conn.execute(
+                    "INSERT INTO schema_migrations VALUES (?, now()::TIMESTAMP)",
+                    [version],
+                )
+            });
+            match r {
+                Ok(_) => self.conn.execute_batch("COMMIT")?,
+                Err(e) => {
+                    self.conn.execute_batch("ROLLBACK").ok();
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes the directory: checkpoint, copy to a temporary file beside the directory,
+    /// fsync, rename over the directory, fsync the folder. Readers that have the old file open
+    /// keep reading it; new readers get the new one.
+    pub fn publish(&self) -> Result<(), StoreError> {
+        self.conn.execute_batch("CHECKPOINT")?;
+        let dir = self
+            .directory_path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let name = self
+            .directory_path
+            .file_name()
+            .map_or_else(|| "directory.duckdb".into(), |n| n.to_string_lossy());
+        let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        let io = |what: &'static str, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| StoreError::Io { what, path, source }
+        };
+        std::fs::copy(&self.state_path, &tmp).map_err(io("cannot write", &tmp))?;
+        restrict(&tmp);
+        let sync = std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(io("cannot fsync", &tmp));
+        if let Err(e) = sync.and_then(|()| {
+            std::fs::rename(&tmp, &self.directory_path)
+                .map_err(io("cannot replace", &self.directory_path))
+        }) {
+            std::fs::remove_file(&tmp).ok();
+            return Err(e);
+        }
+        if let Ok(d) = std::fs::File::open(dir) {
+            d.sync_all().ok();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(unix)]
+fn restrict(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).ok();
+}
+
+#[cfg(not(unix))]
+fn restrict(_path: &Path) {}
+
+/// A read-only connection to a published directory (for `roster query`).
+pub fn open_readonly(path: &Path) -> Result<Connection, StoreError> {
+    if !path.exists() {
+        return Err(StoreError::Io {
+            what: "no directory at",
+            path: path.to_path_buf(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "not published yet; run `roster sync` first",
+            ),
+        });
+    }
+    let config = Config::default()
+        .access_mode(AccessMode::ReadOnly)?
+        .enable_autoload_extension(false)?;
+    Connection::open_with_flags(path, config).map_err(|e| classify(path, e))
+}

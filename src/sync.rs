@@ -1,0 +1,538 @@
+//! A sync of one source: fetch the complete listing (streaming, page by page), hash each raw
+//! record, map and stage only new or changed ones, then merge, diff and apply (or hold) in one
+//! transaction, and publish the directory for readers.
+//!
+//! Nothing is applied before the fetch has returned `Ok` (the engine checks completeness at
+//! the end); a record that fails to map still counts as present; a run that would remove too
+//! many people, or that lists nobody, is held.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::config::Config;
+use crate::config::compile::SourcePlan;
+use crate::config::person::Field;
+use crate::config::secret::{CredentialValue, ProcessEnv, Secret};
+use crate::mapping::{Mapped, Mapper};
+use crate::provider::fetch::{FetchError, Observer, SourceClient};
+use crate::provider::request::Context;
+use crate::provider::tokens::TokenStore;
+use crate::store::sync::{Applied, ApplyInput, Outcome, RunRow, StagedRecord, Staging};
+use crate::store::{Store, StoreError};
+
+/// Why a sync could not run or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// A credential could not be read.
+    #[error(
+        "source `{source_name}`: credential `{credential}`: cannot read secret: {reason} (help: {help})"
+    )]
+    Secret {
+        /// The source.
+        source_name: String,
+        /// The credential.
+        credential: String,
+        /// Why.
+        reason: String,
+        /// What to do.
+        help: String,
+    },
+    /// The HRIS could not be read completely; nothing was applied.
+    #[error("{0}; nothing was applied")]
+    Fetch(#[from] FetchError),
+    /// The store failed; nothing was applied.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// A coverage rule with `action: fail` was violated; nothing was applied.
+    #[error(
+        "source `{source_name}`: {detail}; nothing was applied (help: check the mapping's paths with `roster fetch {source_name} --limit 3`, or relax `coverage:` in the mapping)"
+    )]
+    Coverage {
+        /// The source.
+        source_name: String,
+        /// The violations.
+        detail: String,
+    },
+}
+
+/// Options of a sync.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Apply even when the safety thresholds would hold the run.
+    pub allow_removals: bool,
+    /// Plan only: compute the changes and roll back.
+    pub dry_run: bool,
+    /// Return the field-level changes.
+    pub want_changes: bool,
+}
+
+/// Progress of a fetch, for a progress bar or log lines.
+pub trait Progress {
+    /// A page (or other request) came back.
+    fn page(&mut self, source: &str, pages: u64, records: u64);
+}
+
+/// No progress output.
+#[derive(Debug, Default)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn page(&mut self, _: &str, _: u64, _: u64) {}
+}
+
+/// What a sync did.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The source.
+    pub source: String,
+    /// The run row as written.
+    pub run: RunRow,
+    /// What the merge and diff found.
+    pub applied: Applied,
+    /// Coverage problems (warnings).
+    pub coverage: Vec<String>,
+    /// True when the directory was published.
+    pub published: bool,
+}
+
+/// Builds the HTTP client of a source: resolves its secrets and keeps rotated OAuth refresh
+/// tokens in the state directory. Shared by `fetch`, `sync`, `plan` and the daemon.
+pub fn source_client(cfg: &Config, plan: &SourcePlan) -> Result<SourceClient, SyncError> {
+    let spec = &cfg.providers[&plan.provider].spec;
+    let source = &cfg.deployment.spec.sources[&plan.name];
+    let env = ProcessEnv {
+        config_dir: cfg.dir.clone(),
+    };
+    let mut creds = BTreeMap::new();
+    for (name, value) in &source.credentials {
+        let secret = match value {
+            CredentialValue::Literal(v) => Secret::new(v.clone()),
+            CredentialValue::Secret(r) => r.resolve(&env).map_err(|e| SyncError::Secret {
+                source_name: plan.name.clone(),
+                credential: name.clone(),
+                reason: e.to_string(),
+                help: e.help().to_string(),
+            })?,
+        };
+        creds.insert(name.clone(), secret);
+    }
+    let ctx = Context::new(spec, &creds, &source.settings);
+    let client = SourceClient::new(&plan.name, spec, ctx, &cfg.dir)?;
+    Ok(client.with_token_store(TokenStore::new(&cfg.state_dir(), &plan.name)))
+}
+
+/// The published directory's path.
+pub fn directory_path(cfg: &Config) -> PathBuf {
+    match &cfg.deployment.spec.store.directory {
+        Some(d) => cfg.dir.join(d),
+        None => cfg.state_dir().join(crate::store::DIRECTORY_FILE),
+    }
+}
+
+/// Opens the store of a config.
+pub fn open_store(cfg: &Config) -> Result<Store, StoreError> {
+    Store::open(&cfg.state_dir(), &directory_path(cfg))
+}
+
+/// The precedence table: for every field (`*` = default), each source's rank (0 wins).
+/// The default order is `precedence.default`, then the remaining sources in file order; a
+/// per-field order lists its sources first, then the others in default order.
+pub fn precedence_table(cfg: &Config) -> Vec<(String, String, i32)> {
+    let spec = &cfg.deployment.spec;
+    let mut default: Vec<String> = spec
+        .precedence
+        .default
+        .iter()
+        .map(|n| n.as_str().to_string())
+        .collect();
+    for name in spec.sources.keys() {
+        if !default.contains(name) {
+            default.push(name.clone());
+        }
+    }
+    let mut out = Vec::new();
+    for (i, s) in default.iter().enumerate() {
+        out.push(("*".to_string(), s.clone(), i as i32));
+    }
+    for (field, order) in &spec.precedence.fields {
+        let mut list: Vec<String> = order.iter().map(|n| n.as_str().to_string()).collect();
+        for s in &default {
+            if !list.contains(s) {
+                list.push(s.clone());
+            }
+        }
+        let field = if field == "status" {
+            "hris_status".to_string()
+        } else {
+            field.clone()
+        };
+        for (i, s) in list.iter().enumerate() {
+            out.push((field.clone(), s.clone(), i as i32));
+        }
+    }
+    out
+}
+
+/// A fingerprint of the effective configuration (deployment, providers and mappings), for
+/// `sync_runs.config_version`.
+pub fn config_version(cfg: &Config) -> String {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(
+        serde_json::to_string(&cfg.deployment.spec)
+            .unwrap_or_default()
+            .as_bytes(),
+    );
+    for (name, p) in &cfg.providers {
+        h.update(name.as_bytes());
+        h.update(
+            serde_json::to_string(&p.spec)
+                .unwrap_or_default()
+                .as_bytes(),
+        );
+    }
+    for (name, m) in &cfg.mappings {
+        h.update(name.as_bytes());
+        h.update(
+            serde_json::to_string(&m.spec)
+                .unwrap_or_default()
+                .as_bytes(),
+        );
+    }
+    format!("{:016x}", h.digest())
+}
+
+/// The commit checked out in the config directory when it is a git work tree (read from
+/// `.git` without running git).
+pub fn config_commit(dir: &Path) -> Option<String> {
+    let mut d = dir.canonicalize().ok()?;
+    loop {
+        let git = d.join(".git");
+        if git.is_dir() {
+            return head_commit(&git);
+        }
+        if git.is_file() {
+            // A worktree: `gitdir: <path>`.
+            let text = std::fs::read_to_string(&git).ok()?;
+            let p = text.strip_prefix("gitdir:")?.trim();
+            return head_commit(&d.join(p));
+        }
+        if !d.pop() {
+            return None;
+        }
+    }
+}
+
+fn head_commit(git: &Path) -> Option<String> {
+    let head = std::fs::read_to_string(git.join("HEAD")).ok()?;
+    let head = head.trim();
+    let Some(r) = head.strip_prefix("ref:") else {
+        return Some(head.to_string());
+    };
+    let r = r.trim();
+    if let Ok(c) = std::fs::read_to_string(git.join(r)) {
+        return Some(c.trim().to_string());
+    }
+    // A worktree's refs live in the common dir.
+    let common = std::fs::read_to_string(git.join("commondir"))
+        .ok()
+        .map(|c| git.join(c.trim()))
+        .unwrap_or_else(|| git.to_path_buf());
+    if let Ok(c) = std::fs::read_to_string(common.join(r)) {
+        return Some(c.trim().to_string());
+    }
+    let packed = std::fs::read_to_string(common.join("packed-refs")).ok()?;
+    packed.lines().find_map(|l| {
+        let (sha, name) = l.split_once(' ')?;
+        (name == r).then(|| sha.to_string())
+    })
+}
+
+fn utc(ts: jiff::Timestamp) -> String {
+    ts.strftime("%Y-%m-%d %H:%M:%S%.6f").to_string()
+}
+
+/// The observer that hashes, maps and stages records as pages arrive.
+struct Stager<'a, 's> {
+    source: &'a str,
+    mapper: &'a Mapper,
+    seed: u64,
+    known: HashMap<i64, bool>,
+    staging: Staging<'s>,
+    progress: &'a mut dyn Progress,
+    pages: u64,
+    records: u64,
+    error: Option<StoreError>,
+    buf: Vec<u8>,
+}
+
+impl Observer for Stager<'_, '_> {
+    fn request(&mut self, _described: &str, _status: u16) {
+        self.pages += 1;
+        self.progress.page(self.source, self.pages, self.records);
+    }
+
+    fn record(&mut self, record: serde_json::Value) -> bool {
+        self.records += 1;
+        self.buf.clear();
+        if serde_json::to_writer(&mut self.buf, &record).is_err() {
+            return true;
+        }
+        let hash = xxhash_rust::xxh3::xxh3_64_with_seed(&self.buf, self.seed) as i64;
+        if let Some(seen) = self.known.get_mut(&hash) {
+            *seen = true;
+            return true;
+        }
+        let raw = std::str::from_utf8(&self.buf).unwrap_or_default();
+        let r = stage_one(&mut self.staging, self.mapper, &record, hash, raw);
+        if let Err(e) = r {
+            self.error = Some(e);
+            return false;
+        }
+        true
+    }
+}
+
+fn stage_one(
+    staging: &mut Staging<'_>,
+    mapper: &Mapper,
+    record: &serde_json::Value,
+    hash: i64,
+    raw: &str,
+) -> Result<(), StoreError> {
+    let hash_key = format!("#{:016x}", hash as u64);
+    let empty: Vec<Option<String>> = Vec::new();
+    match mapper.map(record) {
+        Mapped::Kept(p) => {
+            let custom: Vec<(String, String)> = p
+                .custom
+                .iter()
+                .map(|(k, v)| {
+                    let text = match v {
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    (k.clone(), text)
+                })
+                .collect();
+            let problems = (!p.problems.is_empty()).then(|| {
+                p.problems
+                    .iter()
+                    .map(|e| format!("{}: {}", e.field, e.message))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+            staging.stage(&StagedRecord {
+                record_key: p.key(),
+                hash,
+                outcome: Outcome::Kept,
+                values: &p.values,
+                custom: &custom,
+                problems,
+                raw,
+            })
+        }
+        Mapped::Excluded { key, reason } => staging.stage(&StagedRecord {
+            record_key: key.as_deref().unwrap_or(&hash_key),
+            hash,
+            outcome: Outcome::Excluded,
+            values: &empty,
+            custom: &[],
+            problems: Some(reason),
+            raw,
+        }),
+        Mapped::Failed { key, email, errors } => {
+            let mut values = vec![None; Field::ALL.len()];
+            values[Field::work_email as usize] = email;
+            values[Field::employee_id as usize] = key.clone();
+            let problems = errors
+                .iter()
+                .map(|e| format!("{}: {}", e.field, e.message))
+                .collect::<Vec<_>>()
+                .join("\n");
+            staging.stage(&StagedRecord {
+                record_key: key.as_deref().unwrap_or(&hash_key),
+                hash,
+                outcome: Outcome::Failed,
+                values: &values,
+                custom: &[],
+                problems: Some(problems),
+                raw,
+            })
+        }
+    }
+}
+
+/// Syncs (or plans) one source: the whole pipeline, one transaction, then publish.
+pub async fn sync_source(
+    cfg: &Config,
+    store: &mut Store,
+    plan: &SourcePlan,
+    opts: &Options,
+    progress: &mut dyn Progress,
+) -> Result<Report, SyncError> {
+    let client = source_client(cfg, plan)?;
+    sync_with_client(cfg, store, plan, &client, opts, progress).await
+}
+
+/// [`sync_source`] with a client already built.
+pub async fn sync_with_client(
+    cfg: &Config,
+    store: &mut Store,
+    plan: &SourcePlan,
+    client: &SourceClient,
+    opts: &Options,
+    progress: &mut dyn Progress,
+) -> Result<Report, SyncError> {
+    let started = Instant::now();
+    let start_ts = jiff::Timestamp::now();
+    let today = start_ts.to_zoned(cfg.time_zone()).date().to_string();
+    let mapping = &cfg.mappings[&plan.mapping].spec;
+    let mapper = Mapper::new(plan, mapping);
+    let precedence = precedence_table(cfg);
+    // The merge depends on the precedence; a change to it re-merges even without new records.
+    let seed = mapper.fingerprint();
+    let mut run = RunRow {
+        id: store.next_run_id()?,
+        source: plan.name.clone(),
+        started_at: utc(start_ts),
+        config_version: Some(config_version(cfg)),
+        config_commit: config_commit(&cfg.dir),
+        ..RunRow::default()
+    };
+
+    let known = store.known_hashes(&plan.name)?;
+    let staging = store.begin_staging()?;
+    let mut stager = Stager {
+        source: &plan.name,
+        mapper: &mapper,
+        seed,
+        known,
+        staging,
+        progress,
+        pages: 0,
+        records: 0,
+        error: None,
+        buf: Vec::with_capacity(4096),
+    };
+    let result = client
+        .fetch_stream(mapping.stream.as_str(), &mut stager)
+        .await;
+    let Stager {
+        known,
+        staging,
+        pages,
+        records,
+        error,
+        ..
+    } = stager;
+    let staged = staging.finish();
+    run.pages = pages;
+    run.records = records;
+    let failure: Option<SyncError> = match (result, error, staged) {
+        (Err(e), _, _) => Some(e.into()),
+        (_, Some(e), _) | (_, _, Err(e)) => Some(e.into()),
+        (Ok(_), None, Ok(n)) => {
+            run.changed_records = n;
+            None
+        }
+    };
+    if let Some(e) = failure {
+        store.discard_staging().ok();
+        if !opts.dry_run {
+            run.outcome = "failed".into();
+            run.error = Some(e.to_string());
+            run.finished_at = Some(utc(jiff::Timestamp::now()));
+            run.duration_ms = started.elapsed().as_millis() as u64;
+            store.record_run(&run)?;
+        }
+        return Err(e);
+    }
+
+    let seen: Vec<i64> = known.iter().filter(|(_, s)| **s).map(|(h, _)| *h).collect();
+    let all_seen = seen.len() == known.len();
+    let merge_key = format!("{:016x}", {
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        h.update(format!("{precedence:?}").as_bytes());
+        h.update(env!("CARGO_PKG_VERSION").as_bytes());
+        h.digest()
+    });
+    let quiet = run.changed_records == 0
+        && all_seen
+        && !store.status_due(&today)?
+        && store.meta("merge_key")?.as_deref() == Some(merge_key.as_str());
+    let (kept, excluded, failed) = store.outcome_counts(&plan.name)?;
+    if quiet && !opts.want_changes {
+        store.discard_staging().ok();
+        run.kept = kept;
+        run.excluded = excluded;
+        run.failed = failed;
+        run.outcome = "unchanged".into();
+        run.finished_at = Some(utc(jiff::Timestamp::now()));
+        run.duration_ms = started.elapsed().as_millis() as u64;
+        if !opts.dry_run {
+            store.record_run(&run)?;
+        }
+        return Ok(Report {
+            source: plan.name.clone(),
+            run,
+            applied: Applied {
+                unchanged: true,
+                ..Applied::default()
+            },
+            coverage: Vec::new(),
+            published: false,
+        });
+    }
+
+    let coverage_rules: Vec<(String, f64, bool)> = mapping
+        .coverage
+        .iter()
+        .map(|(field, rule)| {
+            (
+                field.clone(),
+                rule.max_empty.get(),
+                rule.action == crate::config::mapping::CoverageAction::Fail,
+            )
+        })
+        .collect();
+    let safety = plan.safety;
+    let input = ApplyInput {
+        source: &plan.name,
+        seen: &seen,
+        now: run.started_at.clone(),
+        today,
+        precedence: &precedence,
+        allow_removals: opts.allow_removals,
+        max_removals: safety.max_removals,
+        min_removals_to_hold: safety.min_removals_to_hold,
+        hold_on_empty: safety.hold_on_empty,
+        listing_empty: records == 0,
+        dry_run: opts.dry_run,
+        want_changes: opts.want_changes,
+        coverage: &coverage_rules,
+        merge_key: &merge_key,
+    };
+    run.finished_at = Some(utc(jiff::Timestamp::now()));
+    run.duration_ms = started.elapsed().as_millis() as u64;
+    let applied = store.apply(&input, &mut run)?;
+    store.discard_staging().ok();
+    let coverage = applied.coverage.clone();
+    if let Some(detail) = &applied.coverage_failed {
+        return Err(SyncError::Coverage {
+            source_name: plan.name.clone(),
+            detail: detail.clone(),
+        });
+    }
+    let published = !opts.dry_run && applied.held.is_none() && !applied.unchanged;
+    if published {
+        store.publish()?;
+    }
+    Ok(Report {
+        source: plan.name.clone(),
+        run,
+        applied,
+        coverage,
+        published,
+    })
+}

@@ -1,0 +1,652 @@
+//! End-to-end syncs: a fake HRIS on 127.0.0.1:0 serving two sources of different shapes, a
+//! config directory in a temp dir loaded through the one pipeline, a real DuckDB state file,
+//! and the published directory read back read-only, as a user's `duckdb -readonly` would.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use roster::config::LoadOptions;
+use roster::sync::{NoProgress, Options, SyncError};
+
+#[derive(Default)]
+struct Hris {
+    /// Source `core`: offset paging, attributes nested.
+    core: Vec<Value>,
+    /// Source `side`: one page, flat records.
+    side: Vec<Value>,
+    /// Fail this page (1-based) of `core` with this status.
+    fail_core_page: Option<(usize, u16)>,
+    core_pages: usize,
+}
+
+type Shared = Arc<Mutex<Hris>>;
+
+async fn core(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<Vec<(String, String)>>,
+) -> Response {
+    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer core-token") {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "invalid token"})),
+        )
+            .into_response();
+    }
+    let get = |k: &str| {
+        q.iter()
+            .find(|(n, _)| n == k)
+            .and_then(|(_, v)| v.parse::<usize>().ok())
+    };
+    let (offset, limit) = (get("offset").unwrap_or(0), get("limit").unwrap_or(100));
+    let mut h = s.lock().unwrap();
+    h.core_pages += 1;
+    if let Some((page, status)) = h.fail_core_page {
+        if h.core_pages == page {
+            return (StatusCode::from_u16(status).unwrap(), "upstream trouble").into_response();
+        }
+    }
+    let total = h.core.len();
+    let data: Vec<Value> = h.core.iter().skip(offset).take(limit).cloned().collect();
+    Json(json!({"data": data, "meta": {"total": total}})).into_response()
+}
+
+async fn side(State(s): State<Shared>, headers: HeaderMap) -> Response {
+    if headers.get("x-api-key").and_then(|v| v.to_str().ok()) != Some("side-key") {
+        return (StatusCode::FORBIDDEN, "forbidden").into_response();
+    }
+    let h = s.lock().unwrap();
+    Json(json!({"staff": h.side})).into_response()
+}
+
+use axum::Json;
+
+struct Env {
+    _dir: tempfile::TempDir,
+    config: PathBuf,
+    hris: Shared,
+}
+
+const CORE_PROVIDER: &str = r#"
+title: Core HR
+base_url: http://ADDR/core
+credentials:
+  token: {description: API token}
+auth:
+  kind: bearer
+  token: "{credentials.token}"
+retry:
+  max_attempts: 1
+streams:
+  people:
+    request:
+      path: /people
+    pagination:
+      kind: offset
+      limit_param: limit
+      offset_param: offset
+      page_size: 3
+    records: $.data[*]
+    total: $.meta.total
+"#;
+
+const CORE_MAPPING: &str = r#"
+provider: core
+stream: people
+fields:
+  employee_id: $.id
+  first_name: {path: $.attrs.first, transform: [trim]}
+  last_name: $.attrs.last
+  display_name: {template: "{first_name} {last_name}"}
+  work_email: $.attrs.email
+  job_title: $.attrs.title
+  department: $.attrs.dept
+  manager_id: $.attrs.manager
+  worker_type:
+    path: $.attrs.kind
+    values: {internal: employee, external: contractor}
+  status:
+    path: $.attrs.status
+    values: {active: active, onboarding: pre_hire, leave: on_leave, inactive: terminated}
+  start_date: $.attrs.hired
+  end_date: $.attrs.left
+  birth_date: {path: $.attrs.born, date_format: "%d.%m.%Y"}
+custom:
+  cost_center: $.attrs.cc
+"#;
+
+const SIDE_PROVIDER: &str = r#"
+title: Side HR
+base_url: http://ADDR/side
+credentials:
+  key: {description: API key}
+auth:
+  kind: api_key
+  in: header
+  name: X-Api-Key
+  value: "{credentials.key}"
+streams:
+  staff:
+    request:
+      path: /staff
+    records: $.staff[*]
+"#;
+
+const SIDE_MAPPING: &str = r#"
+provider: side
+stream: staff
+fields:
+  employee_id: $.number
+  work_email: $.mail
+  first_name: $.given
+  last_name: $.family
+  job_title: $.role
+  office: $.site
+  manager_email: $.boss
+"#;
+
+const DEPLOYMENT: &str = r#"
+time_zone: Europe/Berlin
+store:
+  state_dir: state
+sources:
+  core:
+    provider: core
+    credentials:
+      token: {file: secrets/core}
+  side:
+    provider: side
+    credentials:
+      key: {file: secrets/side}
+precedence:
+  default: [core, side]
+  fields:
+    job_title: [side, core]
+"#;
+
+fn person(id: u32, first: &str, last: &str, email: &str, manager: Option<u32>) -> Value {
+    json!({
+        "id": id,
+        "attrs": {
+            "first": format!(" {first} "), "last": last, "email": email,
+            "title": "Engineer", "dept": "R&D", "manager": manager,
+            "kind": "internal", "status": "active", "hired": "2020-03-01T00:00:00+01:00",
+            "left": null, "born": "09.11.1990", "cc": "CC-1"
+        }
+    })
+}
+
+fn base_people() -> Vec<Value> {
+    let mut v = vec![
+        person(1, "Ada", "Boss", "ada@corp.example", None),
+        person(2, "Ben", "Lead", "Ben@Corp.example", Some(1)),
+        person(3, "Cy", "Dev", "cy@corp.example", Some(2)),
+        person(4, "Di", "Dev", "di@corp.example", Some(2)),
+        person(5, "Ed", "Ops", "ed@corp.example", Some(1)),
+        person(6, "Flo", "Ops", "flo@corp.example", Some(5)),
+        person(7, "Gus", "Ops", "gus@corp.example", Some(5)),
+    ];
+    // A pre-hire: onboarding, starts in the future.
+    let mut h = person(8, "Hal", "New", "hal@corp.example", Some(2));
+    h["attrs"]["status"] = json!("onboarding");
+    h["attrs"]["hired"] = json!("2099-01-04T00:00:00+01:00");
+    v.push(h);
+    // A contractor.
+    let mut i = person(9, "Ivy", "Temp", "ivy@corp.example", Some(5));
+    i["attrs"]["kind"] = json!("external");
+    v.push(i);
+    // Left: filtered out by the default filter.
+    let mut j = person(10, "Jo", "Gone", "jo@corp.example", Some(1));
+    j["attrs"]["status"] = json!("inactive");
+    j["attrs"]["left"] = json!("2021-06-30T00:00:00+02:00");
+    v.push(j);
+    // No work email: a data problem, never in the directory.
+    let mut k = person(11, "Kim", "Nomail", "", Some(1));
+    k["attrs"]["email"] = Value::Null;
+    v.push(k);
+    // A manager id that does not exist.
+    v.push(person(12, "Lu", "Orphan", "lu@corp.example", Some(999)));
+    v
+}
+
+fn side_people() -> Vec<Value> {
+    vec![
+        // Same person as core #2 (email differs in case): side wins job_title, core the rest.
+        json!({"number": "S-1", "mail": "ben@corp.example ", "given": "Benjamin", "family": "Lead",
+               "role": "Engineering Manager", "site": "Berlin", "boss": "ada@corp.example"}),
+        // Only in side: manager by email.
+        json!({"number": "S-2", "mail": "mo@corp.example", "given": "Mo", "family": "Side",
+               "role": "Designer", "site": "Lisbon", "boss": "ben@corp.example"}),
+    ]
+}
+
+async fn env() -> Env {
+    let hris: Shared = Arc::new(Mutex::new(Hris {
+        core: base_people(),
+        side: side_people(),
+        ..Hris::default()
+    }));
+    let app = axum::Router::new()
+        .route("/core/people", get(core))
+        .route("/side/staff", get(side))
+        .with_state(hris.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    for sub in ["providers", "mappings", "secrets"] {
+        std::fs::create_dir_all(config.join(sub)).unwrap();
+    }
+    let a = addr.to_string();
+    std::fs::write(
+        config.join("providers/core.yaml"),
+        CORE_PROVIDER.replace("ADDR", &a),
+    )
+    .unwrap();
+    std::fs::write(
+        config.join("providers/side.yaml"),
+        SIDE_PROVIDER.replace("ADDR", &a),
+    )
+    .unwrap();
+    std::fs::write(config.join("mappings/core.yaml"), CORE_MAPPING).unwrap();
+    std::fs::write(config.join("mappings/side.yaml"), SIDE_MAPPING).unwrap();
+    std::fs::write(config.join("secrets/core"), "core-token\n").unwrap();
+    std::fs::write(config.join("secrets/side"), "side-key").unwrap();
+    std::fs::write(config.join("roster.yaml"), DEPLOYMENT).unwrap();
+    Env {
+        _dir: dir,
+        config,
+        hris,
+    }
+}
+
+impl Env {
+    fn cfg(&self) -> roster::config::Config {
+        match roster::config::load(&self.config, &LoadOptions::default()) {
+            Ok(c) => c,
+            Err(d) => panic!("config invalid:\n{}", d.render()),
+        }
+    }
+
+    async fn sync(&self, source: &str, opts: Options) -> Result<roster::sync::Report, SyncError> {
+        let cfg = self.cfg();
+        let mut store = roster::sync::open_store(&cfg).unwrap();
+        let plan = cfg
+            .sources
+            .iter()
+            .find(|s| s.name == source)
+            .unwrap()
+            .clone();
+        roster::sync::sync_source(&cfg, &mut store, &plan, &opts, &mut NoProgress).await
+    }
+
+    fn directory(&self) -> PathBuf {
+        roster::sync::directory_path(&self.cfg())
+    }
+
+    /// Query the published directory read-only, like a user.
+    fn query(&self, sql: &str) -> Vec<Vec<String>> {
+        query_file(&self.directory(), sql)
+    }
+}
+
+fn query_file(path: &Path, sql: &str) -> Vec<Vec<String>> {
+    let conn = roster::store::open_readonly(path).unwrap();
+    let (_, rows) = roster::cli::query::execute(&conn, sql).unwrap();
+    rows.iter()
+        .map(|r| r.iter().map(roster::cli::query::text).collect())
+        .collect()
+}
+
+fn one(rows: &[Vec<String>]) -> &[String] {
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    &rows[0]
+}
+
+#[tokio::test]
+async fn a_sync_maps_every_field_and_publishes_the_directory() {
+    let e = env().await;
+    let r = e.sync("core", Options::default()).await.unwrap();
+    assert!(r.published);
+    // 12 records: 10 kept (incl. orphan), 1 excluded (inactive), 1 failed (no email).
+    assert_eq!(
+        (r.run.records, r.run.kept, r.run.excluded, r.run.failed),
+        (12, 10, 1, 1)
+    );
+    assert_eq!(r.applied.created, 10);
+    assert_eq!(r.run.pages, 4, "12 records at 3 per page");
+
+    let row = e.query(
+        "select employee_id, first_name, last_name, display_name, work_email, job_title, department,
+                manager_id, manager_email, worker_type, status, hris_status, start_date, end_date, birth_date,
+                custom['cost_center'], sources, employee_ids['core'], provenance['first_name']
+         from people where work_email = 'cy@corp.example'",
+    );
+    assert_eq!(
+        one(&row),
+        [
+            "3",
+            "Cy",
+            "Dev",
+            "Cy Dev",
+            "cy@corp.example",
+            "Engineer",
+            "R&D",
+            "2",
+            "ben@corp.example",
+            "employee",
+            "active",
+            "active",
+            "2020-03-01",
+            "",
+            "1990-11-09",
+            "CC-1",
+            "[core]",
+            "3",
+            "core"
+        ]
+    );
+    // The email was normalised; the date-time kept its calendar date.
+    assert_eq!(
+        one(&e.query("select start_date from people where work_email = 'ben@corp.example'"))[0],
+        "2020-03-01"
+    );
+    // The pre-hire is in, as pre_hire; the contractor is a contractor; the leaver is out.
+    assert_eq!(
+        one(&e.query("select status from people where work_email = 'hal@corp.example'"))[0],
+        "pre_hire"
+    );
+    assert_eq!(
+        one(&e.query("select worker_type from people where work_email = 'ivy@corp.example'"))[0],
+        "contractor"
+    );
+    assert!(
+        e.query("select 1 from people where work_email = 'jo@corp.example'")
+            .is_empty()
+    );
+    // Data problems: missing email, unresolved manager.
+    let problems = e.query("select kind, record_key from data_problems order by kind");
+    assert!(
+        problems.contains(&vec!["missing_work_email".to_string(), "11".to_string()]),
+        "{problems:?}"
+    );
+    assert!(
+        problems.contains(&vec!["unresolved_manager".to_string(), "12".to_string()]),
+        "{problems:?}"
+    );
+    // The org chart: Ada at the top, Cy three levels down.
+    assert_eq!(
+        one(&e.query("select depth from org_chart where work_email = 'cy@corp.example'"))[0],
+        "2"
+    );
+    // The run is recorded.
+    let run = e.query("select outcome, records, kept, created from sync_runs");
+    assert_eq!(one(&run), ["applied", "12", "10", "10"]);
+}
+
+#[tokio::test]
+async fn two_sources_merge_by_email_with_per_field_precedence() {
+    let e = env().await;
+    e.sync("core", Options::default()).await.unwrap();
+    let r = e.sync("side", Options::default()).await.unwrap();
+    assert_eq!(r.applied.created, 1, "mo is new; ben is merged");
+    let ben = e.query(
+        "select first_name, job_title, office, provenance['job_title'], provenance['first_name'], sources
+         from people where work_email = 'ben@corp.example'",
+    );
+    // job_title: side wins (per-field order); first_name: core wins (default order); office only in side.
+    assert_eq!(
+        one(&ben),
+        [
+            "Ben",
+            "Engineering Manager",
+            "Berlin",
+            "side",
+            "core",
+            "[core, side]"
+        ]
+    );
+    // A manager given by email resolves too.
+    assert_eq!(
+        one(&e.query("select manager_email from people where work_email = 'mo@corp.example'"))[0],
+        "ben@corp.example"
+    );
+}
+
+#[tokio::test]
+async fn a_change_writes_history_and_a_resync_of_the_same_snapshot_writes_nothing() {
+    let e = env().await;
+    e.sync("core", Options::default()).await.unwrap();
+    let before: i64 = e.query("select count(*) from person_values")[0][0]
+        .parse()
+        .unwrap();
+    let again = e.sync("core", Options::default()).await.unwrap();
+    assert!(again.applied.unchanged);
+    assert!(!again.published);
+    assert_eq!(again.run.changed_records, 0);
+    e.hris.lock().unwrap().core[2]["attrs"]["title"] = json!("Senior Engineer");
+    let r = e.sync("core", Options::default()).await.unwrap();
+    assert_eq!(
+        (r.applied.created, r.applied.updated, r.run.changed_records),
+        (0, 1, 1)
+    );
+    let history = e.query(
+        "select value, valid_to is null from person_values
+         where work_email = 'cy@corp.example' and field = 'job_title' order by valid_from",
+    );
+    assert_eq!(
+        history,
+        [
+            vec!["Engineer".to_string(), "false".into()],
+            vec!["Senior Engineer".into(), "true".into()]
+        ]
+    );
+    let after: i64 = e.query("select count(*) from person_values")[0][0]
+        .parse()
+        .unwrap();
+    assert_eq!(after, before + 1);
+}
+
+#[tokio::test]
+async fn a_failed_fetch_applies_nothing() {
+    let e = env().await;
+    e.sync("core", Options::default()).await.unwrap();
+    {
+        let mut h = e.hris.lock().unwrap();
+        h.core[0]["attrs"]["title"] = json!("CEO");
+        h.core_pages = 0;
+        h.fail_core_page = Some((3, 500));
+    }
+    let err = e.sync("core", Options::default()).await.unwrap_err();
+    assert!(matches!(err, SyncError::Fetch(_)), "{err}");
+    assert!(err.to_string().contains("nothing was applied"), "{err}");
+    assert_eq!(
+        one(&e.query("select job_title from people where work_email = 'ada@corp.example'"))[0],
+        "Engineer"
+    );
+    // The failure is on record in the state database (published with the next applied sync).
+    let cfg = e.cfg();
+    let store = roster::sync::open_store(&cfg).unwrap();
+    drop(store);
+}
+
+#[tokio::test]
+async fn mass_disappearance_and_an_empty_listing_are_held_until_allowed() {
+    let e = env().await;
+    e.sync("core", Options::default()).await.unwrap();
+    e.hris.lock().unwrap().core.truncate(5);
+    let r = e.sync("core", Options::default()).await.unwrap();
+    let reason = r.applied.held.clone().expect("held");
+    assert!(reason.contains("--allow-removals"), "{reason}");
+    assert_eq!(
+        e.query("select count(*) from people where status <> 'terminated'")[0][0],
+        "10"
+    );
+
+    e.hris.lock().unwrap().core.clear();
+    let r = e.sync("core", Options::default()).await.unwrap();
+    assert!(
+        r.applied.held.as_deref().unwrap().contains("empty"),
+        "{:?}",
+        r.applied.held
+    );
+
+    // Released: the people who disappeared are terminated, their data kept.
+    e.hris.lock().unwrap().core = base_people().into_iter().take(5).collect();
+    let r = e
+        .sync(
+            "core",
+            Options {
+                allow_removals: true,
+                ..Options::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(r.applied.held.is_none());
+    assert_eq!(r.applied.terminated, 5);
+    let gone =
+        e.query("select status, job_title from people where work_email = 'gus@corp.example'");
+    assert_eq!(one(&gone), ["terminated", "Engineer"]);
+}
+
+#[tokio::test]
+async fn a_record_that_fails_to_map_is_still_present() {
+    let e = env().await;
+    e.sync("core", Options::default()).await.unwrap();
+    // Di's email becomes invalid: the record fails to map, but Di is not a leaver.
+    e.hris.lock().unwrap().core[3]["attrs"]["email"] = json!("not-an-email");
+    let r = e.sync("core", Options::default()).await.unwrap();
+    assert_eq!(r.applied.terminated, 0, "{:?}", r.applied);
+    assert_eq!(
+        one(&e.query("select status from people where work_email = 'di@corp.example'"))[0],
+        "active"
+    );
+}
+
+#[tokio::test]
+async fn plan_shows_the_changes_and_writes_nothing() {
+    let e = env().await;
+    e.sync("core", Options::default()).await.unwrap();
+    e.hris.lock().unwrap().core[2]["attrs"]["title"] = json!("Staff Engineer");
+    let r = e
+        .sync(
+            "core",
+            Options {
+                dry_run: true,
+                want_changes: true,
+                ..Options::default()
+            },
+        )
+        .await
+        .unwrap();
+    let (email, _, fields) = &r.applied.people[0];
+    assert_eq!(email, "cy@corp.example");
+    assert_eq!(fields[0].field, "job_title");
+    assert_eq!(fields[0].old.as_deref(), Some("Engineer"));
+    assert_eq!(fields[0].new.as_deref(), Some("Staff Engineer"));
+    assert!(
+        r.applied
+            .problem_list
+            .iter()
+            .any(|p| p.kind == "missing_work_email")
+    );
+    assert_eq!(
+        one(&e.query("select job_title from people where work_email = 'cy@corp.example'"))[0],
+        "Engineer"
+    );
+    assert_eq!(
+        e.query("select count(*) from sync_runs")[0][0],
+        "1",
+        "a plan records no run"
+    );
+}
+
+#[tokio::test]
+async fn a_second_writer_is_refused_with_a_clear_error() {
+    let e = env().await;
+    e.sync("core", Options::default()).await.unwrap();
+    let cfg = e.cfg();
+    let _held = roster::sync::open_store(&cfg).unwrap();
+    // Another process: the real binary.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
+        .args(["sync", "--config"])
+        .arg(&e.config)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("in use by another process (PID"), "{err}");
+}
+
+#[tokio::test]
+async fn a_corrupt_state_file_is_refused_not_recreated() {
+    let e = env().await;
+    let cfg = e.cfg();
+    let state = cfg.state_dir().join("state.duckdb");
+    std::fs::create_dir_all(state.parent().unwrap()).unwrap();
+    std::fs::write(
+        &state,
+        b"this is not a database, but someone's data".repeat(200),
+    )
+    .unwrap();
+    let err = roster::sync::open_store(&cfg).unwrap_err().to_string();
+    assert!(err.contains("is not a readable DuckDB database"), "{err}");
+    assert!(err.contains("move it aside"), "{err}");
+    assert!(
+        std::fs::read(&state)
+            .unwrap()
+            .starts_with(b"this is not a database")
+    );
+}
+
+#[tokio::test]
+async fn readers_polling_the_directory_never_see_a_partial_sync() {
+    let e = env().await;
+    e.sync("core", Options::default()).await.unwrap();
+    let path = e.directory();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let stop = stop.clone();
+        let path = path.clone();
+        std::thread::spawn(move || {
+            let mut seen = std::collections::BTreeSet::new();
+            let mut reads = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // Every title in one snapshot is the same: a sync changes all of them at once.
+                let rows = query_file(
+                    &path,
+                    "select distinct job_title from people where status <> 'terminated' and work_email like '%@corp.example'",
+                );
+                assert_eq!(rows.len(), 1, "a half-applied sync: {rows:?}");
+                seen.insert(rows[0][0].clone());
+                reads += 1;
+            }
+            (reads, seen)
+        })
+    };
+    for i in 0..6 {
+        {
+            let mut h = e.hris.lock().unwrap();
+            for p in h.core.iter_mut() {
+                p["attrs"]["title"] = json!(format!("Title {i}"));
+            }
+        }
+        e.sync("core", Options::default()).await.unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (reads, seen) = reader.join().unwrap();
+    assert!(reads > 5, "the reader ran {reads} times");
+    assert!(
+        seen.len() >= 2,
+        "the reader saw the directory change: {seen:?}"
+    );
+}
