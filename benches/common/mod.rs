@@ -136,7 +136,7 @@ pub fn peak_rss_mb() -> f64 {
 }
 
 /// The bare loop: reqwest + serde_json over the same pages, records counted, nothing else.
-pub fn child_bare(base: &str) -> u64 {
+pub fn bare_loop(base: &str) -> u64 {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -78,7 +78,7 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ),
     (
         "who starts in the next 30 days",
-        "select date, display_name, worker_type, department from upcoming_dates where kind = 'start_date' and date <= current_date + 30",
+        "select date, display_name, worker_type, department from upcoming_dates where kind = 'start_date' and date <= today() + 30",
     ),
     (
         "data problems the HRIS should fix",

@@ -17,10 +17,6 @@ pub struct Args {
     /// Run only this mapping's fixtures.
     #[arg(long, value_name = "NAME")]
     pub mapping: Option<String>,
-    /// The day fixtures are evaluated on (a status derived from dates depends on it).
-    /// Default: today in the deployment's time zone.
-    #[arg(long, value_name = "YYYY-MM-DD")]
-    pub today: Option<jiff::civil::Date>,
 }
 
 /// Runs the fixtures.
@@ -43,10 +39,6 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         );
         return Ok(EX_USAGE);
     }
-    let today = args
-        .today
-        .unwrap_or_else(|| jiff::Zoned::now().with_time_zone(cfg.time_zone()).date());
-
     let (mut total, mut failed) = (0usize, 0usize);
     for (name, loaded) in &cfg.mappings {
         if args.mapping.as_ref().is_some_and(|m| m != name) {
@@ -66,7 +58,7 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         let mapper = Mapper::from_spec(spec);
         for t in &spec.tests {
             total += 1;
-            let outcome = fixture::check(&mapper, t, today);
+            let outcome = fixture::check(&mapper, t);
             if outcome.passed() {
                 println!("ok   {label}: {}", t.name);
             } else {

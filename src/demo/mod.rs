@@ -115,9 +115,14 @@ fn provider_override(name: &str, base_url: &str) -> io::Result<String> {
                 format!("no built-in provider `{name}`"),
             )
         })?;
+    let title = match name {
+        "personio" => "Personio",
+        "merge" => "Merge",
+        other => other,
+    };
     let mut out = format!(
         "# Written by `roster demo`: the built-in `{name}` provider spec with only `base_url`\n\
-         # changed, to read the demo's fake {name} API. Delete this file to use the built-in spec.\n\
+         # changed, to read the demo's fake {title} API. Delete this file to use the built-in spec.\n\
          #\n"
     );
     let mut replaced = 0;

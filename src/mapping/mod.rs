@@ -34,10 +34,11 @@
 //!    `date_format`), enum (a canonical enum field must end in one of its values), bool, int;
 //! 6. `default` when nothing was yielded (typed, but not transformed or value-mapped).
 //!
-//! The status is not derived from dates here: that needs today's date, and a mapped record
-//! must not change with the clock (its result is cached by content hash). The caller derives
-//! it with [`MappedPerson::status_on`] and today's date in the company time zone. Likewise the
-//! filter's `statuses` apply only to a status the mapping yields.
+//! The status is what the mapping yields, never derived from dates here: that needs today's
+//! date, and a mapped record must not change with the clock (its result is cached by content
+//! hash, and fixtures must not expire). The store derives the status the directory shows (an
+//! `active` person whose start date is ahead is a pre-hire, and so on). Likewise the filter's
+//! `statuses` apply only to a status the mapping yields.
 
 mod convert;
 mod coverage;
@@ -59,7 +60,7 @@ use crate::config::mapping::{
     FieldMapping, FieldSpec, Filter, MappingSpec, RecordRule, Status, Transform, Unmapped,
     ValueType,
 };
-use crate::config::person::{Field, FieldKind, FieldMappings, STATUSES};
+use crate::config::person::{Field, FieldKind, FieldMappings};
 use crate::config::value::{Piece, Template};
 use convert::quote;
 use path::Path;
@@ -157,36 +158,6 @@ impl MappedPerson {
     /// The work email (always present on a kept person).
     pub fn work_email(&self) -> &str {
         self.get(Field::work_email).unwrap_or_default()
-    }
-
-    /// The status on `today` (the company's calendar date):
-    ///
-    /// - a mapped `active` whose start date lies ahead is `pre_hire` (HRIS such as Kenjo and
-    ///   BambooHR have no pre-hire status: a future hire is active with a future start date);
-    /// - any other mapped status is kept;
-    /// - without a mapped status: `terminated` after the end date, `pre_hire` before the start
-    ///   date, else `active` (the HRIS listed the person).
-    pub fn status_on(&self, today: jiff::civil::Date) -> &'static str {
-        let date = |f| {
-            self.get(f)
-                .and_then(|s| s.parse::<jiff::civil::Date>().ok())
-        };
-        let starts_later = date(Field::start_date).is_some_and(|d| d > today);
-        match self
-            .get(Field::status)
-            .and_then(|s| STATUSES.iter().copied().find(|v| *v == s))
-        {
-            Some("active") if starts_later => "pre_hire",
-            Some(s) => s,
-            None if date(Field::end_date).is_some_and(|d| d < today) => "terminated",
-            None if starts_later => "pre_hire",
-            None => "active",
-        }
-    }
-
-    /// Sets the status to [`status_on`](Self::status_on) `today`.
-    pub fn derive_status(&mut self, today: jiff::civil::Date) {
-        self.values[Field::status as usize] = Some(self.status_on(today).to_string());
     }
 }
 

@@ -761,37 +761,6 @@ fn custom_fields_are_omitted_when_empty() {
 }
 
 #[test]
-fn the_status_on_a_day() {
-    let m = mapper(
-        "fields:
-  work_email: $.email
-  status: {path: $.s, values: {a: active, l: on_leave, t: terminated}}
-  start_date: $.start
-  end_date: $.end
-",
-    );
-    let today = jiff::civil::date(2025, 6, 15);
-    for (record, want) in [
-        (json!({}), "active"),
-        (json!({"start": "2025-06-15"}), "active"),
-        (json!({"start": "2025-06-16"}), "pre_hire"),
-        (json!({"end": "2025-06-15"}), "active"),
-        (json!({"end": "2025-06-14"}), "terminated"),
-        (json!({"s": "a", "start": "2025-07-01"}), "pre_hire"),
-        (json!({"s": "a", "end": "2025-01-01"}), "active"),
-        (json!({"s": "l", "start": "2025-07-01"}), "on_leave"),
-        (json!({"s": "t"}), "terminated"),
-    ] {
-        let mut r = record.clone();
-        r["email"] = json!("a@x.example");
-        let mut p = kept(m.map_unfiltered(&r));
-        assert_eq!(p.status_on(today), want, "{record}");
-        p.derive_status(today);
-        assert_eq!(p.get(Field::status), Some(want));
-    }
-}
-
-#[test]
 fn coverage_counts_empty_fields_of_kept_people() {
     let m = mapper(
         "fields:

@@ -293,5 +293,9 @@ pub fn open_readonly(path: &Path) -> Result<Connection, StoreError> {
     let config = Config::default()
         .access_mode(AccessMode::ReadOnly)?
         .enable_autoload_extension(false)?;
-    Connection::open_with_flags(path, config).map_err(|e| classify(path, e))
+    let conn = Connection::open_with_flags(path, config).map_err(|e| classify(path, e))?;
+    // The bundled DuckDB has no ICU extension, so `current_date` and `today()` are missing;
+    // `today()` here is the UTC date, as in the views (the DuckDB CLI has its own).
+    conn.execute_batch("CREATE TEMP MACRO today() AS now()::TIMESTAMP::DATE")?;
+    Ok(conn)
 }
