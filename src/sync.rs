@@ -343,8 +343,9 @@ fn stage_one(
         }),
         Mapped::Failed { key, email, errors } => {
             let mut values = vec![None; Field::ALL.len()];
+            // The key is the employee id, else the email: keep only a real id as employee_id.
+            values[Field::employee_id as usize] = key.clone().filter(|k| Some(k) != email.as_ref());
             values[Field::work_email as usize] = email;
-            values[Field::employee_id as usize] = key.clone();
             let problems = errors
                 .iter()
                 .map(|e| format!("{}: {}", e.field, e.message))

@@ -2,6 +2,7 @@
 //! the library pipeline or the real `roster` binary against files in temp dirs.
 
 mod catalog;
+mod demo;
 mod cli;
 mod fetch;
 mod hostile;
