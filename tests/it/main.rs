@@ -2,8 +2,8 @@
 //! the library pipeline or the real `roster` binary against files in temp dirs.
 
 mod catalog;
-mod demo;
 mod cli;
+mod demo;
 mod fetch;
 mod hostile;
 mod mapping;
