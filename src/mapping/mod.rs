@@ -41,7 +41,6 @@
 //! `statuses` apply only to a status the mapping yields.
 
 mod convert;
-mod coverage;
 pub mod fixture;
 mod path;
 
@@ -52,8 +51,6 @@ use std::fmt;
 use indexmap::IndexMap;
 use serde::Serialize;
 use serde_json::Value;
-
-pub use coverage::{Coverage, CoverageViolation};
 
 use crate::config::compile::SourcePlan;
 use crate::config::mapping::{
@@ -81,7 +78,6 @@ pub struct Mapper {
     /// Custom field names, indexed by `Slot::Custom`.
     custom_names: Vec<String>,
     filter: CompiledFilter,
-    coverage: Vec<coverage::Rule>,
     fingerprint: u64,
 }
 
@@ -163,21 +159,21 @@ impl MappedPerson {
 
 impl Mapper {
     /// From a compiled source (plan.fields / plan.custom already include the source's
-    /// overrides) and its mapping spec (filter, coverage).
+    /// overrides) and its mapping spec (filter). Coverage is checked by the store on the whole
+    /// listing, unchanged records included.
     pub fn new(plan: &SourcePlan, spec: &MappingSpec) -> Mapper {
-        Mapper::build(&plan.fields, &plan.custom, &spec.filter, &spec.coverage)
+        Mapper::build(&plan.fields, &plan.custom, &spec.filter)
     }
 
     /// From a mapping file alone (for `roster test` fixtures).
     pub fn from_spec(spec: &MappingSpec) -> Mapper {
-        Mapper::build(&spec.fields, &spec.custom, &spec.filter, &spec.coverage)
+        Mapper::build(&spec.fields, &spec.custom, &spec.filter)
     }
 
     fn build(
         fields: &FieldMappings,
         custom: &IndexMap<String, FieldMapping>,
         filter: &Filter,
-        coverage: &IndexMap<String, crate::config::mapping::Coverage>,
     ) -> Mapper {
         let custom_names: Vec<String> = custom.keys().cloned().collect();
         let slot_of = |name: &str| {
@@ -220,7 +216,6 @@ impl Mapper {
         Mapper {
             rules,
             filter: CompiledFilter::new(filter),
-            coverage: coverage::rules(coverage),
             fingerprint: fingerprint(fields, custom, filter),
             custom_names,
         }
@@ -252,11 +247,6 @@ impl Mapper {
     /// check the fields of records the filter drops).
     pub fn map_unfiltered(&self, record: &Value) -> Mapped {
         self.evaluate(record).into_mapped()
-    }
-
-    /// A fresh tracker for this mapping's `coverage:` rules.
-    pub fn coverage(&self) -> Coverage {
-        Coverage::new(self.coverage.clone())
     }
 
     fn evaluate(&self, record: &Value) -> Evaluation<'_> {

@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::*;
-use crate::config::mapping::{CoverageAction, MappingSpec};
+use crate::config::mapping::MappingSpec;
 
 /// A mapping spec from YAML (provider and stream added).
 fn spec(yaml: &str) -> MappingSpec {
@@ -758,58 +758,6 @@ fn custom_fields_are_omitted_when_empty() {
     let m = mapper("fields:\n  work_email: $.email\ncustom:\n  a: $.a\n  b: $.b\n");
     let p = kept(m.map(&json!({"email": "a@x.example", "a": "x", "b": null})));
     assert_eq!(p.custom, BTreeMap::from([("a".to_string(), json!("x"))]));
-}
-
-#[test]
-fn coverage_counts_empty_fields_of_kept_people() {
-    let m = mapper(
-        "fields:
-  work_email: $.email
-  start_date: $.start
-custom:
-  cc: $.cc
-coverage:
-  start_date: {max_empty: 10%, action: fail}
-  cc: {max_empty: 50%}
-",
-    );
-    let mut c = m.coverage();
-    assert!(c.finish().is_empty(), "no records, no verdict");
-    for i in 0..10 {
-        let start = if i < 8 {
-            json!(null)
-        } else {
-            json!("2024-01-01")
-        };
-        let cc = if i < 5 { json!("CC-1") } else { json!("") };
-        let p = kept(m.map(&json!({"email": "a@x.example", "start": start, "cc": cc})));
-        c.observe(&p);
-    }
-    assert_eq!(c.total(), 10);
-    let v = c.finish();
-    assert_eq!(
-        v,
-        vec![CoverageViolation {
-            field: "start_date".into(),
-            empty: 8,
-            total: 10,
-            max_empty: 0.1,
-            action: CoverageAction::Fail
-        }]
-    );
-    let text = v[0].to_string();
-    assert!(
-        text.starts_with("start_date is empty in 8 of 10 records (80%; allowed 10%)"),
-        "{text}"
-    );
-    // Everywhere empty: the message points at the likely causes.
-    let mut c = m.coverage();
-    c.observe(&kept(m.map(&json!({"email": "a@x.example", "cc": "x"}))));
-    let text = c.finish()[0].to_string();
-    assert!(text.contains("empty everywhere"), "{text}");
-    assert!(text.contains("API credential"), "{text}");
-    // A fresh tracker per call.
-    assert_eq!(m.coverage().total(), 0);
 }
 
 #[test]

@@ -650,3 +650,39 @@ async fn readers_polling_the_directory_never_see_a_partial_sync() {
         "the reader saw the directory change: {seen:?}"
     );
 }
+
+#[tokio::test]
+async fn coverage_rules_warn_or_fail_on_the_whole_listing() {
+    let e = env().await;
+    let mapping = e.config.join("mappings/core.yaml");
+    let base = std::fs::read_to_string(&mapping).unwrap();
+    // Nobody has an end date but the leaver (excluded): 100% empty among kept records.
+    std::fs::write(
+        &mapping,
+        format!("{base}coverage:\n  end_date: {{max_empty: 50%}}\n"),
+    )
+    .unwrap();
+    let r = e.sync("core", Options::default()).await.unwrap();
+    assert_eq!(
+        r.coverage,
+        ["`end_date` is empty in 10 of 10 records (100%, allowed 50%)"]
+    );
+    assert_eq!(
+        e.query("select coverage from sync_runs")[0][0],
+        r.coverage[0]
+    );
+    // As a failure: nothing applied, and the unchanged records count too.
+    std::fs::write(
+        &mapping,
+        format!("{base}coverage:\n  end_date: {{max_empty: 50%, action: fail}}\n"),
+    )
+    .unwrap();
+    e.hris.lock().unwrap().core[0]["attrs"]["title"] = json!("CEO");
+    let err = e.sync("core", Options::default()).await.unwrap_err();
+    assert!(matches!(err, SyncError::Coverage { .. }), "{err}");
+    assert!(err.to_string().contains("nothing was applied"), "{err}");
+    assert_eq!(
+        one(&e.query("select job_title from people where work_email = 'ada@corp.example'"))[0],
+        "Engineer"
+    );
+}
