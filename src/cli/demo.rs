@@ -39,7 +39,7 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
             fake.addr()
         );
         println!("config written to {}", config_dir.display());
-        let cfg = match super::sync::load_config(&super::ConfigArg {
+        let cfg = match super::load_config(&super::ConfigArg {
             config: config_dir.clone(),
         }) {
             Ok(c) => c,

@@ -3,15 +3,10 @@
 //! with `--show-requests`, each request and its status go to stderr, secrets masked.
 //! Nothing is written anywhere.
 
-use std::collections::BTreeMap;
 use std::io::Write as _;
 
-use super::{ConfigArg, EX_CONFIG};
-use crate::config::secret::{CredentialValue, ProcessEnv, Secret};
-use crate::config::{self, LoadOptions};
-use crate::provider::fetch::{Observer, SourceClient};
-use crate::provider::request::Context;
-use crate::provider::tokens::TokenStore;
+use super::ConfigArg;
+use crate::provider::fetch::Observer;
 
 /// Exit code when the HRIS could not be read (sysexits `EX_UNAVAILABLE`).
 pub const EX_UNAVAILABLE: u8 = 69;
@@ -73,13 +68,9 @@ impl<W: std::io::Write> Observer for Print<W> {
 
 /// Runs the test read.
 pub fn run(args: &Args) -> anyhow::Result<u8> {
-    let cfg = match config::load(&args.config.config, &LoadOptions::default()) {
+    let cfg = match super::load_config(&args.config) {
         Ok(c) => c,
-        Err(d) => {
-            eprint!("{}", d.render());
-            eprintln!("the config is not valid; run `roster validate` for details");
-            return Ok(EX_CONFIG);
-        }
+        Err(code) => return Ok(code),
     };
     let Some(plan) = cfg.sources.iter().find(|s| s.name == args.source) else {
         let names: Vec<&str> = cfg.sources.iter().map(|s| s.name.as_str()).collect();
@@ -90,40 +81,16 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         );
         return Ok(EX_USAGE);
     };
-    let spec = &cfg.providers[&plan.provider].spec;
-    let source = &cfg.deployment.spec.sources[&plan.name];
-    let env = ProcessEnv {
-        config_dir: cfg.dir.clone(),
-    };
-    let mut creds = BTreeMap::new();
-    for (name, value) in &source.credentials {
-        let secret = match value {
-            CredentialValue::Literal(v) => Secret::new(v.clone()),
-            CredentialValue::Secret(r) => match r.resolve(&env) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!(
-                        "error: source `{}`: credential `{name}`: cannot read secret: {e} (help: {})",
-                        plan.name,
-                        e.help()
-                    );
-                    return Ok(EX_CONFIG);
-                }
-            },
-        };
-        creds.insert(name.clone(), secret);
-    }
-    let ctx = Context::new(spec, &creds, &source.settings);
     let stream = args
         .stream
         .clone()
         .unwrap_or_else(|| cfg.mappings[&plan.mapping].spec.stream.as_str().to_string());
-    let client = match SourceClient::new(&plan.name, spec, ctx, &cfg.dir) {
-        // A test read may rotate an OAuth refresh token; it must be kept like a sync's.
-        Ok(c) => c.with_token_store(TokenStore::new(&cfg.state_dir(), &plan.name)),
+    // The same client as a sync's: secrets resolved, rotated OAuth refresh tokens kept.
+    let client = match crate::sync::source_client(&cfg, plan) {
+        Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
-            return Ok(EX_UNAVAILABLE);
+            return Ok(super::sync::exit_code(&e));
         }
     };
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -16,6 +16,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::config::Config;
+
 /// Exit code for an invalid configuration (sysexits `EX_CONFIG`).
 pub const EX_CONFIG: u8 = 78;
 
@@ -60,6 +62,18 @@ pub struct ConfigArg {
         default_value = "/etc/roster"
     )]
     pub config: PathBuf,
+}
+
+/// Loads the config through the one pipeline, or prints why not.
+pub(crate) fn load_config(arg: &ConfigArg) -> Result<Config, u8> {
+    match crate::config::load(&arg.config, &crate::config::LoadOptions::default()) {
+        Ok(c) => Ok(c),
+        Err(d) => {
+            eprint!("{}", d.render());
+            eprintln!("the config is not valid; run `roster validate` for details");
+            Err(EX_CONFIG)
+        }
+    }
 }
 
 /// Runs the command and returns the process exit code.

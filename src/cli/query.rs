@@ -6,7 +6,7 @@ use std::io::Write as _;
 use duckdb::types::{TimeUnit, Value};
 
 use super::ConfigArg;
-use super::sync::load_config;
+use super::load_config;
 
 /// Arguments of `roster query`.
 #[derive(Debug, clap::Args)]

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::fetch::{EX_UNAVAILABLE, EX_USAGE};
-use super::{ConfigArg, EX_CONFIG};
+use super::{ConfigArg, EX_CONFIG, load_config};
 use crate::config::Config;
 use crate::config::compile::SourcePlan;
 use crate::store::sync::{Change, PersonChange};
@@ -49,18 +49,6 @@ pub struct PlanArgs {
     pub json: bool,
 }
 
-/// Loads the config through the one pipeline, or prints why not.
-pub(crate) fn load_config(arg: &ConfigArg) -> Result<Config, u8> {
-    match crate::config::load(&arg.config, &crate::config::LoadOptions::default()) {
-        Ok(c) => Ok(c),
-        Err(d) => {
-            eprint!("{}", d.render());
-            eprintln!("the config is not valid; run `roster validate` for details");
-            Err(EX_CONFIG)
-        }
-    }
-}
-
 fn pick<'c>(cfg: &'c Config, names: &[String]) -> Result<Vec<&'c SourcePlan>, u8> {
     if names.is_empty() {
         return Ok(cfg.sources.iter().filter(|s| s.enabled).collect());
@@ -80,6 +68,15 @@ fn pick<'c>(cfg: &'c Config, names: &[String]) -> Result<Vec<&'c SourcePlan>, u8
         }
     }
     Ok(out)
+}
+
+/// The exit code for a sync error.
+pub(crate) fn exit_code(e: &SyncError) -> u8 {
+    match e {
+        SyncError::Fetch(_) => EX_UNAVAILABLE,
+        SyncError::Secret { .. } => EX_CONFIG,
+        _ => 1,
+    }
 }
 
 /// Progress on a terminal: a spinner with pages, records and rate; otherwise nothing until
@@ -213,11 +210,7 @@ pub async fn sync_all(cfg: &Config, plans: &[&SourcePlan], opts: &Options) -> an
             }
             Err(e) => {
                 eprintln!("error: {e}");
-                code = code.max(match e {
-                    SyncError::Fetch(_) => EX_UNAVAILABLE,
-                    SyncError::Secret { .. } => EX_CONFIG,
-                    _ => 1,
-                });
+                code = code.max(exit_code(&e));
             }
         }
     }
@@ -288,11 +281,7 @@ pub fn plan(args: &PlanArgs) -> anyhow::Result<u8> {
                 Ok(r) => r,
                 Err(e) => {
                     eprintln!("error: {e}");
-                    code = code.max(match e {
-                        SyncError::Fetch(_) => EX_UNAVAILABLE,
-                        SyncError::Secret { .. } => EX_CONFIG,
-                        _ => 1,
-                    });
+                    code = code.max(exit_code(&e));
                     continue;
                 }
             };

@@ -3,9 +3,9 @@
 //! the same name). One line per fixture, a diff per failing field, a summary; exit 0 when all
 //! pass, 1 otherwise. Reads no secrets and makes no requests.
 
+use super::ConfigArg;
 use super::fetch::EX_USAGE;
-use super::{ConfigArg, EX_CONFIG};
-use crate::config::{self, LoadOptions, Origin};
+use crate::config::Origin;
 use crate::mapping::{Mapper, fixture};
 
 /// Arguments of `roster test`.
@@ -21,13 +21,9 @@ pub struct Args {
 
 /// Runs the fixtures.
 pub fn run(args: &Args) -> anyhow::Result<u8> {
-    let cfg = match config::load(&args.config.config, &LoadOptions::default()) {
+    let cfg = match super::load_config(&args.config) {
         Ok(c) => c,
-        Err(d) => {
-            eprint!("{}", d.render());
-            eprintln!("the config is not valid; run `roster validate` for details");
-            return Ok(EX_CONFIG);
-        }
+        Err(code) => return Ok(code),
     };
     if let Some(name) = &args.mapping
         && !cfg.mappings.contains_key(name)
