@@ -18,7 +18,10 @@
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod events;
+pub mod lifecycle;
 pub mod mapping;
 pub mod provider;
 pub mod store;
 pub mod sync;
+pub mod webhook;

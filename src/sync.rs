@@ -132,7 +132,11 @@ pub fn directory_path(cfg: &Config) -> PathBuf {
 
 /// Opens the store of a config.
 pub fn open_store(cfg: &Config) -> Result<Store, StoreError> {
-    Store::open(&cfg.state_dir(), &directory_path(cfg))
+    let mut store = Store::open(&cfg.state_dir(), &directory_path(cfg))?;
+    store.set_routing(crate::events::Routing::from_deployment(
+        &cfg.deployment.spec,
+    ));
+    Ok(store)
 }
 
 /// The precedence table: for every field (`*` = default), each source's rank (0 wins).

@@ -5,6 +5,7 @@
 //! configuration or an unreadable secret, 1 anything else.
 
 pub mod demo;
+pub mod events;
 pub mod fetch;
 pub mod query;
 pub mod schema;
@@ -47,6 +48,8 @@ pub enum Command {
     Query(query::Args),
     /// Run the whole pipeline against a built-in fake HRIS on loopback, into ./roster-demo.
     Demo(demo::Args),
+    /// The event outbox: list, show, replay, retry; deliver what is due.
+    Events(events::Args),
     /// Run the mapping fixtures declared in mapping files (`tests:`): provider records and the people they must map to.
     Test(test::Args),
 }
@@ -87,5 +90,6 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Query(args) => query::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Test(args) => test::run(&args),
+        Command::Events(args) => events::run(&args),
     }
 }

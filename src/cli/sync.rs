@@ -220,8 +220,9 @@ pub async fn sync_all(cfg: &Config, plans: &[&SourcePlan], opts: &Options) -> an
     } else if store.directory_path().exists() {
         println!("directory unchanged: {dir}");
     }
+    let events = super::events::evaluate_and_deliver(cfg, &store, crate::webhook::Mode::Due).await;
     std::io::stdout().flush().ok();
-    Ok(code)
+    Ok(code.max(events))
 }
 
 #[derive(Serialize)]
@@ -236,6 +237,16 @@ struct JsonPlan<'a> {
     people: Vec<JsonPerson<'a>>,
     data_problems: &'a [crate::store::sync::Problem],
     coverage: &'a [String],
+    events: Vec<JsonEvent<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonEvent<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    work_email: Option<&'a str>,
+    endpoints: &'a [String],
 }
 
 #[derive(Serialize)]
@@ -306,6 +317,16 @@ pub fn plan(args: &PlanArgs) -> anyhow::Result<u8> {
                         .collect(),
                     data_problems: &a.problem_list,
                     coverage: &r.coverage,
+                    events: a
+                        .events
+                        .iter()
+                        .map(|(e, endpoints)| JsonEvent {
+                            id: &e.id,
+                            kind: &e.kind,
+                            work_email: e.work_email.as_deref(),
+                            endpoints,
+                        })
+                        .collect(),
                 };
                 serde_json::to_writer(&mut out, &doc)?;
                 writeln!(out)?;
@@ -377,6 +398,15 @@ fn write_plan(out: &mut impl std::io::Write, r: &Report) -> std::io::Result<()> 
     }
     for c in &r.coverage {
         writeln!(out, "  warning: {c}")?;
+    }
+    for (ev, endpoints) in &a.events {
+        writeln!(
+            out,
+            "  > {} {} -> {}",
+            ev.kind,
+            ev.work_email.as_deref().unwrap_or(""),
+            endpoints.join(", ")
+        )?;
     }
     if let Some(reason) = &a.held {
         writeln!(out, "  HELD: {reason}")?;

@@ -9,8 +9,10 @@
 //! conflicts with the writer's lock (DuckDB allows one read-write process or many read-only
 //! ones, never both).
 
+pub mod events;
 mod schema;
 pub mod sync;
+pub mod value;
 
 use std::path::{Path, PathBuf};
 
@@ -80,6 +82,8 @@ pub struct Store {
     pub(crate) conn: Connection,
     state_path: PathBuf,
     directory_path: PathBuf,
+    /// Where events go; None: no webhooks configured, no events written.
+    pub(crate) routing: Option<std::sync::Arc<crate::events::Routing>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -182,9 +186,15 @@ impl Store {
             conn,
             state_path,
             directory_path: directory.to_path_buf(),
+            routing: None,
         };
         store.migrate()?;
         Ok(store)
+    }
+
+    /// Writes events for the changes this store applies, routed to these endpoints.
+    pub fn set_routing(&mut self, routing: crate::events::Routing) {
+        self.routing = (!routing.subscriptions.is_empty()).then(|| std::sync::Arc::new(routing));
     }
 
     /// The state database's path.

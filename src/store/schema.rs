@@ -11,12 +11,19 @@
 //! - `people`: the directory, one row per work email, rebuilt from `person_values`.
 //! - `sync_runs`: one row per sync attempt (applied, unchanged, held, failed).
 //! - `data_problems`: the current data-quality problems, recomputed after each applied sync.
+//! - `events` (v2): the outbox; every event ever emitted, with its full data. Written in the
+//!   same transaction as the change that causes it; the id is deterministic and unique, so
+//!   an occurrence is stored once whatever the restarts.
+//! - `deliveries` (v2): one row per (event, endpoint): state `pending`, `delivered` or
+//!   `dead`, attempts, the next attempt's time, the last status and error.
+//! - `endpoints` (v2): endpoints disabled by a `410 Gone`.
+//! - `trigger_state` (v2): when each date trigger was first seen and last evaluated.
 
 use crate::config::person::{Field, FieldKind};
 
 /// The migrations, in order. The first element is the version.
 pub fn migrations() -> Vec<(i32, String)> {
-    vec![(1, v1())]
+    vec![(1, v1()), (2, V2.to_string())]
 }
 
 /// The canonical columns of `people`, typed, in `Field::ALL` order.
@@ -181,3 +188,44 @@ CREATE VIEW raw_records AS
 "#
     )
 }
+
+const V2: &str = r#"
+CREATE TABLE events (
+  id VARCHAR PRIMARY KEY,
+  type VARCHAR NOT NULL,
+  created_at TIMESTAMP NOT NULL,
+  work_email VARCHAR,
+  source VARCHAR,
+  sync_run BIGINT,
+  trigger VARCHAR,
+  occurrence DATE,
+  scheduled_at TIMESTAMP,
+  late BOOLEAN NOT NULL,
+  data VARCHAR NOT NULL
+);
+
+CREATE TABLE deliveries (
+  event_id VARCHAR NOT NULL,
+  endpoint VARCHAR NOT NULL,
+  state VARCHAR NOT NULL,
+  attempts INTEGER NOT NULL,
+  next_attempt_at TIMESTAMP,
+  last_attempt_at TIMESTAMP,
+  last_status INTEGER,
+  last_error VARCHAR,
+  delivered_at TIMESTAMP,
+  PRIMARY KEY (event_id, endpoint)
+);
+
+CREATE TABLE endpoints (
+  name VARCHAR PRIMARY KEY,
+  disabled_at TIMESTAMP,
+  disabled_reason VARCHAR
+);
+
+CREATE TABLE trigger_state (
+  trigger VARCHAR PRIMARY KEY,
+  first_seen TIMESTAMP NOT NULL,
+  evaluated_until TIMESTAMP NOT NULL
+);
+"#;

@@ -216,6 +216,8 @@ pub struct Applied {
     pub problem_list: Vec<Problem>,
     /// Coverage violations with `action: fail` (nothing applied).
     pub coverage_failed: Option<String>,
+    /// The change events written (or, planned, that would be), with their endpoints.
+    pub events: Vec<(crate::events::NewEvent, Vec<String>)>,
 }
 
 /// The status a person has: the HRIS's status, corrected by the dates (an `active` person
@@ -297,8 +299,13 @@ impl Store {
             })?)
     }
 
-    /// Records a sync run (its own small transaction when none is open).
+    /// Records a sync run, with its `sync.*` event, in a transaction of its own.
     pub fn record_run(&self, run: &RunRow) -> Result<(), StoreError> {
+        self.in_tx(|s| s.insert_run(run))
+    }
+
+    /// Records a sync run and its `sync.*` event in the current transaction.
+    fn insert_run(&self, run: &RunRow) -> Result<(), StoreError> {
         self.conn.execute(
             "INSERT INTO sync_runs VALUES (?, ?, ?::TIMESTAMP, ?::TIMESTAMP, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             params![
@@ -325,6 +332,23 @@ impl Store {
                 env!("CARGO_PKG_VERSION"),
             ],
         )?;
+        if let Some(routing) = &self.routing {
+            let ev = crate::events::sync_event(crate::events::SyncData {
+                source: run.source.clone(),
+                sync_run: run.id,
+                outcome: run.outcome.clone(),
+                records: run.records,
+                created: run.created,
+                updated: run.updated,
+                terminated: run.terminated,
+                reason: run.error.clone().or_else(|| run.held_reason.clone()),
+            });
+            let endpoints = routing.route(&ev);
+            if !endpoints.is_empty() {
+                let now = run.finished_at.as_deref().unwrap_or(&run.started_at);
+                super::events::write_events(&self.conn, &[(ev, endpoints)], now)?;
+            }
+        }
         Ok(())
     }
 
@@ -454,6 +478,17 @@ impl Store {
             return Ok(applied);
         }
 
+        // A source's first applied sync is a baseline: no change events (see `events`).
+        let baseline: i64 = c.query_row(
+            "SELECT count(*) FROM sync_runs WHERE source = $1 AND outcome IN ('applied', 'unchanged')",
+            [s],
+            |r| r.get(0),
+        )?;
+        let baseline = baseline == 0;
+        let routing = self.routing.clone();
+        let want_changes = input.want_changes || (routing.is_some() && !baseline);
+        let want_people = want_changes || routing.is_some();
+
         self.merge(input, run)?;
         let c = &self.conn;
 
@@ -483,11 +518,11 @@ impl Store {
                 PersonChange::Terminated => applied.terminated += 1,
                 PersonChange::Reactivated => applied.reactivated += 1,
             }
-            if input.want_changes {
+            if want_people {
                 by_person.push((email, kind, Vec::new()));
             }
         }
-        if input.want_changes && !by_person.is_empty() {
+        if want_changes && !by_person.is_empty() {
             let index: HashMap<String, usize> = by_person
                 .iter()
                 .enumerate()
@@ -512,10 +547,57 @@ impl Store {
                 }
             }
         }
-        applied.people = by_person;
         let n_changes: i64 = c.query_row("SELECT count(*) FROM changes", [], |r| r.get(0))?;
         applied.unchanged = n_changes == 0 && run.changed_records == 0;
 
+        // History: close changed values, open new ones (a dry run with events goes this far
+        // too, inside the transaction it rolls back, to describe the people after the change).
+        if !input.dry_run || routing.is_some() {
+            c.execute(
+                "UPDATE person_values SET valid_to = $1::TIMESTAMP FROM changes ch
+                 WHERE person_values.work_email = ch.work_email AND person_values.field = ch.field
+                   AND person_values.valid_to IS NULL AND ch.old_value IS NOT NULL",
+                [now],
+            )?;
+            c.execute(
+                "INSERT INTO person_values
+                 SELECT work_email, field, new_value, source, $1::TIMESTAMP, NULL, $2 FROM changes
+                 WHERE new_value IS NOT NULL",
+                params![now, run.id],
+            )?;
+        }
+        if let Some(routing) = &routing {
+            if n_changes > 0 {
+                // The people table as the change leaves it (rolled back with a dry run).
+                self.rebuild_people()?;
+            }
+            let people = super::events::people_snapshots(
+                &self.conn,
+                "SELECT DISTINCT work_email FROM changes",
+            )?;
+            let cx = crate::events::ChangeContext {
+                source: s,
+                sync_run: run.id,
+                baseline,
+                created_on_first_sync: routing.created_on_first_sync,
+            };
+            let empty = serde_json::Map::new();
+            for (email, kind, changes) in &by_person {
+                let person = people.get(email).unwrap_or(&empty);
+                for ev in crate::events::person_events(&cx, email, *kind, changes, person) {
+                    let endpoints = routing.route(&ev);
+                    if !endpoints.is_empty() {
+                        applied.events.push((ev, endpoints));
+                    }
+                }
+            }
+            if !input.dry_run {
+                super::events::write_events(&self.conn, &applied.events, now)?;
+            }
+        }
+        if input.want_changes {
+            applied.people = by_person;
+        }
         if input.dry_run {
             // Inside the transaction that is rolled back: list them for the plan.
             applied.problems = self.recompute_problems(run.id)?;
@@ -539,19 +621,7 @@ impl Store {
             return Ok(applied);
         }
 
-        // Apply: history, the source's records, the people table, data problems, the run.
-        c.execute(
-            "UPDATE person_values SET valid_to = $1::TIMESTAMP FROM changes ch
-             WHERE person_values.work_email = ch.work_email AND person_values.field = ch.field
-               AND person_values.valid_to IS NULL AND ch.old_value IS NOT NULL",
-            [now],
-        )?;
-        c.execute(
-            "INSERT INTO person_values
-             SELECT work_email, field, new_value, source, $1::TIMESTAMP, NULL, $2 FROM changes
-             WHERE new_value IS NOT NULL",
-            params![now, run.id],
-        )?;
+        // Apply: the source's records, the people table, data problems, the run.
         c.execute(
             "DELETE FROM source_records WHERE source = $1
                AND content_hash NOT IN (SELECT content_hash FROM new_s)",
@@ -571,7 +641,7 @@ impl Store {
             "INSERT INTO source_custom SELECT $1, content_hash, name, value FROM stage_custom",
             [s],
         )?;
-        if n_changes > 0 {
+        if n_changes > 0 && routing.is_none() {
             self.rebuild_people()?;
         }
         self.set_meta("merge_key", input.merge_key)?;
@@ -584,7 +654,7 @@ impl Store {
         } else {
             "applied".into()
         };
-        self.record_run(run)?;
+        self.insert_run(run)?;
         Ok(applied)
     }
 

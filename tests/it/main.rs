@@ -4,6 +4,7 @@
 mod catalog;
 mod cli;
 mod demo;
+mod events;
 mod fetch;
 mod hostile;
 mod mapping;

@@ -1,0 +1,1 @@
+//! Event unit tests.

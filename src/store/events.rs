@@ -1,0 +1,580 @@
+//! The outbox: events, their deliveries per endpoint, disabled endpoints, trigger state.
+//!
+//! Events are written by the same transaction as the change that causes them (`write_events`
+//! is called inside `apply`). Delivery workers each own an `Outbox` handle (their own
+//! connection to the same database), so one endpoint's bookkeeping never waits for another's.
+
+use std::collections::HashMap;
+
+use duckdb::{Connection, params};
+use serde_json::{Map, Value};
+
+use super::{Store, StoreError};
+use crate::events::NewEvent;
+
+/// A delivery that is due.
+#[derive(Debug, Clone)]
+pub struct Due {
+    /// The event id (`webhook-id`).
+    pub event_id: String,
+    /// The event type.
+    pub kind: String,
+    /// When the event was recorded (RFC 3339): the payload's `timestamp`.
+    pub created_at: String,
+    /// The full data (JSON).
+    pub data: String,
+    /// Attempts made so far.
+    pub attempts: u32,
+}
+
+/// What one attempt did, to record.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    /// The event.
+    pub event_id: String,
+    /// `delivered`, `pending` (retry at `next_attempt_at`) or `dead`.
+    pub state: &'static str,
+    /// When the attempt was made (UTC, `YYYY-MM-DD HH:MM:SS.ffffff`).
+    pub at: String,
+    /// When to try again (pending only).
+    pub next_attempt_at: Option<String>,
+    /// The receiver's HTTP status, if it answered.
+    pub status: Option<u16>,
+    /// What went wrong (never a secret, never the body sent).
+    pub error: Option<String>,
+}
+
+/// One event with its deliveries, for `roster events`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EventRow {
+    /// Id.
+    pub id: String,
+    /// Type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Recorded at (UTC).
+    pub created_at: String,
+    /// The person.
+    pub work_email: Option<String>,
+    /// The trigger.
+    pub trigger: Option<String>,
+    /// The day a lifecycle event is about.
+    pub occurrence: Option<String>,
+    /// Caught up after downtime.
+    pub late: bool,
+    /// Per endpoint.
+    pub deliveries: Vec<DeliveryRow>,
+    /// The full data (only in `show`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+}
+
+/// One delivery of an event.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DeliveryRow {
+    /// Endpoint name.
+    pub endpoint: String,
+    /// `pending`, `delivered`, `dead`.
+    pub state: String,
+    /// Attempts made.
+    pub attempts: i32,
+    /// Next attempt (pending).
+    pub next_attempt_at: Option<String>,
+    /// Last HTTP status.
+    pub last_status: Option<i32>,
+    /// Last error.
+    pub last_error: Option<String>,
+    /// When it was delivered.
+    pub delivered_at: Option<String>,
+}
+
+/// Counts per endpoint and state.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct EndpointCounts {
+    /// Waiting for an attempt or a retry.
+    pub pending: u64,
+    /// Delivered.
+    pub delivered: u64,
+    /// Dead-lettered.
+    pub dead: u64,
+    /// Disabled by a 410, with the reason.
+    pub disabled: Option<String>,
+}
+
+/// Filters for `roster events list`.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Only deliveries in this state.
+    pub state: Option<String>,
+    /// Only this endpoint.
+    pub endpoint: Option<String>,
+    /// Only types matching this pattern (`person.*`).
+    pub kind: Option<String>,
+    /// Only this person.
+    pub work_email: Option<String>,
+    /// At most this many, newest first.
+    pub limit: usize,
+}
+
+const TS: &str = "strftime(%s, '%Y-%m-%dT%H:%M:%SZ')";
+
+fn ts(col: &str) -> String {
+    TS.replace("%s", col)
+}
+
+/// Writes events and their deliveries in the current transaction. An event whose id is
+/// already stored is skipped with its deliveries, except deliveries to endpoints it has none
+/// for yet. Returns how many events were new.
+pub(crate) fn write_events(
+    conn: &Connection,
+    events: &[(NewEvent, Vec<String>)],
+    now: &str,
+) -> Result<u64, StoreError> {
+    if events.is_empty() {
+        return Ok(0);
+    }
+    conn.execute_batch(
+        "CREATE OR REPLACE TEMP TABLE ev_stage (id VARCHAR, type VARCHAR, work_email VARCHAR,
+           source VARCHAR, sync_run BIGINT, trigger VARCHAR, occurrence VARCHAR,
+           scheduled_at VARCHAR, late BOOLEAN, data VARCHAR);
+         CREATE OR REPLACE TEMP TABLE dl_stage (event_id VARCHAR, endpoint VARCHAR);",
+    )?;
+    {
+        let mut app = conn.appender_to_catalog_and_db("ev_stage", "temp", "main")?;
+        for (e, _) in events {
+            app.append_row(params![
+                e.id,
+                e.kind,
+                e.work_email,
+                e.source,
+                e.sync_run,
+                e.trigger,
+                e.occurrence,
+                e.scheduled_at,
+                e.late,
+                e.data.to_string(),
+            ])?;
+        }
+        app.flush()?;
+        let mut app = conn.appender_to_catalog_and_db("dl_stage", "temp", "main")?;
+        for (e, endpoints) in events {
+            for ep in endpoints {
+                app.append_row(params![e.id, ep])?;
+            }
+        }
+        app.flush()?;
+    }
+    let new = conn.execute(
+        "INSERT INTO events
+         SELECT DISTINCT ON (id) id, type, $1::TIMESTAMP, work_email, source, sync_run, trigger,
+                occurrence::DATE, scheduled_at::TIMESTAMPTZ::TIMESTAMP, late, data
+         FROM ev_stage WHERE id NOT IN (SELECT id FROM events)",
+        [now],
+    )?;
+    conn.execute(
+        "INSERT INTO deliveries
+         SELECT DISTINCT ON (event_id, endpoint) event_id, endpoint, 'pending', 0, $1::TIMESTAMP,
+                NULL, NULL, NULL, NULL
+         FROM dl_stage d
+         WHERE NOT EXISTS (SELECT 1 FROM deliveries x WHERE x.event_id = d.event_id AND x.endpoint = d.endpoint)",
+        [now],
+    )?;
+    Ok(new as u64)
+}
+
+/// The people rows of `emails` as JSON objects (empty fields left out), for event payloads.
+pub(crate) fn people_snapshots(
+    conn: &Connection,
+    from_sql: &str,
+) -> Result<HashMap<String, Map<String, Value>>, StoreError> {
+    let (cols, rows) = super::value::execute(
+        conn,
+        &format!("SELECT * FROM people WHERE work_email IN ({from_sql})"),
+    )?;
+    let mut out = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let mut obj = Map::new();
+        for (c, v) in cols.iter().zip(&row) {
+            let j = super::value::json(v);
+            let empty = match &j {
+                Value::Null => true,
+                Value::Object(m) => m.is_empty(),
+                _ => false,
+            };
+            if !empty {
+                obj.insert(c.clone(), j);
+            }
+        }
+        if let Some(Value::String(email)) = obj.get("work_email") {
+            out.insert(email.clone(), obj);
+        }
+    }
+    Ok(out)
+}
+
+impl Store {
+    /// Writes events (e.g. fired date triggers) in their own transaction; returns how many
+    /// were new.
+    pub fn write_events(
+        &self,
+        events: &[(NewEvent, Vec<String>)],
+        now: &str,
+    ) -> Result<u64, StoreError> {
+        self.in_tx(|s| write_events(&s.conn, events, now))
+    }
+
+    /// Runs `f` in a transaction: committed when it returns Ok, rolled back otherwise.
+    pub(crate) fn in_tx<T>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.conn.execute_batch("BEGIN TRANSACTION")?;
+        match f(self) {
+            Ok(v) => {
+                self.conn.execute_batch("COMMIT")?;
+                Ok(v)
+            }
+            Err(e) => {
+                self.conn.execute_batch("ROLLBACK").ok();
+                Err(e)
+            }
+        }
+    }
+
+    /// A handle on the outbox with its own connection, for a delivery worker.
+    pub fn outbox(&self) -> Result<Outbox, StoreError> {
+        Ok(Outbox {
+            conn: self.conn.try_clone()?,
+        })
+    }
+
+    /// Every person with the given columns (as text), for date triggers.
+    pub fn trigger_rows(&self, columns: &[String]) -> Result<Vec<Vec<Option<String>>>, StoreError> {
+        let cols: Vec<String> = columns
+            .iter()
+            .map(|c| match c.strip_prefix("custom.") {
+                Some(name) => format!("custom['{}']::VARCHAR", name.replace('\'', "''")),
+                None => format!("\"{}\"::VARCHAR", c.replace('"', "")),
+            })
+            .collect();
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT {} FROM people", cols.join(", ")))?;
+        let n = columns.len();
+        let rows = stmt.query_map([], |r| {
+            (0..n)
+                .map(|i| r.get::<_, Option<String>>(i))
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The people rows of these emails as JSON objects.
+    pub fn people_json(
+        &self,
+        emails: &[String],
+    ) -> Result<HashMap<String, Map<String, Value>>, StoreError> {
+        if emails.is_empty() {
+            return Ok(HashMap::new());
+        }
+        self.conn
+            .execute_batch("CREATE OR REPLACE TEMP TABLE wanted (e VARCHAR)")?;
+        {
+            let mut app = self
+                .conn
+                .appender_to_catalog_and_db("wanted", "temp", "main")?;
+            for e in emails {
+                app.append_row([e])?;
+            }
+            app.flush()?;
+        }
+        people_snapshots(&self.conn, "SELECT e FROM wanted")
+    }
+
+    /// A trigger's state: (first seen, evaluated until), RFC 3339.
+    pub fn trigger_state(&self, trigger: &str) -> Result<Option<(String, String)>, StoreError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {}, {} FROM trigger_state WHERE trigger = ?",
+            ts("first_seen"),
+            ts("evaluated_until")
+        ))?;
+        let mut rows = stmt.query_map([trigger], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.next().transpose()?)
+    }
+
+    /// Records fired events and the trigger's new state in one transaction.
+    pub fn record_trigger_run(
+        &self,
+        trigger: &str,
+        first_seen: &str,
+        evaluated_until: &str,
+        events: &[(NewEvent, Vec<String>)],
+        now: &str,
+    ) -> Result<u64, StoreError> {
+        self.in_tx(|s| {
+            let n = write_events(&s.conn, events, now)?;
+            s.conn.execute(
+                "INSERT OR REPLACE INTO trigger_state VALUES (?, ?::TIMESTAMPTZ::TIMESTAMP, ?::TIMESTAMPTZ::TIMESTAMP)",
+                params![trigger, first_seen, evaluated_until],
+            )?;
+            Ok(n)
+        })
+    }
+}
+
+/// The outbox, seen by one delivery worker or `roster events`.
+pub struct Outbox {
+    conn: Connection,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Outbox")
+    }
+}
+
+impl Outbox {
+    /// Up to `limit` deliveries of `endpoint` due at `now`, oldest first.
+    pub fn due(&self, endpoint: &str, now: &str, limit: usize) -> Result<Vec<Due>, StoreError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT d.event_id, e.type, {}, e.data, d.attempts
+             FROM deliveries d JOIN events e ON e.id = d.event_id
+             WHERE d.endpoint = ? AND d.state = 'pending' AND d.next_attempt_at <= ?::TIMESTAMP
+             ORDER BY d.next_attempt_at, e.created_at, d.event_id LIMIT ?",
+            ts("e.created_at")
+        ))?;
+        let rows = stmt.query_map(params![endpoint, now, limit as i64], |r| {
+            Ok(Due {
+                event_id: r.get(0)?,
+                kind: r.get(1)?,
+                created_at: r.get(2)?,
+                data: r.get(3)?,
+                attempts: r.get::<_, i32>(4)?.max(0) as u32,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The earliest pending attempt of `endpoint` (UTC `YYYY-MM-DD HH:MM:SS`), if any.
+    pub fn next_due(&self, endpoint: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT strftime(min(next_attempt_at), '%Y-%m-%d %H:%M:%S.%f') FROM deliveries
+             WHERE endpoint = ? AND state = 'pending'",
+            [endpoint],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Records attempts of `endpoint`, in one transaction.
+    pub fn record(&self, endpoint: &str, attempts: &[AttemptRecord]) -> Result<(), StoreError> {
+        if attempts.is_empty() {
+            return Ok(());
+        }
+        self.conn.execute_batch("BEGIN TRANSACTION")?;
+        let r = (|| -> Result<(), StoreError> {
+            let mut stmt = self.conn.prepare(
+                "UPDATE deliveries SET state = ?, attempts = attempts + 1,
+                   last_attempt_at = ?::TIMESTAMP, next_attempt_at = ?::TIMESTAMP,
+                   last_status = ?, last_error = ?,
+                   delivered_at = CASE WHEN ? = 'delivered' THEN ?::TIMESTAMP ELSE delivered_at END
+                 WHERE event_id = ? AND endpoint = ?",
+            )?;
+            for a in attempts {
+                stmt.execute(params![
+                    a.state,
+                    a.at,
+                    a.next_attempt_at,
+                    a.status.map(i32::from),
+                    a.error,
+                    a.state,
+                    a.at,
+                    a.event_id,
+                    endpoint
+                ])?;
+            }
+            Ok(())
+        })();
+        match r {
+            Ok(()) => {
+                self.conn.execute_batch("COMMIT")?;
+                Ok(())
+            }
+            Err(e) => {
+                self.conn.execute_batch("ROLLBACK").ok();
+                Err(e)
+            }
+        }
+    }
+
+    /// Disables an endpoint (a `410 Gone`): nothing more is attempted until
+    /// `roster events retry --endpoint NAME`.
+    pub fn disable(&self, endpoint: &str, reason: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO endpoints VALUES (?, now()::TIMESTAMP, ?)",
+            params![endpoint, reason],
+        )?;
+        Ok(())
+    }
+
+    /// Why an endpoint is disabled, if it is.
+    pub fn disabled(&self, endpoint: &str) -> Result<Option<String>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT disabled_reason FROM endpoints WHERE name = ? AND disabled_at IS NOT NULL",
+        )?;
+        let mut rows = stmt.query_map([endpoint], |r| r.get::<_, Option<String>>(0))?;
+        Ok(rows.next().transpose()?.map(|r| r.unwrap_or_default()))
+    }
+
+    /// Counts per endpoint.
+    pub fn counts(&self) -> Result<Vec<(String, EndpointCounts)>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT d.endpoint, count(*) FILTER (WHERE state = 'pending'),
+                    count(*) FILTER (WHERE state = 'delivered'), count(*) FILTER (WHERE state = 'dead'),
+                    any_value(x.disabled_reason)
+             FROM deliveries d LEFT JOIN endpoints x ON x.name = d.endpoint
+             GROUP BY d.endpoint ORDER BY d.endpoint",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                EndpointCounts {
+                    pending: r.get::<_, i64>(1)? as u64,
+                    delivered: r.get::<_, i64>(2)? as u64,
+                    dead: r.get::<_, i64>(3)? as u64,
+                    disabled: r.get(4)?,
+                },
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Events, newest first, with their deliveries.
+    pub fn list(&self, f: &ListFilter) -> Result<Vec<EventRow>, StoreError> {
+        let mut sql = format!(
+            "SELECT e.id, e.type, {}, e.work_email, e.trigger, e.occurrence::VARCHAR, e.late
+             FROM events e WHERE true",
+            ts("e.created_at")
+        );
+        let mut args: Vec<String> = Vec::new();
+        if let Some(k) = &f.kind {
+            sql.push_str(" AND e.type LIKE ?");
+            args.push(if k == "*" {
+                "%".into()
+            } else {
+                k.replace('*', "%")
+            });
+        }
+        if let Some(w) = &f.work_email {
+            sql.push_str(" AND e.work_email = lower(?)");
+            args.push(w.clone());
+        }
+        if f.state.is_some() || f.endpoint.is_some() {
+            sql.push_str(" AND EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id");
+            if let Some(s) = &f.state {
+                sql.push_str(" AND d.state = ?");
+                args.push(s.clone());
+            }
+            if let Some(ep) = &f.endpoint {
+                sql.push_str(" AND d.endpoint = ?");
+                args.push(ep.clone());
+            }
+            sql.push(')');
+        }
+        sql.push_str(&format!(
+            " ORDER BY e.created_at DESC, e.id LIMIT {}",
+            f.limit.max(1)
+        ));
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map(duckdb::params_from_iter(args.iter()), |r| {
+            Ok(EventRow {
+                id: r.get(0)?,
+                kind: r.get(1)?,
+                created_at: r.get(2)?,
+                work_email: r.get(3)?,
+                trigger: r.get(4)?,
+                occurrence: r.get(5)?,
+                late: r.get(6)?,
+                deliveries: Vec::new(),
+                data: None,
+            })
+        })?;
+        let mut out: Vec<EventRow> = rows.collect::<Result<_, _>>()?;
+        for e in &mut out {
+            e.deliveries = self.deliveries(&e.id)?;
+        }
+        Ok(out)
+    }
+
+    /// One event with its data and deliveries.
+    pub fn show(&self, id: &str) -> Result<Option<EventRow>, StoreError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT e.id, e.type, {}, e.work_email, e.trigger, e.occurrence::VARCHAR, e.late, e.data
+             FROM events e WHERE e.id = ?",
+            ts("e.created_at")
+        ))?;
+        let mut rows = stmt.query_map([id], |r| {
+            Ok(EventRow {
+                id: r.get(0)?,
+                kind: r.get(1)?,
+                created_at: r.get(2)?,
+                work_email: r.get(3)?,
+                trigger: r.get(4)?,
+                occurrence: r.get(5)?,
+                late: r.get(6)?,
+                deliveries: Vec::new(),
+                data: serde_json::from_str(&r.get::<_, String>(7)?).ok(),
+            })
+        })?;
+        let Some(mut e) = rows.next().transpose()? else {
+            return Ok(None);
+        };
+        e.deliveries = self.deliveries(&e.id)?;
+        Ok(Some(e))
+    }
+
+    fn deliveries(&self, id: &str) -> Result<Vec<DeliveryRow>, StoreError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT endpoint, state, attempts, {}, last_status, last_error, {}
+             FROM deliveries WHERE event_id = ? ORDER BY endpoint",
+            ts("next_attempt_at"),
+            ts("delivered_at")
+        ))?;
+        let rows = stmt.query_map([id], |r| {
+            Ok(DeliveryRow {
+                endpoint: r.get(0)?,
+                state: r.get(1)?,
+                attempts: r.get(2)?,
+                next_attempt_at: r.get(3)?,
+                last_status: r.get(4)?,
+                last_error: r.get(5)?,
+                delivered_at: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Sends an event again to one or every endpoint that has it (any state), keeping its id.
+    /// Returns the deliveries queued.
+    pub fn replay(&self, id: &str, endpoint: Option<&str>) -> Result<u64, StoreError> {
+        Ok(self.conn.execute(
+            "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = now()::TIMESTAMP,
+               last_error = NULL, last_status = NULL
+             WHERE event_id = ? AND (? IS NULL OR endpoint = ?)",
+            params![id, endpoint, endpoint],
+        )? as u64)
+    }
+
+    /// Makes dead-lettered deliveries due again (of one endpoint or all) and re-enables the
+    /// endpoint(s). Returns the deliveries queued.
+    pub fn retry(&self, endpoint: Option<&str>) -> Result<u64, StoreError> {
+        self.conn.execute(
+            "DELETE FROM endpoints WHERE (? IS NULL OR name = ?)",
+            params![endpoint, endpoint],
+        )?;
+        Ok(self.conn.execute(
+            "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = now()::TIMESTAMP
+             WHERE state = 'dead' AND (? IS NULL OR endpoint = ?)",
+            params![endpoint, endpoint],
+        )? as u64)
+    }
+}

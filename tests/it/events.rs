@@ -1,0 +1,451 @@
+//! Events end to end: a fake HRIS on 127.0.0.1:0, syncs into a real DuckDB file, the outbox,
+//! and real webhook receivers (axum) that check every Standard Webhooks signature.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use roster::config::LoadOptions;
+use roster::sync::{NoProgress, Options};
+use roster::webhook::{self, Mode, sign};
+
+pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const OLD_SECRET: &str = "whsec_dGhpcyBpcyB0aGUgb2xkIHNlY3JldCBrZXkgMTIz";
+
+// ---------------------------------------------------------------------------------------------
+// The fake HRIS: one flat listing behind an API key.
+
+type People = Arc<Mutex<Vec<Value>>>;
+
+async fn staff(State(p): State<People>, headers: HeaderMap) -> Response {
+    if headers.get("x-api-key").and_then(|v| v.to_str().ok()) != Some("hr-key") {
+        return (StatusCode::UNAUTHORIZED, "bad key").into_response();
+    }
+    Json(json!({"staff": *p.lock().unwrap()})).into_response()
+}
+
+const PROVIDER: &str = r#"
+title: HR
+base_url: http://ADDR
+credentials:
+  key: {description: API key}
+auth: {kind: api_key, in: header, name: X-Api-Key, value: "{credentials.key}"}
+streams:
+  staff:
+    request: {path: /staff}
+    records: $.staff[*]
+"#;
+
+const MAPPING: &str = r#"
+provider: hr
+stream: staff
+fields:
+  employee_id: $.id
+  work_email: $.email
+  first_name: $.first
+  last_name: $.last
+  job_title: $.title
+  department: $.dept
+  manager_id: $.manager
+  worker_type: {path: $.kind, values: {employee: employee, contractor: contractor}}
+  status: {path: $.status, values: {active: active, onboarding: pre_hire, inactive: terminated}}
+  start_date: $.start
+  end_date: $.end
+  birth_date: $.born
+"#;
+
+pub fn hr_person(id: u32, email: &str, manager: Option<u32>) -> Value {
+    json!({
+        "id": id.to_string(), "email": email, "first": format!("P{id}"), "last": "Person",
+        "title": "Engineer", "dept": "R&D", "manager": manager.map(|m| m.to_string()),
+        "kind": "employee", "status": "active", "start": "2020-03-01", "end": null,
+        "born": "1990-11-09"
+    })
+}
+
+async fn start_hr(people: Vec<Value>) -> (String, People) {
+    let shared: People = Arc::new(Mutex::new(people));
+    let app = axum::Router::new()
+        .route("/staff", get(staff))
+        .with_state(shared.clone());
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    (addr, shared)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The receiver: records every request, answers with a settable status after a settable delay.
+
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub id: String,
+    pub body: Value,
+    pub signed_by_new: bool,
+    pub signed_by_old: bool,
+}
+
+#[derive(Default)]
+pub struct Receiver {
+    pub got: Mutex<Vec<Received>>,
+    pub status: AtomicU16,
+    pub delay_ms: AtomicU64,
+}
+
+async fn receive(
+    State(r): State<Arc<Receiver>>,
+    headers: HeaderMap,
+    body: bytes::Bytes,
+) -> Response {
+    let h = |k: &str| {
+        headers
+            .get(k)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (id, ts, sig) = (
+        h("webhook-id"),
+        h("webhook-timestamp"),
+        h("webhook-signature"),
+    );
+    let ts: i64 = ts.parse().unwrap_or(0);
+    let check = |s: &str| sign::verify(&sign::Secret::parse(s).unwrap(), &id, ts, &body, &sig);
+    let rec = Received {
+        id: id.clone(),
+        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        signed_by_new: check(SECRET),
+        signed_by_old: check(OLD_SECRET),
+    };
+    let delay = r.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    r.got.lock().unwrap().push(rec);
+    let status = match r.status.load(Ordering::SeqCst) {
+        0 => 204,
+        s => s,
+    };
+    StatusCode::from_u16(status).unwrap().into_response()
+}
+
+pub async fn start_receiver_on(l: tokio::net::TcpListener) -> Arc<Receiver> {
+    let r = Arc::new(Receiver::default());
+    let app = axum::Router::new()
+        .route("/hook", post(receive))
+        .with_state(r.clone());
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    r
+}
+
+pub async fn start_receiver() -> (String, Arc<Receiver>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    (addr, start_receiver_on(l).await)
+}
+
+// ---------------------------------------------------------------------------------------------
+
+pub struct Env {
+    _dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub hr: People,
+}
+
+/// A config directory: the HR source, and `webhooks`/`triggers`/`events` YAML appended.
+pub async fn env(people: Vec<Value>, extra: &str) -> Env {
+    let (addr, hr) = start_hr(people).await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    for d in ["providers", "mappings", "secrets"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::write(
+        root.join("providers/hr.yaml"),
+        PROVIDER.replace("ADDR", &addr),
+    )
+    .unwrap();
+    std::fs::write(root.join("mappings/hr.yaml"), MAPPING).unwrap();
+    std::fs::write(root.join("secrets/hr"), "hr-key").unwrap();
+    std::fs::write(root.join("secrets/hook"), SECRET).unwrap();
+    std::fs::write(root.join("secrets/old_hook"), OLD_SECRET).unwrap();
+    let yaml = format!(
+        "time_zone: Europe/Berlin\nstore:\n  state_dir: state\nsources:\n  hr:\n    provider: hr\n    credentials:\n      key: {{file: secrets/hr}}\n{extra}"
+    );
+    std::fs::write(root.join("roster.yaml"), yaml).unwrap();
+    Env {
+        _dir: dir,
+        config: root,
+        hr,
+    }
+}
+
+pub fn hook_yaml(name: &str, addr: &str, extra: &str) -> String {
+    format!(
+        "  {name}:\n    url: http://{addr}/hook\n    secret: {{file: secrets/hook}}\n    allow_private_network: true\n    events: ['*']\n{extra}"
+    )
+}
+
+pub fn load(config: &Path) -> roster::config::Config {
+    roster::config::load(config, &LoadOptions::default())
+        .unwrap_or_else(|d| panic!("{}", d.render()))
+}
+
+pub async fn sync(config: &Path) -> roster::sync::Report {
+    let cfg = load(config);
+    let mut store = roster::sync::open_store(&cfg).unwrap();
+    let plan = &cfg.sources[0];
+    roster::sync::sync_source(&cfg, &mut store, plan, &Options::default(), &mut NoProgress)
+        .await
+        .unwrap()
+}
+
+pub async fn deliver(config: &Path, mode: Mode) -> Vec<webhook::Report> {
+    let cfg = load(config);
+    let eps: Vec<_> = webhook::endpoints(&cfg)
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let delivering = {
+        let store = roster::sync::open_store(&cfg).unwrap();
+        webhook::start(&store, eps, mode).unwrap()
+    };
+    delivering.wait().await.unwrap()
+}
+
+fn of_type<'a>(got: &'a [Received], t: &str) -> Vec<&'a Received> {
+    got.iter().filter(|r| r.body["type"] == t).collect()
+}
+
+fn team() -> Vec<Value> {
+    vec![
+        hr_person(1, "ada@corp.example", None),
+        hr_person(2, "ben@corp.example", Some(1)),
+        hr_person(3, "cy@corp.example", Some(2)),
+        hr_person(4, "di@corp.example", Some(1)),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_sync_is_a_baseline_then_changes_arrive_signed_with_old_and_new_values() {
+    let (raddr, rx) = start_receiver().await;
+    let hooks = format!(
+        "webhooks:\n{}",
+        hook_yaml(
+            "hr-tool",
+            &raddr,
+            "    rotating_secrets: [{file: secrets/old_hook}]\n"
+        )
+    );
+    let e = env(team(), &hooks).await;
+    sync(&e.config).await;
+    deliver(&e.config, Mode::Due).await;
+    {
+        let got = rx.got.lock().unwrap();
+        assert!(
+            got.iter()
+                .all(|r| !r.body["type"].as_str().unwrap().starts_with("person.")),
+            "the baseline sends no person events: {got:?}"
+        );
+        assert_eq!(of_type(&got, "sync.completed").len(), 1);
+    }
+
+    // Cy moves under Di and gets a new title; Eve is hired; Ben leaves the listing.
+    {
+        let mut hr = e.hr.lock().unwrap();
+        hr[2]["title"] = json!("Staff Engineer");
+        hr[2]["manager"] = json!("4");
+        hr.remove(1);
+        let mut eve = hr_person(5, "eve@corp.example", Some(1));
+        eve["status"] = json!("onboarding");
+        eve["start"] = json!("2099-01-04");
+        hr.push(eve);
+    }
+    let report = sync(&e.config).await;
+    // terminated (Ben), updated and manager_changed (Cy), created (Eve).
+    assert_eq!(
+        report.applied.events.len(),
+        4,
+        "{:?}",
+        report.applied.events
+    );
+    let reports = deliver(&e.config, Mode::Due).await;
+    assert_eq!(reports[0].delivered, 5, "and sync.completed: {reports:?}");
+
+    let got = rx.got.lock().unwrap().clone();
+    for r in &got {
+        assert!(
+            r.signed_by_new && r.signed_by_old,
+            "both secrets sign: {r:?}"
+        );
+        assert_eq!(r.body["id"], r.id, "the body's id is the webhook-id");
+        assert!(r.id.starts_with("msg_"));
+    }
+    let updated = of_type(&got, "person.updated");
+    let cy: Vec<_> = updated
+        .iter()
+        .filter(|r| r.body["data"]["work_email"] == "cy@corp.example")
+        .collect();
+    assert_eq!(cy.len(), 1);
+    let changes = cy[0].body["data"]["changes"].as_array().unwrap();
+    let title = changes.iter().find(|c| c["field"] == "job_title").unwrap();
+    assert_eq!(title["old"], "Engineer");
+    assert_eq!(title["new"], "Staff Engineer");
+    assert_eq!(title["source"], "hr");
+    let person = &cy[0].body["data"]["person"];
+    assert_eq!(person["job_title"], "Staff Engineer");
+    assert_eq!(person["manager_email"], "di@corp.example");
+    assert_eq!(
+        person["birth_date"], "--11-09",
+        "birthdays go out as month and day by default"
+    );
+
+    let moved = of_type(&got, "person.manager_changed");
+    assert_eq!(moved.len(), 1);
+    assert_eq!(
+        moved[0].body["data"]["old_manager_email"],
+        "ben@corp.example"
+    );
+    assert_eq!(
+        moved[0].body["data"]["new_manager_email"],
+        "di@corp.example"
+    );
+
+    let left = of_type(&got, "person.terminated");
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].body["data"]["work_email"], "ben@corp.example");
+
+    let created = of_type(&got, "person.created");
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0].body["data"]["work_email"], "eve@corp.example");
+    assert_eq!(created[0].body["data"]["pre_hire"], true);
+    assert_eq!(of_type(&got, "sync.completed").len(), 2);
+
+    // Delivered events are not sent again; an identical re-sync emits only its run event.
+    sync(&e.config).await;
+    let again = deliver(&e.config, Mode::Due).await;
+    assert_eq!(again[0].delivered, 1, "only sync.completed: {again:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_is_down_then_returns_gets_every_event() {
+    // Reserve a port, close it: connections are refused until the receiver starts there.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let raddr = l.local_addr().unwrap().to_string();
+    drop(l);
+    let hooks = format!(
+        "webhooks:\n{}",
+        hook_yaml(
+            "down",
+            &raddr,
+            "    events: ['person.*']\n    retry_schedule: [0s, 1s, 1s, 1s, 1s, 1s, 1s, 1s, 1s, 1s]\n"
+        )
+        .replace("    events: ['*']\n", "")
+    );
+    let e = env(team(), &hooks).await;
+    sync(&e.config).await;
+    for p in e.hr.lock().unwrap().iter_mut() {
+        p["title"] = json!("Principal");
+    }
+    sync(&e.config).await;
+
+    let first = deliver(&e.config, Mode::Due).await;
+    assert_eq!(first[0].delivered, 0);
+    assert_eq!(first[0].retried, 4, "{first:?}");
+    assert!(
+        first[0]
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("connect"),
+        "{first:?}"
+    );
+
+    let config = e.config.clone();
+    let drain = tokio::spawn(async move {
+        deliver(
+            &config,
+            Mode::Drain {
+                deadline: std::time::Instant::now() + Duration::from_secs(30),
+            },
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let l = tokio::net::TcpListener::bind(&raddr).await.unwrap();
+    let rx = start_receiver_on(l).await;
+    let reports = drain.await.unwrap();
+    assert_eq!(reports[0].delivered, 4, "{reports:?}");
+    let got = rx.got.lock().unwrap();
+    let mut ids: Vec<&str> = got.iter().map(|r| r.id.as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 4, "every event arrived: {got:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_endpoint_never_delays_the_others_and_410_disables_it() {
+    let (slow_addr, slow) = start_receiver().await;
+    slow.delay_ms.store(3_000, Ordering::SeqCst);
+    let (gone_addr, gone) = start_receiver().await;
+    gone.status.store(410, Ordering::SeqCst);
+    let (fast_addr, fast) = start_receiver().await;
+    let hooks = format!(
+        "webhooks:\n{}{}{}",
+        hook_yaml("slow", &slow_addr, "    timeout: 1s\n"),
+        hook_yaml("gone", &gone_addr, ""),
+        hook_yaml("fast", &fast_addr, ""),
+    );
+    let e = env(team(), &hooks).await;
+    sync(&e.config).await;
+    for p in e.hr.lock().unwrap().iter_mut() {
+        p["dept"] = json!("Platform");
+    }
+    sync(&e.config).await;
+
+    let started = std::time::Instant::now();
+    let reports = deliver(&e.config, Mode::Due).await;
+    let by = |n: &str| reports.iter().find(|r| r.endpoint == n).unwrap().clone();
+    assert_eq!(
+        by("fast").delivered,
+        6,
+        "2 sync.completed + 4 person.updated"
+    );
+    assert_eq!(fast.got.lock().unwrap().len(), 6);
+    assert!(by("slow").retried > 0 && by("slow").delivered == 0);
+    assert!(
+        by("slow").last_error.as_deref().unwrap().contains("time"),
+        "{:?}",
+        by("slow")
+    );
+    assert!(
+        by("gone").disabled.as_deref().unwrap().contains("410"),
+        "{:?}",
+        by("gone")
+    );
+    // `gone` got the requests already in flight, then nothing more: a disabled endpoint is
+    // not attempted.
+    let before = gone.got.lock().unwrap().len();
+    assert!((1..=6).contains(&before));
+    let again = deliver(&e.config, Mode::Due).await;
+    assert_eq!(gone.got.lock().unwrap().len(), before, "{again:?}");
+    assert!(started.elapsed() < Duration::from_secs(20));
+
+    // `roster events retry --endpoint gone` re-enables it; once it answers 2xx it drains.
+    gone.status.store(200, Ordering::SeqCst);
+    let cfg = load(&e.config);
+    let store = roster::sync::open_store(&cfg).unwrap();
+    store.outbox().unwrap().retry(Some("gone")).unwrap();
+    drop(store);
+    let after = deliver(&e.config, Mode::Due).await;
+    let g = after.iter().find(|r| r.endpoint == "gone").unwrap();
+    assert_eq!(g.delivered, 6, "{after:?}");
+}
