@@ -11,6 +11,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use roster::config::LoadOptions;
@@ -448,4 +449,227 @@ async fn a_dead_endpoint_never_delays_the_others_and_410_disables_it() {
     let after = deliver(&e.config, Mode::Due).await;
     let g = after.iter().find(|r| r.endpoint == "gone").unwrap();
     assert_eq!(g.delivered, 6, "{after:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Date triggers, evaluated at chosen instants (the clock is an argument).
+
+const TRIGGERS: &str = "triggers:
+  birthdays: {event: lifecycle.birthday, at: '09:00'}
+  day-one: {event: lifecycle.start_date, at: '08:00'}
+  pre-boarding: {event: lifecycle.start_date, offset: -7d, when: {worker_type: employee}}
+  anniversaries: {event: lifecycle.work_anniversary}
+events:
+  catch_up_window: 3d
+";
+
+fn at(s: &str) -> Timestamp {
+    format!("{s}[Europe/Berlin]")
+        .parse::<jiff::Zoned>()
+        .unwrap()
+        .timestamp()
+}
+
+fn evaluate(config: &Path, now: &str) -> Vec<roster::lifecycle::TriggerReport> {
+    let cfg = load(config);
+    let store = roster::sync::open_store(&cfg).unwrap();
+    roster::lifecycle::evaluate(&cfg, &store, at(now)).unwrap()
+}
+
+fn lifecycle_events(config: &Path) -> Vec<roster::store::events::EventRow> {
+    let cfg = load(config);
+    let store = roster::sync::open_store(&cfg).unwrap();
+    let mut rows = store
+        .outbox()
+        .unwrap()
+        .list(&roster::store::events::ListFilter {
+            kind: Some("lifecycle.*".into()),
+            limit: 1000,
+            ..Default::default()
+        })
+        .unwrap();
+    rows.sort_by(|a, b| (&a.occurrence, &a.id).cmp(&(&b.occurrence, &b.id)));
+    rows
+}
+
+fn fired(reports: &[roster::lifecycle::TriggerReport], trigger: &str) -> u64 {
+    reports.iter().find(|r| r.trigger == trigger).unwrap().fired
+}
+
+fn born(id: u32, date: &str) -> Value {
+    let mut p = hr_person(id, &format!("p{id}@corp.example"), None);
+    p["born"] = json!(date);
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_birthday_fires_once_whatever_the_restarts_and_the_first_evaluation_is_a_baseline() {
+    let (raddr, rx) = start_receiver().await;
+    let extra = format!("{TRIGGERS}webhooks:\n{}", hook_yaml("hr-tool", &raddr, ""));
+    let e = env(vec![born(1, "1990-11-09"), born(2, "1985-11-07")], &extra).await;
+    sync(&e.config).await;
+
+    // The first evaluation is a baseline: the birthday two days ago does not fire.
+    let first = evaluate(&e.config, "2026-11-09T08:00:00");
+    assert_eq!(fired(&first, "birthdays"), 0);
+    // 09:30 on the birthday; then two restarts (fresh config and store each time).
+    assert_eq!(
+        fired(&evaluate(&e.config, "2026-11-09T09:30:00"), "birthdays"),
+        1
+    );
+    assert_eq!(
+        fired(&evaluate(&e.config, "2026-11-09T09:31:00"), "birthdays"),
+        0
+    );
+    assert_eq!(
+        fired(&evaluate(&e.config, "2026-11-09T23:59:00"), "birthdays"),
+        0
+    );
+    // The clock steps back an hour and forward again: still one.
+    assert_eq!(
+        fired(&evaluate(&e.config, "2026-11-09T08:59:00"), "birthdays"),
+        0
+    );
+    assert_eq!(
+        fired(&evaluate(&e.config, "2026-11-09T10:00:00"), "birthdays"),
+        0
+    );
+
+    let events = lifecycle_events(&e.config);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].kind, "lifecycle.birthday");
+    assert_eq!(events[0].occurrence.as_deref(), Some("2026-11-09"));
+    assert!(!events[0].late);
+
+    deliver(&e.config, Mode::Due).await;
+    let got = rx.got.lock().unwrap();
+    let b = of_type(&got, "lifecycle.birthday");
+    assert_eq!(b.len(), 1);
+    let d = &b[0].body["data"];
+    assert_eq!(d["trigger"], "birthdays");
+    assert_eq!(d["date"], "2026-11-09");
+    assert_eq!(
+        d["scheduled_at"], "2026-11-09T08:00:00Z",
+        "09:00 in Berlin (CET)"
+    );
+    assert!(d.get("years").is_none(), "no age unless birth_date: full");
+    assert_eq!(d["person"]["birth_date"], "--11-09");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_days_of_downtime_are_caught_up_late_and_older_occurrences_are_skipped() {
+    let people = vec![
+        born(1, "1990-11-04"), // during the downtime but older than the 3-day window
+        born(2, "1990-11-06"),
+        born(3, "1990-11-07"),
+        born(4, "1990-11-08"),
+        born(5, "1990-11-10"), // after the downtime
+    ];
+    let e = env(people, TRIGGERS).await;
+    sync(&e.config).await;
+    evaluate(&e.config, "2026-11-03T12:00:00");
+    // Down from the 3rd to the 8th at 12:00; the window reaches back to the 5th at 12:00.
+    let r = evaluate(&e.config, "2026-11-08T12:00:00");
+    let b = r.iter().find(|r| r.trigger == "birthdays").unwrap();
+    assert_eq!((b.fired, b.late, b.skipped), (3, 3, 1), "{r:?}");
+    let dates: Vec<_> = lifecycle_events(&e.config)
+        .iter()
+        .filter(|e| e.kind == "lifecycle.birthday")
+        .map(|e| (e.occurrence.clone().unwrap(), e.late))
+        .collect();
+    assert_eq!(
+        dates,
+        [
+            ("2026-11-06".to_string(), true),
+            ("2026-11-07".to_string(), true),
+            ("2026-11-08".to_string(), true)
+        ]
+    );
+    // Back to normal: the 10th fires on time.
+    let r = evaluate(&e.config, "2026-11-10T09:05:00");
+    assert_eq!(fired(&r, "birthdays"), 1);
+    assert!(!lifecycle_events(&e.config).last().unwrap().late);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_dates_across_a_dst_change_fire_at_local_time_and_a_start_date_edited_to_today_fires()
+{
+    let mut a = hr_person(1, "a@corp.example", None);
+    a["start"] = json!("2026-10-24");
+    let mut b = hr_person(2, "b@corp.example", None);
+    b["start"] = json!("2026-10-26");
+    let mut c = hr_person(3, "c@corp.example", None);
+    c["start"] = json!("2026-12-01");
+    c["kind"] = json!("contractor");
+    let mut d = hr_person(4, "d@corp.example", None);
+    d["start"] = json!("2026-11-03");
+    let mut f = hr_person(5, "f@corp.example", None);
+    f["start"] = json!("2026-11-03");
+    f["kind"] = json!("contractor");
+    let e = env(vec![a, b, c, d, f], TRIGGERS).await;
+    sync(&e.config).await;
+    evaluate(&e.config, "2026-10-01T00:00:00");
+    let r = evaluate(&e.config, "2026-10-27T00:00:00");
+    assert_eq!(fired(&r, "day-one"), 2, "{r:?}");
+    let scheduled: Vec<_> = {
+        let cfg = load(&e.config);
+        let store = roster::sync::open_store(&cfg).unwrap();
+        let ob = store.outbox().unwrap();
+        lifecycle_events(&e.config)
+            .iter()
+            .filter(|e| e.trigger.as_deref() == Some("day-one"))
+            .map(|e| {
+                let full = ob.show(&e.id).unwrap().unwrap();
+                full.data.unwrap()["scheduled_at"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    // 08:00 in Berlin: CEST (UTC+2) on the 24th, CET (UTC+1) after the change on the 25th.
+    assert_eq!(scheduled, ["2026-10-24T06:00:00Z", "2026-10-26T07:00:00Z"]);
+    assert_eq!(
+        fired(&r, "pre-boarding"),
+        0,
+        "a week before the 3rd is the 27th, 09:00"
+    );
+
+    // C's start date is moved to today (the 27th) after 08:00: it fires at the next
+    // evaluation, marked late, and only once.
+    e.hr.lock().unwrap()[2]["start"] = json!("2026-10-27");
+    sync(&e.config).await;
+    let r = evaluate(&e.config, "2026-10-27T10:30:00");
+    assert_eq!(fired(&r, "day-one"), 1);
+    // Pre-boarding a week ahead is for employees only: d, not the contractor f.
+    assert_eq!(fired(&r, "pre-boarding"), 1);
+    let c_event = lifecycle_events(&e.config)
+        .into_iter()
+        .find(|e| {
+            e.work_email.as_deref() == Some("c@corp.example")
+                && e.kind == "lifecycle.start_date"
+                && e.trigger.as_deref() == Some("day-one")
+        })
+        .unwrap();
+    assert_eq!(c_event.occurrence.as_deref(), Some("2026-10-27"));
+    assert!(c_event.late);
+    assert_eq!(
+        fired(&evaluate(&e.config, "2026-10-27T11:00:00"), "day-one"),
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leap_day_birthday_fires_on_28_february_and_leavers_get_no_birthday() {
+    let mut gone = born(2, "1990-02-28");
+    gone["status"] = json!("inactive");
+    gone["end"] = json!("2026-01-31");
+    let e = env(vec![born(1, "2000-02-29"), gone], TRIGGERS).await;
+    sync(&e.config).await;
+    evaluate(&e.config, "2027-02-27T12:00:00");
+    let r = evaluate(&e.config, "2027-02-28T12:00:00");
+    assert_eq!(fired(&r, "birthdays"), 1, "only the person still here");
+    let ev = lifecycle_events(&e.config);
+    assert_eq!(ev[0].work_email.as_deref(), Some("p1@corp.example"));
+    assert_eq!(ev[0].occurrence.as_deref(), Some("2027-02-28"));
 }
