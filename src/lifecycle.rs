@@ -1,7 +1,8 @@
 //! Date triggers against the directory: which occurrences are due now, written to the outbox.
 //!
 //! Each evaluation looks at the window from `max(trigger first seen, now - catch_up_window)`
-//! to now. Occurrences already in the outbox are skipped by id, so evaluating often, after a
+//! to now (for birthdays and anniversaries, from the last evaluation at the earliest).
+//! Occurrences already in the outbox are skipped by id, so evaluating often, after a
 //! restart, or after the clock stepped back fires nothing twice; an occurrence that became
 //! due because a sync changed a date (a start date edited to today) fires at the next
 //! evaluation. A trigger's first evaluation is its baseline: nothing before it fires.
@@ -88,7 +89,14 @@ pub fn evaluate(
             None => (now, now),
         };
         let earliest = now.checked_sub(window).unwrap_or(now);
-        let from = first_seen.max(earliest);
+        // Once-only dates are looked at over the whole window again each time, so a date a
+        // sync moved into the past hours (a start date edited to today) still fires. Yearly
+        // ones only from the last evaluation: a birthday spent away is not sent on return.
+        let from = if rule.skip_leavers {
+            first_seen.max(earliest).max(until)
+        } else {
+            first_seen.max(earliest)
+        };
         let mut columns = vec![
             "work_email".to_string(),
             "status".to_string(),

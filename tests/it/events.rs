@@ -673,3 +673,101 @@ async fn a_leap_day_birthday_fires_on_28_february_and_leavers_get_no_birthday() 
     assert_eq!(ev[0].work_email.as_deref(), Some("p1@corp.example"));
     assert_eq!(ev[0].occurrence.as_deref(), Some("2027-02-28"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rehire_is_reactivated_and_gets_a_new_start_date_event() {
+    let (raddr, rx) = start_receiver().await;
+    let extra = format!(
+        "{TRIGGERS}webhooks:\n{}",
+        hook_yaml("hr-tool", &raddr, "").replace("['*']", "['person.*', 'lifecycle.*']")
+    );
+    let mut p = born(1, "1990-03-10");
+    p["start"] = json!("2019-05-01");
+    let keep = (2..=6).map(|i| born(i, "1980-01-01")).collect::<Vec<_>>();
+    let mut all = vec![p.clone()];
+    all.extend(keep.clone());
+    let e = env(all, &extra).await;
+    sync(&e.config).await;
+    evaluate(&e.config, "2026-03-01T00:00:00");
+
+    // P1 leaves (absent from the listing): terminated; no birthday while gone.
+    e.hr.lock().unwrap().remove(0);
+    sync(&e.config).await;
+    let r = evaluate(&e.config, "2026-03-10T12:00:00");
+    assert_eq!(fired(&r, "birthdays"), 0);
+
+    // Rehired with a new start date.
+    p["start"] = json!("2026-03-12");
+    e.hr.lock().unwrap().push(p);
+    sync(&e.config).await;
+    let r = evaluate(&e.config, "2026-03-12T08:30:00");
+    assert_eq!(fired(&r, "day-one"), 1);
+    deliver(&e.config, Mode::Due).await;
+    let got = rx.got.lock().unwrap();
+    let types: Vec<&str> = got
+        .iter()
+        .filter(|r| r.body["data"]["work_email"] == "p1@corp.example")
+        .map(|r| r.body["type"].as_str().unwrap())
+        .collect();
+    assert!(types.contains(&"person.terminated"), "{types:?}");
+    assert!(types.contains(&"person.reactivated"), "{types:?}");
+    assert!(types.contains(&"lifecycle.start_date"), "{types:?}");
+    assert!(!types.contains(&"lifecycle.birthday"), "{types:?}");
+    let day_one = of_type(&got, "lifecycle.start_date");
+    assert_eq!(day_one[0].body["data"]["date"], "2026-03-12");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_process_killed_mid_run_loses_nothing_and_duplicates_keep_their_id() {
+    let (raddr, rx) = start_receiver().await;
+    rx.delay_ms.store(300, Ordering::SeqCst);
+    let hooks = format!(
+        "webhooks:\n{}",
+        hook_yaml("hr-tool", &raddr, "").replace("['*']", "['person.*']")
+    );
+    let people: Vec<Value> = (1..=60)
+        .map(|i| hr_person(i, &format!("p{i}@corp.example"), None))
+        .collect();
+    let e = env(people, &hooks).await;
+    sync(&e.config).await;
+    for p in e.hr.lock().unwrap().iter_mut() {
+        p["title"] = json!("Senior Engineer");
+    }
+    sync(&e.config).await;
+
+    let config = e.config.clone();
+    let spawn = move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
+            .args(["events", "deliver", "--wait", "60s", "--config"])
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut child = spawn();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while rx.got.lock().unwrap().len() < 12 {
+        assert!(std::time::Instant::now() < deadline, "no deliveries");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let at_kill = rx.got.lock().unwrap().len();
+    assert!(at_kill < 60, "killed before the end ({at_kill})");
+
+    let status = tokio::task::spawn_blocking(move || spawn().wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success());
+    let got = rx.got.lock().unwrap();
+    let mut ids: Vec<&str> = got.iter().map(|r| r.id.as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 60, "every event arrived");
+    // A duplicate (sent before the kill, not yet recorded) is byte-for-byte the same event.
+    for r in got.iter() {
+        let same: Vec<_> = got.iter().filter(|x| x.id == r.id).collect();
+        assert!(same.iter().all(|x| x.body == r.body && x.signed_by_new));
+    }
+}
