@@ -62,7 +62,8 @@ pub struct ConfigArg {
         long,
         short = 'c',
         env = "ROSTER_CONFIG",
-        default_value = "/etc/roster"
+        default_value = "/etc/roster",
+        global = true
     )]
     pub config: PathBuf,
 }
