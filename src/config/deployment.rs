@@ -161,7 +161,7 @@ pub struct Webhook {
     /// Time allowed for the receiver to answer (default 10s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Duration>,
-    /// Retry delays after a failed delivery; after the last one the event is dead-lettered. Default: `0s, 5s, 5m, 30m, 2h, 5h, 10h, 10h`.
+    /// The delay before each attempt: the first entry is the first attempt's (`0s`: at once), each next one follows a failure (±10% jitter; a longer `Retry-After` wins). After the last attempt fails the delivery is dead-lettered. Default: `0s, 5s, 5m, 30m, 2h, 5h, 10h, 10h` (about a day).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_schedule: Option<Vec<Duration>>,
     /// Allow a URL on a loopback, private or link-local address (for a receiver on the same host or network).

@@ -50,7 +50,8 @@ pub fn schema(kind: FileKind) -> &'static Value {
     &all[kind as usize]
 }
 
-fn generate<T: schemars::JsonSchema>(title: &str) -> Value {
+/// The draft-07 schema of a type, titled, with tag descriptions filled in.
+pub fn generate<T: schemars::JsonSchema>(title: &str) -> Value {
     let schema = SchemaSettings::draft07()
         .into_generator()
         .into_root_schema_for::<T>();

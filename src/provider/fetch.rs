@@ -242,12 +242,38 @@ impl SourceClient {
         names.join(", ")
     }
 
+    /// Where each credential comes from (its declared description), shown when the HRIS
+    /// rejects them.
+    fn credential_help(&self) -> String {
+        let each: Vec<String> = self
+            .spec
+            .credentials
+            .iter()
+            .filter_map(|(k, d)| {
+                let d = d
+                    .description
+                    .as_deref()?
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                Some(format!("`{k}`: {d}"))
+            })
+            .collect();
+        if each.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", each.join("; "))
+        }
+    }
+
     fn help_for(&self, kind: &FetchErrorKind) -> Option<String> {
         let creds = self.credential_names();
+        let hris = self.spec.title.as_deref().unwrap_or("the HRIS");
         Some(match kind {
             FetchErrorKind::Status { status: 401, .. } | FetchErrorKind::Login { status: 401 | 400, .. } => format!(
-                "invalid credentials: the HRIS rejected {creds} of source `{}`; they were revoked, regenerated or mistyped. Create new ones in the HRIS admin and update the secrets this source references",
-                self.source
+                "invalid credentials: {hris} rejected {creds} of source `{}`; they were revoked, regenerated or mistyped. Create new ones in {hris}'s admin and update the secrets this source references{}",
+                self.source,
+                self.credential_help()
             ),
             FetchErrorKind::Status { status: 403, .. } | FetchErrorKind::Login { status: 403, .. } => {
                 "the credentials work but lack a scope or attribute permission for this endpoint; grant read access to it in the HRIS admin (some HRIS need a new credential for a wider scope)".into()

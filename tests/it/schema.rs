@@ -27,6 +27,23 @@ fn committed_schemas_match_the_config_types() {
 }
 
 #[test]
+fn the_committed_webhook_payload_schema_matches_the_event_types() {
+    let path = repo().join("examples/schema/events.schema.json");
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    let current = roster::cli::schema::events_schema();
+    if committed != current {
+        if std::env::var_os("ROSTER_UPDATE_SCHEMAS").is_some() {
+            std::fs::write(&path, current).unwrap();
+        } else {
+            panic!(
+                "{} is out of date; regenerate with `ROSTER_UPDATE_SCHEMAS=1 cargo test --test it schema`",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
 fn every_schema_property_has_a_description() {
     for kind in FileKind::ALL {
         let missing = undescribed_properties(kind);
