@@ -1,12 +1,16 @@
 //! `roster demo`: starts the built-in fake HRIS on loopback (a Personio-shaped and a
-//! Merge-shaped source), writes a config directory for it, loads that config through the one
-//! pipeline, syncs both sources into a real DuckDB directory, and prints the summary and some
-//! queries to try.
+//! Merge-shaped source) and a webhook receiver, writes a config directory for them, loads
+//! that config through the one pipeline, syncs both sources into a real DuckDB directory (the
+//! baseline), changes a few people in the fake HRIS, syncs again, and prints the signed
+//! events the receiver got, the summary and some queries to try.
 
 use std::path::PathBuf;
 
 use super::sync::sync_all;
-use crate::demo::{Dataset, FakeHris, write_config};
+use crate::demo::receiver::Receiver;
+use crate::demo::{
+    Dataset, FakeHris, WEBHOOK_SECRET, a_day_later, write_config, write_webhook_config,
+};
 use crate::sync::Options;
 
 /// Arguments of `roster demo`.
@@ -33,10 +37,20 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         let today = jiff::Timestamp::now().to_zoned(tz).date();
         let fake = FakeHris::start(Dataset::generate(args.seed, args.people, today)).await?;
         let config_dir = args.dir.join("config");
+        std::fs::create_dir_all(&args.dir)?;
+        let log = args.dir.join("webhooks.jsonl");
+        let _ = std::fs::remove_file(&log);
+        let receiver = Receiver::start(WEBHOOK_SECRET, Some(log.clone())).await?;
         write_config(&config_dir, fake.addr())?;
+        write_webhook_config(&config_dir, receiver.addr())?;
         println!(
             "fake HRIS listening on http://{} (Personio-shaped and Merge-shaped APIs)",
             fake.addr()
+        );
+        println!(
+            "webhook receiver listening on http://{}{}",
+            receiver.addr(),
+            crate::demo::receiver::PATH
         );
         println!("config written to {}", config_dir.display());
         let cfg = match super::load_config(&super::ConfigArg {
@@ -46,7 +60,32 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
             Err(code) => return Ok(code),
         };
         let plans: Vec<_> = cfg.sources.iter().filter(|s| s.enabled).collect();
-        let code = sync_all(&cfg, &plans, &Options::default()).await?;
+        println!();
+        println!("First sync (a baseline: no person events for people already there):");
+        let mut code = sync_all(&cfg, &plans, &Options::default()).await?;
+        receiver.take();
+
+        println!();
+        println!("A day later, in the HRIS:");
+        let mut changes = Vec::new();
+        fake.update(|d| changes = a_day_later(d, today));
+        for c in &changes {
+            println!("  {c}");
+        }
+        println!();
+        println!("Second sync:");
+        code = code.max(sync_all(&cfg, &plans, &Options::default()).await?);
+        let got = receiver.take();
+        let verified = got.iter().filter(|r| r.verified).count();
+        println!();
+        println!(
+            "The webhook receiver got {} events, {verified} with a valid Standard Webhooks signature (each delivery is in {}):",
+            got.len(),
+            log.display()
+        );
+        for r in &got {
+            println!("  {}", describe(&r.body));
+        }
         let dir = crate::sync::directory_path(&cfg);
         let c = config_dir.display();
         println!();
@@ -62,8 +101,46 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         );
         println!("  # see what a sync would change, without writing:");
         println!("  roster plan -c {c}");
+        println!("  # the event outbox, and one event as the receiver got it:");
+        println!("  roster events list -c {c}");
+        println!("  roster events show -c {c} <id>");
         Ok(code)
     })
+}
+
+/// One line about a received event.
+fn describe(body: &serde_json::Value) -> String {
+    let d = &body["data"];
+    let who = d["work_email"]
+        .as_str()
+        .or(d["source"].as_str())
+        .unwrap_or_default();
+    let mut line = format!("{} {who}", body["type"].as_str().unwrap_or("?"));
+    if let Some(changes) = d["changes"].as_array() {
+        let fields: Vec<String> = changes
+            .iter()
+            .filter(|c| c["field"] != "hris_status")
+            .map(|c| {
+                format!(
+                    "{}: {} -> {}",
+                    c["field"].as_str().unwrap_or("?"),
+                    c["old"].as_str().unwrap_or("(empty)"),
+                    c["new"].as_str().unwrap_or("(empty)")
+                )
+            })
+            .collect();
+        line.push_str(&format!(" ({})", fields.join("; ")));
+    }
+    if let (Some(old), Some(new)) = (
+        d["old_manager_email"].as_str(),
+        d["new_manager_email"].as_str(),
+    ) {
+        line.push_str(&format!(" ({old} -> {new})"));
+    }
+    if d["pre_hire"] == true {
+        line.push_str(" (pre-hire)");
+    }
+    line
 }
 
 /// Example queries the demo prints (also in the README).

@@ -13,6 +13,7 @@
 
 pub mod data;
 mod names;
+pub mod receiver;
 pub mod server;
 #[cfg(test)]
 mod tests;
@@ -30,12 +31,146 @@ pub use self::server::{
     PERSONIO_CLIENT_SECRET, PERSONIO_PATH, merge_base_url, personio_base_url,
 };
 
+/// The demo receiver's signing secret (Standard Webhooks `whsec_`, 24 random bytes).
+pub const WEBHOOK_SECRET: &str = "whsec_a2VzdHJlbC1kZW1vLXdlYmhvb2stc2VjcmV0";
+
 /// Secret files [`write_config`] writes, relative to the config directory.
 pub const SECRET_FILES: &[(&str, &str)] = &[
     ("secrets/personio_client_secret", PERSONIO_CLIENT_SECRET),
     ("secrets/merge_api_key", MERGE_API_KEY),
     ("secrets/merge_account_token", MERGE_ACCOUNT_TOKEN),
+    ("secrets/webhook_secret", WEBHOOK_SECRET),
 ];
+
+/// Appends a webhook endpoint for the demo receiver at `receiver` to the config's
+/// `roster.yaml`, with date triggers for the common workflows.
+pub fn write_webhook_config(dir: &Path, receiver: SocketAddr) -> io::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.join(crate::config::DEPLOYMENT_FILE))?;
+    write!(
+        f,
+        "
+# The demo's webhook receiver on loopback (`allow_private_network`: webhooks go to public
+# addresses only unless allowed). Every event type; signed with secrets/webhook_secret.
+webhooks:
+  demo-receiver:
+    url: http://{receiver}{path}
+    secret: {{file: secrets/webhook_secret}}
+    allow_private_network: true
+    events: ['*']
+
+# Date triggers, evaluated in the company time zone; each fires once per person and date.
+triggers:
+  day-one:
+    event: lifecycle.start_date
+    at: '08:00'
+  pre-boarding:
+    event: lifecycle.start_date
+    offset: -7d
+    when: {{worker_type: employee}}
+  offboarding:
+    event: lifecycle.end_date
+    at: '17:00'
+  probation-review:
+    event: lifecycle.probation_end
+    offset: -14d
+  anniversaries:
+    event: lifecycle.work_anniversary
+  birthdays:
+    event: lifecycle.birthday
+",
+        path = receiver::PATH
+    )
+}
+
+/// What changes in the fake HRIS "a day later" in the demo: a promotion, a move to another
+/// manager, a leaver and a new hire starting next week. Returns one line per change.
+pub fn a_day_later(data: &mut Dataset, today: jiff::civil::Date) -> Vec<String> {
+    let mut said = Vec::new();
+    let value = |r: &serde_json::Value, a: &str| r["attributes"][a]["value"].clone();
+    let active: Vec<usize> = (0..data.personio.len())
+        .filter(|&i| value(&data.personio[i], "status") == "active")
+        .collect();
+    let email = |r: &serde_json::Value| value(r, "email").as_str().unwrap_or("?").to_string();
+    let supervisor_id = |r: &serde_json::Value| {
+        r["attributes"]["supervisor"]["value"]["attributes"]["id"]["value"].as_u64()
+    };
+    let is_manager = |d: &Dataset, id: Option<u64>| {
+        d.personio
+            .iter()
+            .any(|r| supervisor_id(r) == id && id.is_some())
+    };
+    // A move to another manager.
+    let with_manager: Vec<usize> = active
+        .iter()
+        .copied()
+        .filter(|&i| supervisor_id(&data.personio[i]).is_some())
+        .collect();
+    // A promotion.
+    if let Some(&i) = with_manager.iter().find(|&&i| {
+        value(&data.personio[i], "position")
+            .as_str()
+            .is_some_and(|p| !p.starts_with("Senior"))
+    }) {
+        let r = &mut data.personio[i];
+        let old = value(r, "position")
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        r["attributes"]["position"]["value"] = format!("Senior {old}").into();
+        said.push(format!("{}: promoted to Senior {old}", email(r)));
+    }
+    if let (Some(&a), Some(&b)) = (
+        with_manager.get(3),
+        with_manager.iter().rev().find(|&&b| {
+            supervisor_id(&data.personio[b]) != supervisor_id(&data.personio[with_manager[3]])
+        }),
+    ) {
+        let boss = data.personio[b]["attributes"]["supervisor"].clone();
+        let r = &mut data.personio[a];
+        r["attributes"]["supervisor"] = boss;
+        said.push(format!("{}: moves to another manager", email(r)));
+    }
+    // A leaver: someone nobody reports to.
+    if let Some(&i) = active.iter().rev().find(|&&i| {
+        let id = personio_id(&data.personio[i]);
+        !is_manager(data, id)
+    }) {
+        said.push(format!("{}: leaves the company", email(&data.personio[i])));
+        data.personio.remove(i);
+    }
+    // A new hire, starting next week, in the team of the first person with a manager.
+    if let Some(&i) = with_manager.first() {
+        let mut r = data.personio[i].clone();
+        let id = data
+            .personio
+            .iter()
+            .filter_map(personio_id)
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let start = today
+            .checked_add(jiff::Span::new().days(7))
+            .unwrap_or(today)
+            .to_string();
+        let hire = value(&r, "hire_date")
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let hire = format!("{start}{}", hire.get(10..).unwrap_or("T00:00:00+01:00"));
+        let mail = format!("noor.haddad@{PERSONIO_DOMAIN}");
+        r["attributes"]["id"]["value"] = id.into();
+        r["attributes"]["first_name"]["value"] = "Noor".into();
+        r["attributes"]["last_name"]["value"] = "Haddad".into();
+        r["attributes"]["email"]["value"] = mail.clone().into();
+        r["attributes"]["hire_date"]["value"] = hire.into();
+        r["attributes"]["status"]["value"] = "onboarding".into();
+        said.push(format!("{mail}: hired, starts {start}"));
+        data.personio.push(r);
+    }
+    said
+}
 
 /// Writes a complete config directory for the fake at `addr` into `dir`: `roster.yaml`,
 /// `providers/personio.yaml` and `providers/merge.yaml` (the built-in specs with only

@@ -146,3 +146,63 @@ async fn the_demo_company_lands_in_the_directory_field_by_field() {
     let both = q("select count(*) from people where len(sources) = 2");
     assert!(both[0][0].parse::<u32>().unwrap() >= 5, "{both:?}");
 }
+
+#[test]
+fn roster_demo_syncs_twice_and_its_receiver_gets_the_signed_events_of_the_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("roster-demo");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
+        .args(["demo", "--dir"])
+        .arg(&demo)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Every delivery, as received, is in webhooks.jsonl; the receiver verified each.
+    let lines = std::fs::read_to_string(demo.join("webhooks.jsonl")).unwrap();
+    let bodies: Vec<Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|d| serde_json::from_str(d["body"].as_str().unwrap()).unwrap())
+        .collect();
+    let types: BTreeSet<&str> = bodies.iter().map(|b| b["type"].as_str().unwrap()).collect();
+    for t in [
+        "sync.completed",
+        "person.created",
+        "person.updated",
+        "person.terminated",
+        "person.manager_changed",
+    ] {
+        assert!(types.contains(t), "{t} missing from {types:?}\n{stdout}");
+    }
+    // The first sync's two sync.completed, then the second sync's events, all verified.
+    let n = bodies.len();
+    let second = n - 2;
+    assert!(
+        stdout.contains(&format!(
+            "receiver got {second} events, {second} with a valid"
+        )),
+        "{stdout}"
+    );
+    // The outbox agrees: every event delivered, none pending.
+    let list = std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
+        .args(["events", "list", "--json", "--config"])
+        .arg(demo.join("config"))
+        .output()
+        .unwrap();
+    let rows: Vec<Value> = String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), n);
+    assert!(
+        rows.iter()
+            .all(|r| r["deliveries"][0]["state"] == "delivered"),
+        "{rows:?}"
+    );
+}
