@@ -1,0 +1,870 @@
+//! Kenjo end to end: a fake Kenjo API v1 on 127.0.0.1:0, the built-in `kenjo` spec (only
+//! `base_url` changed) and mapping, a real DuckDB directory read back read-only. Every
+//! expectation is derived from the JSON the fake served.
+//!
+//! What the fake reproduces (from /work/shared/provider-specs/kenjo/kenjo-openapi.yaml):
+//! - `POST /auth/login` with `{"apiKey": ...}` answers `{"token": "Bearer <jwt>",
+//!   "X-Expires-After": <timestamp>}`: the token already carries its `Bearer ` prefix, and every
+//!   other endpoint wants exactly `Authorization: Bearer <jwt>` (a doubled prefix is a 401,
+//!   like an unknown or expired token; Kenjo documents that 401 without a body). A wrong key is
+//!   a 401, a body without `apiKey` a 400 `{code, message}`.
+//! - Employees come as three sections, each `{"data": [...]}` and without paging: accounts
+//!   (email, externalId, language and the `isActive` boolean), personals and works, in
+//!   different orders, to be joined on `_id`. Not every employee has a works section.
+//! - Companies, offices, departments and teams are bare JSON arrays.
+//! - `GET /compensation/contracts`: `offset` is a 1-based PAGE number, `limit` only 25, 50 or
+//!   100 (anything else is a 400), `{data, metadata: {count, offset, limit, total}}`.
+//!   `GET /compensation/contract-types`: `{data, metadata}`, no paging parameters.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use jiff::civil::{Date, date};
+use jiff::{Span, ToSpan as _};
+use serde_json::{Value, json};
+
+use roster::config::LoadOptions;
+use roster::sync::{NoProgress, Options, Report, SyncError};
+
+/// The key the fake accepts.
+const API_KEY: &str = "5b8555a77b62b223d27593bcd15e172c2936590391fe4dea8e31f9b9";
+/// A revoked key; it must never show up in an error.
+const REVOKED_KEY: &str = "kenjo-revoked-CANARY-7d1e0c55a2b94f1e";
+
+/// More than 100 employees: the contracts list then takes two pages at Kenjo's largest limit.
+const PEOPLE: usize = 130;
+/// Activated, starting in three weeks: a pre-hire.
+const PRE_HIRE: usize = 3;
+/// Created but not activated yet, starting in six weeks (Kenjo creates employees inactive).
+const NOT_ACTIVATED: usize = 4;
+/// Deactivated: has left.
+const LEAVER: usize = 6;
+/// No office and no department on the works section.
+const NO_ORG_UNITS: usize = 8;
+/// No employment contract.
+const NO_CONTRACT: usize = 9;
+/// No works section at all.
+const NO_WORK: usize = 10;
+
+const FIRST: &[&str] = &[
+    "John", "Anna", "Joaquin", "Elvira", "Lukas", "Marta", "Sven", "Chloe", "Mehmet", "Ines",
+    "Piotr",
+];
+const LAST: &[&str] = &[
+    "Doe",
+    "Kalevnikova",
+    "Padrazo",
+    "Dos Pasos",
+    "Becker",
+    "Garcia",
+    "Olsen",
+    "Martin",
+    "Yilmaz",
+    "Rossi",
+    "Nowak",
+    "Sato",
+    "Ferreira",
+];
+const TITLES: &[&str] = &[
+    "Backend Engineer",
+    "Director",
+    "Account Executive",
+    "Payroll Specialist",
+    " Office Manager ",
+    "",
+    "Designer",
+];
+
+/// One request as the fake saw it.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    /// The path under `/api/v1`.
+    path: String,
+    query: String,
+    authorization: String,
+    status: u16,
+}
+
+/// The fake's tenant and what it has seen.
+#[derive(Default)]
+struct Kenjo {
+    api_key: String,
+    accounts: Vec<Value>,
+    personals: Vec<Value>,
+    works: Vec<Value>,
+    companies: Vec<Value>,
+    offices: Vec<Value>,
+    departments: Vec<Value>,
+    teams: Vec<Value>,
+    contracts: Vec<Value>,
+    contract_types: Vec<Value>,
+    /// Tokens that work (without their `Bearer ` prefix).
+    live: HashSet<String>,
+    /// A token stops working after this many requests: Kenjo's expiry, compressed.
+    token_uses: Option<usize>,
+    uses: HashMap<String, usize>,
+    /// The `apiKey` of every login attempt.
+    logins: Vec<String>,
+    seen: Vec<Seen>,
+}
+
+type Shared = Arc<Mutex<Kenjo>>;
+
+fn kenjo_date(d: Date) -> String {
+    format!("{d}T00:00:00.000Z")
+}
+
+fn plus(d: Date, span: Span) -> Date {
+    d.checked_add(span).unwrap()
+}
+
+fn today() -> Date {
+    jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date()
+}
+
+fn manager_of(i: usize) -> Option<usize> {
+    (i > 0).then(|| (i - 1) / 5)
+}
+
+fn employee_id(i: usize) -> String {
+    format!("10a2db290da29e126a{i:06x}")
+}
+
+impl Kenjo {
+    /// A tenant of [`PEOPLE`] employees in two companies, three offices and five departments.
+    fn tenant() -> Kenjo {
+        let today = today();
+        let companies = vec![
+            json!({"_id": "40a2db290da29e126a18789a", "name": "ACME GmbH", "city": "Berlin", "country": "DE"}),
+            json!({"_id": "40a2db290da29e126a18789b", "name": "ACME SA", "city": "Madrid", "country": "ES"}),
+        ];
+        let offices = vec![
+            json!({"_id": "50a2db290da29e126a18789a", "name": "ACME Berlin", "companyId": "40a2db290da29e126a18789a",
+                   "calendarId": "5b8555a97b62b223d275a176", "street": "Urbanstr. 71", "postalCode": 10967, "city": "Berlin", "country": "DE"}),
+            json!({"_id": "50a2db290da29e126a18789b", "name": "ACME Munich", "companyId": "40a2db290da29e126a18789a",
+                   "calendarId": "5b8555a97b62b223d275a176", "street": "Leopoldstr. 1", "postalCode": 80802, "city": "Munich", "country": "DE"}),
+            json!({"_id": "50a2db290da29e126a18789c", "name": "ACME Madrid", "companyId": "40a2db290da29e126a18789b",
+                   "calendarId": "5b8555a97b62b223d275a177", "street": "Manuel Ferrero, 19", "postalCode": 28096, "city": "Madrid", "country": "ES"}),
+        ];
+        let departments: Vec<Value> = ["Sales", "Marketing", "Tech", "Finance", "Customer Success"]
+            .iter()
+            .enumerate()
+            .map(|(n, name)| json!({"_id": format!("60a2db290da29e126a1878{n:02x}"), "name": name}))
+            .collect();
+        let teams = vec![
+            json!({"_id": "65a2db290da29e126a18789a", "name": "Tech backend"}),
+            json!({"_id": "65a2db290da29e126a18789b", "name": "Tech devOps"}),
+        ];
+        let contract_types: Vec<Value> = [
+            ("Permanent", true),
+            ("Junior", true),
+            ("Senior", true),
+            ("External", false),
+        ]
+        .iter()
+        .enumerate()
+        .map(|(n, (name, active))| {
+            json!({"_id": format!("80a2db290da29e126a1878{n:02x}"), "name": name, "isActive": active})
+        })
+        .collect();
+
+        let (mut accounts, mut personals, mut works, mut contracts) =
+            (vec![], vec![], vec![], vec![]);
+        for i in 0..PEOPLE {
+            let id = employee_id(i);
+            let (first, last) = (FIRST[i % FIRST.len()], LAST[(i * 7) % LAST.len()]);
+            let start = match i {
+                PRE_HIRE => plus(today, 20.days()),
+                NOT_ACTIVATED => plus(today, 40.days()),
+                _ => date(
+                    2012 + (i % 11) as i16,
+                    1 + (i % 12) as i8,
+                    1 + (i % 28) as i8,
+                ),
+            };
+            accounts.push(json!({
+                "_id": id,
+                "email": format!("{first}.{}{i}@Acme.example", last.replace(' ', "")),
+                "externalId": if i % 11 == 0 { String::new() } else { format!("E-{i:06}") },
+                "language": (["en", "de", "es"][i % 3]),
+                "isActive": !matches!(i, NOT_ACTIVATED | LEAVER),
+            }));
+            personals.push(json!({
+                "_id": id,
+                "firstName": if i % 7 == 0 { format!(" {first} ") } else { first.to_string() },
+                "lastName": last,
+                "displayName": format!("{first} {last}"),
+                "gender": (["Male", "Female", "Other"][i % 3]),
+                "birthdate": kenjo_date(date(1960 + (i % 40) as i16, 1 + (i * 5 % 12) as i8, 1 + (i * 3 % 28) as i8)),
+            }));
+            let office = &offices[i % offices.len()];
+            if i != NO_WORK {
+                let mut work = json!({
+                    "_id": id,
+                    "companyId": office["companyId"],
+                    "officeId": office["_id"],
+                    "departmentId": departments[i % departments.len()]["_id"],
+                    "startDate": kenjo_date(start),
+                    "jobTitle": TITLES[i % TITLES.len()],
+                    "workPhone": format!("+49 30 {i:07}"),
+                    "workMobile": format!("+49 170 {i:07}"),
+                    "isAssistant": i % 13 == 0,
+                    "reportsToId": manager_of(i).map(employee_id),
+                });
+                if i % 3 == 0 {
+                    work["probationPeriodEnd"] = json!(kenjo_date(plus(start, 6.months())));
+                }
+                let w = work.as_object_mut().unwrap();
+                if i == 0 {
+                    w.remove("reportsToId");
+                }
+                if i == NO_ORG_UNITS {
+                    w.remove("officeId");
+                    w.remove("departmentId");
+                }
+                works.push(work);
+            }
+            if i != NO_CONTRACT {
+                contracts.push(json!({
+                    "_id": format!("70a2db290da29e126a{i:06x}"),
+                    "_userId": id,
+                    "_companyId": office["companyId"],
+                    // Zone-less, unlike the employee sections.
+                    "startDate": format!("{start}T00:00:00"),
+                    "contractTypeId": contract_types[i % contract_types.len()]["_id"],
+                }));
+            }
+        }
+        // The sections come in different orders: only `_id` ties them together.
+        personals.reverse();
+        works.rotate_left(17);
+        contracts.reverse();
+        Kenjo {
+            api_key: API_KEY.into(),
+            accounts,
+            personals,
+            works,
+            companies,
+            offices,
+            departments,
+            teams,
+            contracts,
+            contract_types,
+            ..Kenjo::default()
+        }
+    }
+
+    fn answer(
+        &mut self,
+        method: &Method,
+        path: &str,
+        query: &str,
+        authorization: &str,
+        body: &[u8],
+    ) -> (u16, Option<Value>) {
+        if path == "/auth/login" && method == Method::POST {
+            return self.login(body);
+        }
+        if method != Method::GET {
+            return (404, Some(json!({"code": 404, "message": "Not found"})));
+        }
+        // Exactly the token the login returned, with its one `Bearer `.
+        let Some(jwt) = authorization
+            .strip_prefix("Bearer ")
+            .filter(|t| self.live.contains(*t))
+            .map(str::to_string)
+        else {
+            return (401, None);
+        };
+        if let Some(max) = self.token_uses {
+            let n = self.uses.entry(jwt.clone()).or_default();
+            *n += 1;
+            if *n > max {
+                self.live.remove(&jwt);
+                return (401, None);
+            }
+        }
+        let q: HashMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        let wrapped = |v: &[Value]| Some(json!({ "data": v }));
+        let bare = |v: &[Value]| Some(Value::Array(v.to_vec()));
+        match path {
+            "/employees/accounts" => (200, wrapped(&self.accounts)),
+            "/employees/personals" => (200, wrapped(&self.personals)),
+            "/employees/works" => (200, wrapped(&self.works)),
+            "/companies" => (200, bare(&self.companies)),
+            "/offices" => (200, bare(&self.offices)),
+            "/departments" => (200, bare(&self.departments)),
+            "/teams" => (200, bare(&self.teams)),
+            "/compensation/contracts" => self.contracts_page(&q),
+            "/compensation/contract-types" => {
+                let n = self.contract_types.len();
+                (
+                    200,
+                    Some(json!({
+                        "data": self.contract_types,
+                        "metadata": {"count": n, "offset": 1, "limit": 50, "total": n}
+                    })),
+                )
+            }
+            _ => (404, Some(json!({"code": 404, "message": "Not found"}))),
+        }
+    }
+
+    fn login(&mut self, body: &[u8]) -> (u16, Option<Value>) {
+        let key = serde_json::from_slice::<Value>(body)
+            .ok()
+            .and_then(|b| b["apiKey"].as_str().map(str::to_string));
+        let Some(key) = key else {
+            return (
+                400,
+                Some(json!({"code": 400, "message": "The param 'apiKey' is not valid."})),
+            );
+        };
+        self.logins.push(key.clone());
+        if key != self.api_key {
+            // Echoes the refused key: the engine must mask a secret the server repeats.
+            return (
+                401,
+                Some(json!({"code": 401, "message": format!("The API key {key} is not valid.")})),
+            );
+        }
+        let jwt = format!(
+            "eyJhbGciOiJIUzUxMiIsInR5cCI6IkpXVCJ9.eyJhY2Nlc3NUeXBlIjoiQXBpQWNjZXNzIn0.c2lnLTA{}",
+            self.logins.len()
+        );
+        self.live.insert(jwt.clone());
+        let expires = jiff::Timestamp::now()
+            .checked_add(jiff::SignedDuration::from_hours(48))
+            .unwrap();
+        (
+            200,
+            Some(json!({"token": format!("Bearer {jwt}"), "X-Expires-After": expires.to_string()})),
+        )
+    }
+
+    /// `offset` is a page number from 1, `limit` one of 25, 50 and 100 (default 50).
+    fn contracts_page(&self, q: &HashMap<String, String>) -> (u16, Option<Value>) {
+        let bad = |param: &str| {
+            (
+                400,
+                Some(json!({"code": 400, "message": format!("The param '{param}' is not valid.")})),
+            )
+        };
+        let Ok(page) = q.get("offset").map_or(Ok(1), |v| v.parse::<usize>()) else {
+            return bad("offset");
+        };
+        let limit = q.get("limit").map_or(Ok(50), |v| v.parse::<usize>());
+        let Ok(limit @ (25 | 50 | 100)) = limit else {
+            return bad("limit");
+        };
+        if page == 0 {
+            return bad("offset");
+        }
+        let data: Vec<Value> = self
+            .contracts
+            .iter()
+            .skip((page - 1) * limit)
+            .take(limit)
+            .cloned()
+            .collect();
+        (
+            200,
+            Some(json!({
+                "data": data,
+                "metadata": {"count": data.len(), "offset": page, "limit": limit, "total": self.contracts.len()}
+            })),
+        )
+    }
+}
+
+async fn api(
+    State(s): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri
+        .path()
+        .strip_prefix("/api/v1")
+        .unwrap_or(uri.path())
+        .to_string();
+    let query = uri.query().unwrap_or_default().to_string();
+    let authorization = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let mut k = s.lock().unwrap();
+    let (status, reply) = k.answer(&method, &path, &query, &authorization, &body);
+    k.seen.push(Seen {
+        method: method.to_string(),
+        path,
+        query,
+        authorization,
+        status,
+    });
+    let status = StatusCode::from_u16(status).unwrap();
+    match reply {
+        Some(v) => (status, axum::Json(v)).into_response(),
+        None => status.into_response(),
+    }
+}
+
+/// The built-in spec with only `base_url` pointed at the fake.
+fn provider_override(base_url: &str) -> String {
+    let (_, builtin) = roster::config::builtin_providers()
+        .iter()
+        .find(|(n, _)| *n == "kenjo")
+        .unwrap();
+    let mut replaced = 0;
+    let text: String = builtin
+        .lines()
+        .map(|line| {
+            if line.starts_with("base_url:") {
+                replaced += 1;
+                format!("base_url: {base_url}\n")
+            } else {
+                format!("{line}\n")
+            }
+        })
+        .collect();
+    assert_eq!(replaced, 1, "one base_url line in the built-in kenjo spec");
+    text
+}
+
+struct Env {
+    _dir: tempfile::TempDir,
+    config: PathBuf,
+    kenjo: Shared,
+}
+
+impl Env {
+    /// A fake Kenjo serving `kenjo`, and a config directory reading it with the built-in spec
+    /// and mapping; `source_extra` is appended to the source's block in roster.yaml.
+    async fn start(kenjo: Kenjo, source_extra: &str) -> Env {
+        let kenjo = Arc::new(Mutex::new(kenjo));
+        let app = axum::Router::new().fallback(api).with_state(kenjo.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config");
+        for sub in ["providers", "secrets"] {
+            std::fs::create_dir_all(config.join(sub)).unwrap();
+        }
+        std::fs::write(
+            config.join("providers/kenjo.yaml"),
+            provider_override(&format!("http://{addr}/api/v1")),
+        )
+        .unwrap();
+        std::fs::write(
+            config.join("roster.yaml"),
+            format!(
+                "time_zone: UTC\nstore:\n  state_dir: state\nsources:\n  kenjo:\n    provider: kenjo\n    credentials:\n      api_key: {{file: secrets/kenjo}}\n{source_extra}"
+            ),
+        )
+        .unwrap();
+        let env = Env {
+            _dir: dir,
+            config,
+            kenjo,
+        };
+        env.set_api_key(API_KEY);
+        env
+    }
+
+    fn set_api_key(&self, key: &str) {
+        std::fs::write(self.config.join("secrets/kenjo"), format!("{key}\n")).unwrap();
+    }
+
+    fn cfg(&self) -> roster::config::Config {
+        roster::config::load(&self.config, &LoadOptions::default())
+            .unwrap_or_else(|d| panic!("config invalid:\n{}", d.render()))
+    }
+
+    async fn sync(&self) -> Result<Report, SyncError> {
+        let cfg = self.cfg();
+        let mut store = roster::sync::open_store(&cfg).unwrap();
+        let plan = cfg.sources[0].clone();
+        roster::sync::sync_source(
+            &cfg,
+            &mut store,
+            &plan,
+            &Options::default(),
+            &mut NoProgress,
+        )
+        .await
+    }
+
+    /// Reads the published directory read-only, like a user.
+    fn query(&self, sql: &str) -> Vec<Vec<String>> {
+        let conn =
+            roster::store::open_readonly(&roster::sync::directory_path(&self.cfg())).unwrap();
+        let (_, rows) = roster::cli::query::execute(&conn, sql).unwrap();
+        rows.iter()
+            .map(|r| r.iter().map(roster::cli::query::text).collect())
+            .collect()
+    }
+
+    /// What the fake serves and has seen (locked until dropped).
+    fn fake(&self) -> std::sync::MutexGuard<'_, Kenjo> {
+        self.kenjo.lock().unwrap()
+    }
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Trimmed text; empty when there is none.
+fn trimmed(v: &Value) -> String {
+    text(v).trim().to_string()
+}
+
+/// The calendar date of a Kenjo date-time.
+fn day(v: &Value) -> String {
+    text(v).chars().take(10).collect()
+}
+
+fn find<'a>(list: &'a [Value], key: &str, id: &Value) -> Option<&'a Value> {
+    list.iter().find(|r| &r[key] == id)
+}
+
+const COLUMNS: &str =
+    "employee_id, first_name, last_name, preferred_name, display_name, work_email,
+    job_title, department, team, sub_company, manager_id, manager_email, office, legal_entity,
+    employment_type, worker_type, status, hris_status, start_date, end_date, probation_end_date,
+    birth_date, custom['external_id'], sources, employee_ids['kenjo']";
+
+/// Positions in a row of [`COLUMNS`].
+const DEPARTMENT: usize = 7;
+const MANAGER_EMAIL: usize = 11;
+const OFFICE: usize = 12;
+const LEGAL_ENTITY: usize = 13;
+const EMPLOYMENT_TYPE: usize = 14;
+const STATUS: usize = 16;
+const START_DATE: usize = 18;
+
+/// What the directory must hold for each account the fake serves that is activated: every
+/// mapped field from the joined sections and looked-up org units. Keyed by work email.
+fn expected_people(k: &Kenjo) -> BTreeMap<String, Vec<String>> {
+    let today = today().to_string();
+    let kept = |id: &Value| find(&k.accounts, "_id", id).is_some_and(|a| a["isActive"] == true);
+    let mut out = BTreeMap::new();
+    for a in k.accounts.iter().filter(|a| a["isActive"] == true) {
+        let id = &a["_id"];
+        let none = Value::Null;
+        let personal = find(&k.personals, "_id", id).unwrap_or(&none);
+        let work = find(&k.works, "_id", id).unwrap_or(&none);
+        let contract = find(&k.contracts, "_userId", id).unwrap_or(&none);
+        let name = |list: &[Value], key: &Value| {
+            find(list, "_id", key)
+                .map(|r| text(&r["name"]))
+                .unwrap_or_default()
+        };
+        let manager = &work["reportsToId"];
+        let manager_email = if kept(manager) {
+            trimmed(&find(&k.accounts, "_id", manager).unwrap()["email"]).to_lowercase()
+        } else {
+            String::new()
+        };
+        let start = day(&work["startDate"]);
+        let email = trimmed(&a["email"]).to_lowercase();
+        out.insert(
+            email.clone(),
+            vec![
+                text(id),
+                trimmed(&personal["firstName"]),
+                trimmed(&personal["lastName"]),
+                String::new(), // preferred_name: Kenjo has none
+                trimmed(&personal["displayName"]),
+                email,
+                trimmed(&work["jobTitle"]),
+                name(&k.departments, &work["departmentId"]),
+                String::new(), // team: no employee section carries a team id
+                String::new(), // sub_company: none in Kenjo
+                text(manager),
+                manager_email,
+                name(&k.offices, &work["officeId"]),
+                name(&k.companies, &work["companyId"]),
+                name(&k.contract_types, &contract["contractTypeId"]),
+                String::new(), // worker_type: not mapped by the built-in mapping
+                if !start.is_empty() && start > today {
+                    "pre_hire".into()
+                } else {
+                    "active".into()
+                },
+                "active".into(),
+                start,
+                String::new(), // end_date: Kenjo has none
+                day(&work["probationPeriodEnd"]),
+                day(&personal["birthdate"]),
+                trimmed(&a["externalId"]),
+                "[kenjo]".into(),
+                text(id),
+            ],
+        );
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_kenjo_sync_assembles_every_employee_from_its_sections_field_by_field() {
+    let env = Env::start(Kenjo::tenant(), "").await;
+    let r = env.sync().await.unwrap();
+    assert!(
+        r.published && r.applied.held.is_none(),
+        "{:?}",
+        r.applied.held
+    );
+
+    let k = env.fake();
+    let active = k.accounts.iter().filter(|a| a["isActive"] == true).count() as u64;
+    assert_eq!(
+        (r.run.records, r.run.kept, r.run.excluded, r.run.failed),
+        (PEOPLE as u64, active, PEOPLE as u64 - active, 0)
+    );
+
+    // Every activated employee, every mapped field as the fake served it.
+    let expected = expected_people(&k);
+    let rows = env.query(&format!("select work_email, {COLUMNS} from people"));
+    let actual: BTreeMap<String, Vec<String>> =
+        rows.into_iter().map(|mut r| (r.remove(0), r)).collect();
+    assert_eq!(actual.len(), expected.len());
+    for (email, want) in &expected {
+        assert_eq!(actual.get(email), Some(want), "{email}");
+    }
+
+    // The special cases are really in the data, and landed as they should.
+    let email_of = |i: usize| {
+        trimmed(&find(&k.accounts, "_id", &json!(employee_id(i))).unwrap()["email"]).to_lowercase()
+    };
+    let status = |i: usize| actual.get(&email_of(i)).map(|r| r[STATUS].clone());
+    assert_eq!(status(PRE_HIRE).as_deref(), Some("pre_hire"));
+    assert_eq!(status(LEAVER), None, "a deactivated account is left out");
+    assert_eq!(
+        status(NOT_ACTIVATED),
+        None,
+        "a future hire Kenjo has not activated yet is left out too"
+    );
+    let person = |i: usize| &actual[&email_of(i)];
+    assert_eq!(person(NO_ORG_UNITS)[DEPARTMENT], "", "no department");
+    assert_eq!(person(NO_ORG_UNITS)[OFFICE], "", "no office");
+    assert_ne!(
+        person(NO_ORG_UNITS)[LEGAL_ENTITY],
+        "",
+        "the company still resolves"
+    );
+    assert_eq!(
+        person(NO_CONTRACT)[EMPLOYMENT_TYPE],
+        "",
+        "no contract, no contract type"
+    );
+    assert_eq!(
+        person(NO_WORK)[START_DATE],
+        "",
+        "no works section, no start date"
+    );
+    assert_eq!(
+        person(0)[MANAGER_EMAIL],
+        "",
+        "the top of the organisation has no manager"
+    );
+    assert_eq!(
+        person(1)[MANAGER_EMAIL],
+        email_of(0),
+        "a manager resolves by Kenjo `_id`"
+    );
+
+    // A manager who was deactivated leaves the manager empty, and each report is a data problem.
+    let unresolved: BTreeSet<String> = env
+        .query("select record_key from data_problems where kind = 'unresolved_manager'")
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect();
+    let want: BTreeSet<String> = k
+        .works
+        .iter()
+        .filter(|w| {
+            find(&k.accounts, "_id", &w["_id"]).is_some_and(|a| a["isActive"] == true)
+                && w["reportsToId"].is_string()
+                && find(&k.accounts, "_id", &w["reportsToId"])
+                    .is_some_and(|a| a["isActive"] != true)
+        })
+        .map(|w| text(&w["_id"]))
+        .collect();
+    assert!(want.contains(&employee_id(LEAVER * 5 + 1)), "{want:?}");
+    assert_eq!(unresolved, want);
+
+    // One login; each list read once, with the token exactly as Kenjo returned it (one
+    // `Bearer `); contracts paged by page NUMBER at the largest allowed limit.
+    assert_eq!(k.logins, vec![API_KEY.to_string()]);
+    let reads: Vec<(&str, &str)> = k
+        .seen
+        .iter()
+        .filter(|s| s.path != "/auth/login")
+        .map(|s| (s.path.as_str(), s.query.as_str()))
+        .collect();
+    let mut sorted = reads.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        [
+            ("/companies", ""),
+            ("/compensation/contract-types", ""),
+            ("/compensation/contracts", "offset=1&limit=100"),
+            ("/compensation/contracts", "offset=2&limit=100"),
+            ("/departments", ""),
+            ("/employees/accounts", ""),
+            ("/employees/personals", ""),
+            ("/employees/works", ""),
+            ("/offices", ""),
+        ]
+    );
+    let login = k.seen.iter().find(|s| s.path == "/auth/login").unwrap();
+    assert_eq!((login.method.as_str(), login.status), ("POST", 200));
+    assert!(
+        k.seen
+            .iter()
+            .filter(|s| s.path != "/auth/login")
+            .all(|s| s.status == 200
+                && s.authorization.starts_with("Bearer eyJ")
+                && k.live.contains(&s.authorization["Bearer ".len()..])),
+        "{:?}",
+        k.seen
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_api_key_fails_the_sync_says_what_to_do_and_changes_nothing() {
+    let env = Env::start(Kenjo::tenant(), "").await;
+    env.sync().await.unwrap();
+    let before = env.query(&format!(
+        "select {COLUMNS} from people order by employee_id"
+    ));
+
+    env.set_api_key(REVOKED_KEY);
+    let err = env.sync().await.unwrap_err();
+    assert!(matches!(err, SyncError::Fetch(_)), "{err:?}");
+    let msg = err.to_string();
+    for part in [
+        "source `kenjo`",
+        "POST /api/v1/auth/login",
+        "login failed with HTTP 401",
+        "invalid credentials",
+        "`api_key`",
+        "revoked, regenerated or mistyped",
+        "update the secrets this source references",
+        "nothing was applied",
+    ] {
+        assert!(msg.contains(part), "`{part}` missing from: {msg}");
+    }
+    assert!(
+        !msg.contains(REVOKED_KEY) && !msg.contains("CANARY"),
+        "{msg}"
+    );
+    assert!(!format!("{err:?}").contains("CANARY"));
+
+    // The rejected key was tried once (no retries of a rejected credential), no list was read
+    // with it, and the directory still holds the last good sync.
+    let k = env.fake();
+    assert_eq!(k.logins.iter().filter(|l| *l == REVOKED_KEY).count(), 1);
+    let last_login = k
+        .seen
+        .iter()
+        .rposition(|s| s.path == "/auth/login")
+        .unwrap();
+    assert_eq!(
+        k.seen.len(),
+        last_login + 1,
+        "nothing after the failed login"
+    );
+    drop(k);
+    assert_eq!(
+        env.query(&format!(
+            "select {COLUMNS} from people order by employee_id"
+        )),
+        before
+    );
+}
+
+#[tokio::test]
+async fn an_expired_token_is_renewed_by_one_new_login_mid_sync() {
+    let mut kenjo = Kenjo::tenant();
+    // The first token dies after five requests; the sync needs nine.
+    kenjo.token_uses = Some(5);
+    let env = Env::start(kenjo, "").await;
+    let r = env.sync().await.unwrap();
+    let k = env.fake();
+    assert_eq!(r.run.records, PEOPLE as u64);
+    assert_eq!(k.logins.len(), 2, "one new login after the 401");
+    let rejected: Vec<&Seen> = k.seen.iter().filter(|s| s.status == 401).collect();
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    // The request that was refused is sent again with the new token.
+    let refused = k.seen.iter().position(|s| s.status == 401).unwrap();
+    assert_eq!(k.seen[refused + 1].path, "/auth/login");
+    assert_eq!(k.seen[refused + 2].path, k.seen[refused].path);
+    assert_eq!(k.seen[refused + 2].status, 200);
+    assert_ne!(
+        k.seen[refused + 2].authorization,
+        k.seen[refused].authorization
+    );
+    let expected = expected_people(&k);
+    drop(k);
+    assert_eq!(
+        env.query("select count(*) from people")[0][0],
+        expected.len().to_string()
+    );
+}
+
+#[tokio::test]
+async fn contract_types_become_worker_types_once_roster_yaml_maps_them() {
+    // Kenjo has no contractor flag; contract type names are the tenant's. The override the
+    // built-in mapping documents for this.
+    let env = Env::start(
+        Kenjo::tenant(),
+        "    fields:\n      worker_type:\n        path: $.contract_type.name\n        values: {External: contractor, Permanent: employee}\n        unmapped: default\n        default: employee\n",
+    )
+    .await;
+    env.sync().await.unwrap();
+    let actual: BTreeMap<String, Vec<String>> = env
+        .query("select work_email, worker_type, employment_type from people")
+        .into_iter()
+        .map(|mut r| (r.remove(0), r))
+        .collect();
+    let k = env.fake();
+    let mut expected = BTreeMap::new();
+    for a in k.accounts.iter().filter(|a| a["isActive"] == true) {
+        let type_name = find(&k.contracts, "_userId", &a["_id"])
+            .and_then(|c| find(&k.contract_types, "_id", &c["contractTypeId"]))
+            .map(|t| text(&t["name"]));
+        let worker_type = if type_name.as_deref() == Some("External") {
+            "contractor"
+        } else {
+            "employee"
+        };
+        expected.insert(
+            trimmed(&a["email"]).to_lowercase(),
+            vec![worker_type.to_string(), type_name.unwrap_or_default()],
+        );
+    }
+    assert_eq!(actual, expected);
+    let contractors = expected.values().filter(|r| r[0] == "contractor").count();
+    assert!(contractors > 10, "{contractors} contractors");
+}
