@@ -117,7 +117,7 @@ impl Progress for Bar {
         if let Some(b) = &self.bar {
             let secs = self.started.elapsed().as_secs_f64().max(0.001);
             b.set_message(format!(
-                "{pages} pages, {records} records, {:.0} records/s",
+                "{pages} requests, {records} records, {:.0} records/s",
                 records as f64 / secs
             ));
         }

@@ -256,7 +256,7 @@ impl SourceClient {
                     .split_whitespace()
                     .collect::<Vec<_>>()
                     .join(" ");
-                Some(format!("`{k}`: {d}"))
+                Some(format!("`{k}`: {}", d.trim_end_matches('.')))
             })
             .collect();
         if each.is_empty() {

@@ -944,7 +944,7 @@ pub struct RunRow {
     pub finished_at: Option<String>,
     /// applied | unchanged | held | failed.
     pub outcome: String,
-    /// Pages fetched.
+    /// HTTP requests made: pages, logins, retries and sub-requests alike.
     pub pages: u64,
     /// Records fetched.
     pub records: u64,
