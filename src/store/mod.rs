@@ -263,8 +263,27 @@ impl Store {
             let path = path.to_path_buf();
             move |source| StoreError::Io { what, path, source }
         };
-        std::fs::copy(&self.state_path, &tmp).map_err(io("cannot write", &tmp))?;
-        restrict(&tmp);
+        // DuckDB writes the copy itself. Opening the state file here (std::fs::copy) and
+        // closing it would drop DuckDB's POSIX lock on it (closing any descriptor of a file
+        // releases all of the process's fcntl locks on it), letting a second writer in.
+        std::fs::remove_file(&tmp).ok();
+        let catalog: String = self
+            .conn
+            .query_row("SELECT current_database()", [], |r| r.get(0))?;
+        let quoted = tmp.to_string_lossy().replace('\'', "''");
+        let copied = self.conn.execute_batch(&format!(
+            "ATTACH '{quoted}' AS roster_publish; COPY FROM DATABASE \"{catalog}\" TO roster_publish; DETACH roster_publish;"
+        ));
+        if let Err(e) = copied {
+            self.conn
+                .execute_batch("DETACH DATABASE IF EXISTS roster_publish")
+                .ok();
+            std::fs::remove_file(&tmp).ok();
+            return Err(e.into());
+        }
+        // Readable by the owner's group (a readers' group; systemd's StateDirectoryMode=0750
+        // keeps everyone else out), unlike the state database (0600).
+        restrict_to(&tmp, 0o640);
         let sync = std::fs::File::open(&tmp)
             .and_then(|f| f.sync_all())
             .map_err(io("cannot fsync", &tmp));
@@ -284,12 +303,21 @@ impl Store {
 
 #[cfg(unix)]
 fn restrict(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).ok();
+    restrict_to(path, 0o600);
 }
 
 #[cfg(not(unix))]
 fn restrict(_path: &Path) {}
+
+/// Sets a file's mode (Unix); the store's files never depend on the process umask.
+#[cfg(unix)]
+fn restrict_to(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).ok();
+}
+
+#[cfg(not(unix))]
+fn restrict_to(_path: &Path, _mode: u32) {}
 
 /// A read-only connection to a published directory (for `roster query`).
 pub fn open_readonly(path: &Path) -> Result<Connection, StoreError> {

@@ -575,7 +575,10 @@ async fn a_second_writer_is_refused_with_a_clear_error() {
     let e = env().await;
     e.sync("core", Options::default()).await.unwrap();
     let cfg = e.cfg();
-    let _held = roster::sync::open_store(&cfg).unwrap();
+    let held = roster::sync::open_store(&cfg).unwrap();
+    // Publishing must not drop the lock (closing any descriptor of a locked file releases a
+    // process's POSIX locks on it, so the state file is never opened outside DuckDB).
+    held.publish().unwrap();
     // Another process: the real binary.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
         .args(["sync", "--config"])
