@@ -270,6 +270,15 @@ impl SourceClient {
         let creds = self.credential_names();
         let hris = self.spec.title.as_deref().unwrap_or("the HRIS");
         Some(match kind {
+            // OAuth's invalid_grant (400) and invalid_client (401): the two need different fixes.
+            FetchErrorKind::Login { status: 401 | 400, .. }
+                if matches!(self.spec.auth, Auth::Oauth2RefreshToken { .. }) =>
+            {
+                format!(
+                    "invalid credentials: {hris} rejected the OAuth client or the refresh token of source `{}` ({creds}). A wrong client id or secret: fix them and update the secrets this source references. A refresh token that expired or was revoked (the app was disconnected, or unused for too long): have an admin approve the app again and update the secret of the refresh token with the new initial token; Roster then stops using the rotated token it saved",
+                    self.source
+                )
+            }
             FetchErrorKind::Status { status: 401, .. } | FetchErrorKind::Login { status: 401 | 400, .. } => format!(
                 "invalid credentials: {hris} rejected {creds} of source `{}`; they were revoked, regenerated or mistyped. Create new ones in {hris}'s admin and update the secrets this source references{}",
                 self.source,
@@ -558,6 +567,16 @@ impl SourceClient {
         )
     }
 
+    /// Counts a response for `/metrics` (a no-op unless the daemon installed a recorder).
+    fn count(&self, status: u16) {
+        metrics::counter!(
+            "roster_provider_requests_total",
+            "source" => self.source.clone(),
+            "status" => status.to_string()
+        )
+        .increment(1);
+    }
+
     /// Sends one request with auth, retries and one re-login on 401.
     async fn send(
         &self,
@@ -577,6 +596,7 @@ impl SourceClient {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     obs.request(&described, status);
+                    self.count(status);
                     self.note_rotated_token(resp.headers()).await;
                     if resp.status().is_success() {
                         let headers = resp.headers().clone();
@@ -667,23 +687,27 @@ impl SourceClient {
         for (k, v) in &plan.headers {
             rb = rb.header(k.as_str(), v.as_str());
         }
-        match &plan.body {
-            Some(PlannedBody::Json(v)) => {
-                rb = rb
-                    .header("content-type", "application/json")
-                    .body(v.to_string());
-            }
-            Some(PlannedBody::Form(f)) => {
-                let encoded: String = url::form_urlencoded::Serializer::new(String::new())
+        // reqwest appends headers: a Content-Type from the spec plus ours would go out twice,
+        // which a server reads as `application/json, application/json` (BambooHR then parses
+        // the body as XML). The spec's own Content-Type wins.
+        let typed = plan
+            .headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
+        let (content_type, body) = match &plan.body {
+            Some(PlannedBody::Json(v)) => ("application/json", v.to_string()),
+            Some(PlannedBody::Form(f)) => (
+                "application/x-www-form-urlencoded",
+                url::form_urlencoded::Serializer::new(String::new())
                     .extend_pairs(f)
-                    .finish();
-                rb = rb
-                    .header("content-type", "application/x-www-form-urlencoded")
-                    .body(encoded);
-            }
-            None => {}
+                    .finish(),
+            ),
+            None => return rb,
+        };
+        if !typed {
+            rb = rb.header("content-type", content_type);
         }
-        rb
+        rb.body(body)
     }
 
     /// Waits for the rate limiter, if the provider declares a rate.
@@ -773,7 +797,8 @@ impl SourceClient {
                 .map(|r| r.0)
                 .map_err(|e| self.error(None, e.into()))
         };
-        let mut refresh_in_use: Option<String> = None;
+        // The refresh token sent, and the credential its rotations started from.
+        let mut refresh_in_use: Option<(String, String)> = None;
         let (plan, token_path) = match &self.spec.auth {
             Auth::TokenExchange { request, token, .. } => (
                 Plan::build_unauthenticated(&self.spec, request, &self.ctx)
@@ -815,10 +840,12 @@ impl SourceClient {
                     )
                 })?;
                 // A token persisted by an earlier run wins: the one in the credentials was
-                // invalidated when the provider rotated it.
-                let current = match store.load() {
+                // invalidated when the provider rotated it. Unless the credential changed
+                // since (a new approval): then the saved token is stale.
+                let initial = render(refresh_token)?;
+                let current = match store.load(&initial) {
                     Ok(Some(t)) => t.expose().to_string(),
-                    Ok(None) => render(refresh_token)?,
+                    Ok(None) => initial.clone(),
                     Err(e) => {
                         return Err(self.error(
                             None,
@@ -837,7 +864,7 @@ impl SourceClient {
                     ("grant_type".to_string(), "refresh_token".to_string()),
                     ("refresh_token".to_string(), current.clone()),
                 ];
-                refresh_in_use = Some(current);
+                refresh_in_use = Some((current, initial));
                 let plan = self.oauth_plan(
                     &render(token_url.template())?,
                     grant,
@@ -864,6 +891,7 @@ impl SourceClient {
         })?;
         let status = resp.status().as_u16();
         obs.request(&described, status);
+        self.count(status);
         let text = resp.text().await.unwrap_or_default();
         if !(200..300).contains(&status) {
             let detail = self.excerpt(&text);
@@ -883,7 +911,7 @@ impl SourceClient {
             Some(Value::String(t)) if !t.is_empty() => t,
             _ => return Err(self.error(Some(described), FetchErrorKind::NoToken(token_path))),
         };
-        if let (Some(current), Some(store)) = (&refresh_in_use, &self.tokens)
+        if let (Some((current, initial)), Some(store)) = (&refresh_in_use, &self.tokens)
             && let Some(Value::String(rotated)) = body.get("refresh_token")
             && !rotated.is_empty()
             && rotated != current
@@ -893,7 +921,7 @@ impl SourceClient {
                 .expect("redactor lock")
                 .add_rotating(rotated);
             // Saved before the access token is used: the old refresh token is already dead.
-            store.save(rotated).map_err(|e| {
+            store.save(rotated, initial).map_err(|e| {
                 self.error(
                     Some(described.clone()),
                     FetchErrorKind::Setup(format!(
@@ -1061,7 +1089,7 @@ fn has_content(v: &Value) -> bool {
 }
 
 /// An error and its causes, joined: "error sending request: dns error: failed to lookup".
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut parts = vec![e.to_string()];
     let mut cur = e.source();
     while let Some(s) = cur {
