@@ -17,9 +17,11 @@
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod demo;
 pub mod events;
 pub mod lifecycle;
+pub mod logging;
 pub mod mapping;
 pub mod provider;
 pub mod store;

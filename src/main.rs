@@ -3,23 +3,40 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
+use roster::cli::{Cli, Command};
+use roster::logging::{self, LogFormat};
 
 fn main() -> ExitCode {
-    let cli = roster::cli::Cli::parse();
-    // Warnings and errors on stderr; `RUST_LOG=roster=debug` for more.
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+    let cli = Cli::parse();
+    if let Some((format, filter)) = default_log(&cli) {
+        logging::init(format, filter);
+    }
     match roster::cli::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// The logging a command gets before it runs, or `None` when the command sets up its own.
+///
+/// One-shot commands log warnings and errors on stderr (`RUST_LOG=roster=debug` for more), as
+/// text on a terminal and journald lines under systemd; `roster run` logs at info in its
+/// `--log-format`. The match is exhaustive on purpose: a new command must decide.
+fn default_log(cli: &Cli) -> Option<(LogFormat, &'static str)> {
+    match cli.command {
+        Command::Validate(_)
+        | Command::Schema(_)
+        | Command::Fetch(_)
+        | Command::Sync(_)
+        | Command::Plan(_)
+        | Command::Query(_)
+        | Command::Demo(_)
+        | Command::Events(_)
+        | Command::Test(_) => Some((LogFormat::Auto, "warn")),
+        // The daemon logs its life (syncs, reloads, deliveries) at info, in the asked format.
+        Command::Run(ref args) => Some((args.log_format, "info")),
     }
 }

@@ -8,6 +8,7 @@ pub mod demo;
 pub mod events;
 pub mod fetch;
 pub mod query;
+pub mod run;
 pub mod schema;
 pub mod sync;
 pub mod test;
@@ -42,6 +43,8 @@ pub enum Command {
     Fetch(fetch::Args),
     /// Sync sources into the directory: fetch, map, merge, diff, apply in one transaction, publish.
     Sync(sync::Args),
+    /// Run the daemon: scheduled syncs, date triggers, webhook delivery, hot reload, admin HTTP.
+    Run(run::Args),
     /// Show what a sync would change (people created, updated, terminated; data problems), without writing.
     Plan(sync::PlanArgs),
     /// Run SQL against the published directory (read-only).
@@ -92,5 +95,6 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Demo(args) => demo::run(&args),
         Command::Test(args) => test::run(&args),
         Command::Events(args) => events::run(&args),
+        Command::Run(args) => run::run(&args),
     }
 }

@@ -33,6 +33,11 @@ pub struct Args {
     /// nobody. Use after checking `roster plan`.
     #[arg(long)]
     pub allow_removals: bool,
+    /// Ask the running daemon (`roster run`, through its admin endpoint) to sync now, and
+    /// print the result. Without a daemon this says so; plain `roster sync` syncs in this
+    /// process instead (when no daemon holds the state database).
+    #[arg(long, conflicts_with = "allow_removals")]
+    pub now: bool,
 }
 
 /// Arguments of `roster plan`.
@@ -163,6 +168,12 @@ pub fn summary(r: &Report) -> String {
 
 /// Runs `roster sync`.
 pub fn run(args: &Args) -> anyhow::Result<u8> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    if args.now {
+        return rt.block_on(sync_now(&args.config, &args.sources));
+    }
     let cfg = match load_config(&args.config) {
         Ok(c) => c,
         Err(code) => return Ok(code),
@@ -175,10 +186,100 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         allow_removals: args.allow_removals,
         ..Options::default()
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
     rt.block_on(sync_all(&cfg, &plans, &opts))
+}
+
+/// The daemon's admin address from the config. The config on disk may be invalid while the
+/// daemon runs the last good one: then `admin.listen` is read from `roster.yaml` alone.
+fn admin_address(arg: &ConfigArg) -> String {
+    let default = crate::daemon::DEFAULT_ADMIN.to_string();
+    match crate::config::load(&arg.config, &crate::config::LoadOptions::default()) {
+        Ok(cfg) => cfg.deployment.spec.admin.listen.clone().unwrap_or(default),
+        Err(_) => {
+            eprintln!(
+                "warning: the config on disk is not valid (`roster validate` shows why); a running daemon keeps its last good config"
+            );
+            let path = if arg.config.is_dir() {
+                arg.config.join(crate::config::DEPLOYMENT_FILE)
+            } else {
+                arg.config.clone()
+            };
+            std::fs::read_to_string(path)
+                .ok()
+                .and_then(|t| serde_yaml::from_str::<serde_yaml::Value>(&t).ok())
+                .and_then(|v| v["admin"]["listen"].as_str().map(str::to_string))
+                .unwrap_or(default)
+        }
+    }
+}
+
+/// `roster sync --now`: asks the daemon over its admin endpoint.
+async fn sync_now(config: &ConfigArg, sources: &[String]) -> anyhow::Result<u8> {
+    let listen = admin_address(config);
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()?;
+    let mut code = 0u8;
+    // Without --source, the daemon syncs every enabled source of the config it runs.
+    let wanted: Vec<Option<&str>> = if sources.is_empty() {
+        vec![None]
+    } else {
+        sources.iter().map(|s| Some(s.as_str())).collect()
+    };
+    for source in wanted {
+        let url = match source {
+            Some(s) => format!("http://{listen}/sync?source={s}"),
+            None => format!("http://{listen}/sync"),
+        };
+        let resp = match client.post(&url).send().await {
+            Ok(r) => r,
+            Err(e) if e.is_connect() => {
+                eprintln!(
+                    "error: no roster daemon answers on {listen} (admin.listen): {} (help: start it, e.g. `systemctl start roster`, or sync in this process with `roster sync` without --now)",
+                    crate::provider::fetch::error_chain(&e)
+                );
+                return Ok(EX_UNAVAILABLE);
+            }
+            Err(e) => {
+                eprintln!("error: asking the daemon on {listen}: {e}");
+                return Ok(EX_UNAVAILABLE);
+            }
+        };
+        let status = resp.status();
+        let body = resp.bytes().await.unwrap_or_default();
+        let answer: crate::daemon::admin::SyncAnswer = match serde_json::from_slice(&body) {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!(
+                    "error: the daemon on {listen} answered {status} with an unreadable body: {e}"
+                );
+                return Ok(1);
+            }
+        };
+        if let Some(e) = answer.error {
+            eprintln!("error: {e}");
+            code = code.max(if status == reqwest::StatusCode::NOT_FOUND {
+                EX_USAGE
+            } else {
+                1
+            });
+        }
+        for r in answer.results {
+            match r.outcome.as_str() {
+                "failed" | "abandoned" => {
+                    eprintln!("error: {}", r.message);
+                    code = code.max(EX_UNAVAILABLE);
+                }
+                "held" => {
+                    println!("{}", r.message);
+                    code = code.max(EX_HELD);
+                }
+                _ => println!("{}", r.message),
+            }
+        }
+    }
+    Ok(code)
 }
 
 /// Syncs the given sources in order and prints a summary per source. Returns the exit code.

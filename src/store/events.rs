@@ -334,6 +334,13 @@ impl std::fmt::Debug for Outbox {
 }
 
 impl Outbox {
+    /// Another handle on the same database (its own connection), for another worker.
+    pub fn try_clone(&self) -> Result<Outbox, StoreError> {
+        Ok(Outbox {
+            conn: self.conn.try_clone()?,
+        })
+    }
+
     /// Up to `limit` deliveries of `endpoint` due at `now`, oldest first.
     pub fn due(&self, endpoint: &str, now: &str, limit: usize) -> Result<Vec<Due>, StoreError> {
         let mut stmt = self.conn.prepare(&format!(
@@ -419,6 +426,25 @@ impl Outbox {
         )?;
         let mut rows = stmt.query_map([endpoint], |r| r.get::<_, Option<String>>(0))?;
         Ok(rows.next().transpose()?.map(|r| r.unwrap_or_default()))
+    }
+
+    /// People in the directory, and of them active or on leave (for metrics).
+    pub fn people_counts(&self) -> Result<(u64, u64), StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT count(*), count(*) FILTER (WHERE status IN ('active', 'on_leave')) FROM people",
+            [],
+            |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+        )?)
+    }
+
+    /// The start of each source's last sync run (RFC 3339), for schedules.
+    pub fn last_runs(&self) -> Result<HashMap<String, String>, StoreError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT source, {} FROM (SELECT source, max(started_at) AS started_at FROM sync_runs GROUP BY source)",
+            ts("started_at")
+        ))?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Counts per endpoint.

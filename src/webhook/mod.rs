@@ -143,7 +143,7 @@ pub fn endpoints(cfg: &Config) -> Vec<Result<Endpoint, DeliverError>> {
 }
 
 /// How long a delivery run goes on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum Mode {
     /// Send what is due now, once; retries scheduled later stay in the outbox.
     Due,
@@ -152,7 +152,19 @@ pub enum Mode {
         /// When to stop waiting.
         deadline: std::time::Instant,
     },
+    /// The daemon: deliver until `stop` turns true, sleeping until the next retry is due or
+    /// `wake` is notified (new events were written). A disabled endpoint is checked again
+    /// every minute (`roster events retry` re-enables it from another process).
+    Forever {
+        /// Turns true on shutdown or when the endpoint's config changed.
+        stop: tokio::sync::watch::Receiver<bool>,
+        /// Notified after a sync or a trigger evaluation wrote events.
+        wake: Arc<tokio::sync::Notify>,
+    },
 }
+
+/// The longest a daemon worker sleeps without looking at the outbox.
+const IDLE_CHECK: Duration = Duration::from_secs(60);
 
 /// What a delivery run did for one endpoint.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -178,11 +190,24 @@ pub fn start(
     endpoints: Vec<Endpoint>,
     mode: Mode,
 ) -> Result<Delivering, DeliverError> {
+    start_from(&store.outbox()?, endpoints, mode)
+}
+
+/// `start`, with each worker's connection cloned from `outbox` (the daemon, whose store
+/// lives on the sync thread).
+pub fn start_from(
+    outbox: &Outbox,
+    endpoints: Vec<Endpoint>,
+    mode: Mode,
+) -> Result<Delivering, DeliverError> {
     let mut tasks = Vec::new();
     for ep in endpoints {
-        let outbox = store.outbox()?;
+        let outbox = outbox.try_clone()?;
         let name = ep.name.clone();
-        tasks.push((name, tokio::spawn(worker(outbox, Arc::new(ep), mode))));
+        tasks.push((
+            name,
+            tokio::spawn(worker(outbox, Arc::new(ep), mode.clone())),
+        ));
     }
     Ok(Delivering { tasks })
 }
@@ -227,19 +252,59 @@ fn parse_db_time(s: &str) -> Option<Timestamp> {
         .map(|z| z.timestamp())
 }
 
-async fn worker(outbox: Outbox, ep: Arc<Endpoint>, mode: Mode) -> Result<Report, DeliverError> {
+/// Sleeps up to `wait`; false when the daemon asked the worker to stop.
+async fn idle(mode: &mut Mode, wait: Duration) -> bool {
+    let Mode::Forever { stop, wake } = mode else {
+        return true;
+    };
+    if *stop.borrow() {
+        return false;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => true,
+        _ = wake.notified() => true,
+        r = stop.changed() => r.is_ok() && !*stop.borrow(),
+    }
+}
+
+async fn worker(outbox: Outbox, ep: Arc<Endpoint>, mut mode: Mode) -> Result<Report, DeliverError> {
     let mut report = Report {
         endpoint: ep.name.clone(),
         ..Report::default()
     };
     loop {
+        if let Mode::Forever { stop, .. } = &mode {
+            if *stop.borrow() {
+                break;
+            }
+        }
         if let Some(reason) = outbox.disabled(&ep.name)? {
             report.disabled = Some(reason);
+            if matches!(mode, Mode::Forever { .. }) && idle(&mut mode, IDLE_CHECK).await {
+                continue;
+            }
             break;
         }
+        report.disabled = None;
         let now = Timestamp::now();
         let due = outbox.due(&ep.name, &db_time(now), BATCH)?;
         if due.is_empty() {
+            if matches!(mode, Mode::Forever { .. }) {
+                let next = outbox
+                    .next_due(&ep.name)?
+                    .as_deref()
+                    .and_then(parse_db_time);
+                let wait = next.map_or(IDLE_CHECK, |t| {
+                    Duration::try_from(t.duration_since(Timestamp::now()))
+                        .unwrap_or_default()
+                        .min(IDLE_CHECK)
+                        + Duration::from_millis(5)
+                });
+                if idle(&mut mode, wait).await {
+                    continue;
+                }
+                break;
+            }
             let Mode::Drain { deadline } = mode else {
                 break;
             };
@@ -283,7 +348,9 @@ async fn worker(outbox: Outbox, ep: Arc<Endpoint>, mode: Mode) -> Result<Report,
             tracing::warn!(endpoint = ep.name.as_str(), "{reason}");
             outbox.disable(&ep.name, &reason)?;
             report.disabled = Some(reason);
-            break;
+            if !matches!(mode, Mode::Forever { .. }) {
+                break;
+            }
         }
     }
     Ok(report)
@@ -316,6 +383,18 @@ fn record(
     report: &mut Report,
     gone: &mut Option<String>,
 ) -> AttemptRecord {
+    let outcome_label = match &outcome {
+        Outcome::Delivered { .. } => "delivered",
+        Outcome::Retry { .. } => "failed",
+        Outcome::Gone { .. } => "gone",
+        Outcome::Refused { .. } => "refused",
+    };
+    metrics::counter!(
+        "roster_webhook_attempts_total",
+        "endpoint" => ep.name.clone(),
+        "outcome" => outcome_label
+    )
+    .increment(1);
     let mut r = AttemptRecord {
         event_id: d.event_id.clone(),
         state: "pending",

@@ -3,6 +3,7 @@
 
 mod catalog;
 mod cli;
+mod daemon;
 mod demo;
 mod events;
 mod fetch;

@@ -1,0 +1,765 @@
+//! `roster run`: the daemon.
+//!
+//! - **Syncs** run one at a time on a dedicated thread that owns the store (a DuckDB
+//!   connection is not shared across threads), so two syncs of a source never overlap. The
+//!   scheduler queues each enabled source when its plan (`every` with jitter, or `cron` in
+//!   the company time zone) says so; `POST /sync` on the admin endpoint (`roster sync --now`)
+//!   queues one and waits for its result.
+//! - **Date triggers** are evaluated every minute on the same thread, and after every sync.
+//! - **Webhooks**: one delivery worker per endpoint, each with its own connection, woken
+//!   after every sync or evaluation that wrote events.
+//! - **Reload**: a debounced watch of the config directory and SIGHUP go through one path
+//!   (`Daemon::reload`): load and validate the whole config; if valid, swap it in (a sync in
+//!   flight finishes on the config it started with), reschedule, restart the delivery
+//!   workers when webhooks changed; if invalid, log every located error and keep the last
+//!   good config.
+//! - **Admin HTTP** on loopback: `/healthz`, `/readyz`, `/metrics`, `/status`, `POST /sync`.
+//! - **systemd**: READY after start, RELOADING/READY around reloads, STATUS lines, watchdog
+//!   pings, STOPPING on SIGTERM. Shutdown stops scheduling, lets a sync in flight finish for
+//!   a grace period (then abandons it before anything is applied), stops the workers after
+//!   their current batch is recorded, and exits 0.
+
+pub mod admin;
+pub mod notify;
+pub mod schedule;
+pub mod watch;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::Serialize;
+use tokio::sync::{Notify, oneshot, watch as tokio_watch};
+
+use crate::config::{Config, LoadOptions};
+use crate::sync::{NoProgress, Options};
+
+/// Debounce of the config directory watch.
+pub const RELOAD_DEBOUNCE: Duration = Duration::from_millis(300);
+/// How often date triggers are evaluated.
+pub const TRIGGER_INTERVAL: Duration = Duration::from_secs(60);
+/// Default admin address.
+pub const DEFAULT_ADMIN: &str = "127.0.0.1:9187";
+
+/// The outcome of one sync, as `/status` and `roster sync --now` show it.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct RunResult {
+    /// The source.
+    pub source: String,
+    /// `applied`, `unchanged`, `held`, `failed`, or `abandoned` (shutdown).
+    pub outcome: String,
+    /// The summary line `roster sync` prints, or the error.
+    pub message: String,
+    /// When it started (RFC 3339).
+    pub started_at: String,
+    /// How long it took.
+    pub duration_ms: u64,
+}
+
+/// What `/status` shows about a source.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SourceStatus {
+    /// The plan, e.g. `every 4h (jitter 10m)`.
+    pub schedule: String,
+    /// When the next scheduled sync starts (RFC 3339).
+    pub next: Option<String>,
+    /// A sync of it is running now.
+    pub running: bool,
+    /// It is queued (scheduled or asked for).
+    pub queued: bool,
+    /// The last run.
+    pub last: Option<RunResult>,
+    #[serde(skip)]
+    last_start: Option<Timestamp>,
+    #[serde(skip)]
+    random: f64,
+}
+
+/// What `/status` shows about reloads.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReloadStatus {
+    /// The config fingerprint running now.
+    pub config_version: String,
+    /// The git commit of the config directory, when it is a checkout.
+    pub config_commit: Option<String>,
+    /// The last reload was applied (or found nothing to change).
+    pub last_successful: bool,
+    /// When the running config was loaded (RFC 3339).
+    pub loaded_at: String,
+    /// The last rejected reload's errors (located).
+    pub last_error: Option<String>,
+    /// Reloads attempted.
+    pub reloads: u64,
+}
+
+/// State shared by the scheduler, the admin endpoint and reloads.
+pub struct Shared {
+    config: RwLock<Arc<Config>>,
+    sources: Mutex<BTreeMap<String, SourceStatus>>,
+    reload: Mutex<ReloadStatus>,
+    ready: std::sync::atomic::AtomicBool,
+    schedule_changed: Notify,
+    deliver_wake: Arc<Notify>,
+    jobs: std::sync::mpsc::Sender<Job>,
+    started: Timestamp,
+    stopping: std::sync::atomic::AtomicBool,
+    /// A connection for the admin endpoint and for cloning delivery workers' connections.
+    outbox: Mutex<crate::store::events::Outbox>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    /// The config running now.
+    pub fn config(&self) -> Arc<Config> {
+        self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn sources(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, SourceStatus>> {
+        self.sources.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn reload_status(&self) -> std::sync::MutexGuard<'_, ReloadStatus> {
+        self.reload.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a sync of `source`; the receiver gets its result. None when the source is
+    /// unknown or disabled, or the sync thread is gone.
+    pub fn request_sync(&self, source: &str) -> Option<oneshot::Receiver<RunResult>> {
+        let cfg = self.config();
+        cfg.sources.iter().find(|s| s.name == source && s.enabled)?;
+        let (tx, rx) = oneshot::channel();
+        self.sources().entry(source.to_string()).or_default().queued = true;
+        self.jobs
+            .send(Job::Sync {
+                source: source.to_string(),
+                config: cfg,
+                reply: Some(tx),
+            })
+            .ok()?;
+        Some(rx)
+    }
+}
+
+enum Job {
+    Sync {
+        source: String,
+        config: Arc<Config>,
+        reply: Option<oneshot::Sender<RunResult>>,
+    },
+    Evaluate {
+        config: Arc<Config>,
+    },
+    Stop,
+}
+
+/// Why the daemon could not start. Printed, then the process exits non-zero.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The config is invalid (the diagnostics were printed).
+    #[error("the config is not valid; fix the errors above (`roster validate`)")]
+    Config,
+    /// The state database could not be opened (e.g. another instance holds it).
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// The admin address could not be bound.
+    #[error(
+        "cannot listen on {addr} for the admin endpoint: {reason} (help: another roster or program uses it; set `admin.listen` in roster.yaml)"
+    )]
+    Admin {
+        /// The address.
+        addr: String,
+        /// The OS error.
+        reason: String,
+    },
+    /// The config directory cannot be watched.
+    #[error(transparent)]
+    Watch(#[from] watch::WatchError),
+    /// Anything else (runtime, signals).
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Runs the daemon until SIGTERM or SIGINT. Returns the process exit code.
+pub fn run(config_dir: &Path, stop_grace: Duration) -> Result<u8, StartError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| StartError::Other(e.to_string()))?;
+    rt.block_on(run_async(config_dir, stop_grace))
+}
+
+fn load(dir: &Path) -> Result<Config, crate::config::diag::Diagnostics> {
+    crate::config::load(dir, &LoadOptions::default())
+}
+
+async fn run_async(config_dir: &Path, stop_grace: Duration) -> Result<u8, StartError> {
+    let metrics = admin::install_metrics();
+    let cfg = match load(config_dir) {
+        Ok(c) => c,
+        Err(d) => {
+            eprint!("{}", d.render());
+            return Err(StartError::Config);
+        }
+    };
+    let cfg = Arc::new(cfg);
+    // Open the state database here: a second instance stops now, with the PID of the first.
+    let store = crate::sync::open_store(&cfg)?;
+    let last_runs = store.outbox()?.last_runs()?;
+    let admin_outbox = store.outbox()?;
+    let (jobs_tx, jobs_rx) = std::sync::mpsc::channel::<Job>();
+    let deliver_wake = Arc::new(Notify::new());
+    let shared = Arc::new(Shared {
+        config: RwLock::new(cfg.clone()),
+        sources: Mutex::new(BTreeMap::new()),
+        reload: Mutex::new(ReloadStatus {
+            config_version: crate::sync::config_version(&cfg),
+            config_commit: crate::sync::config_commit(&cfg.dir),
+            last_successful: true,
+            loaded_at: Timestamp::now().to_string(),
+            last_error: None,
+            reloads: 0,
+        }),
+        ready: std::sync::atomic::AtomicBool::new(false),
+        schedule_changed: Notify::new(),
+        deliver_wake: deliver_wake.clone(),
+        jobs: jobs_tx.clone(),
+        started: Timestamp::now(),
+        stopping: std::sync::atomic::AtomicBool::new(false),
+        outbox: Mutex::new(admin_outbox),
+    });
+    {
+        let mut sources = shared.sources();
+        for (name, started) in last_runs {
+            sources.entry(name).or_default().last_start = started.parse().ok();
+        }
+    }
+    metrics::gauge!("roster_config_last_reload_successful").set(1.0);
+
+    // Admin HTTP first: a taken port is a start error, before anything runs.
+    let listen = cfg
+        .deployment
+        .spec
+        .admin
+        .listen
+        .clone()
+        .unwrap_or_else(|| DEFAULT_ADMIN.to_string());
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .map_err(|e| StartError::Admin {
+            addr: listen.clone(),
+            reason: e.to_string(),
+        })?;
+    let (stop_tx, stop_rx) = tokio_watch::channel(false);
+    let admin_state = admin::AdminState {
+        shared: shared.clone(),
+        metrics,
+    };
+    let mut admin_stop = stop_rx.clone();
+    let admin_task = tokio::spawn(async move {
+        let app = admin::router(admin_state);
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = admin_stop.wait_for(|s| *s).await;
+            })
+            .await;
+    });
+
+    // The sync thread owns the store.
+    let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sync_thread = {
+        let shared = shared.clone();
+        let cancel = cancel.clone();
+        std::thread::Builder::new()
+            .name("roster-sync".into())
+            .spawn(move || sync_thread(store, jobs_rx, shared, cancel))
+            .map_err(|e| StartError::Other(e.to_string()))?
+    };
+
+    // Delivery workers.
+    let mut delivery = Delivery::start(&shared, &cfg);
+
+    // Config watch and SIGHUP → reload requests.
+    let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel::<()>(4);
+    let mut watch = Some(start_watch(&cfg, reload_tx.clone())?);
+    let mut sighup = signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut sigterm = signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut sigint = signal(tokio::signal::unix::SignalKind::interrupt())?;
+
+    let scheduler = tokio::spawn(scheduler(shared.clone(), stop_rx.clone()));
+    let evaluator = tokio::spawn(evaluator(shared.clone(), stop_rx.clone()));
+
+    shared
+        .ready
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let _ = notify::ready();
+    let _ = notify::status(&status_line(&shared));
+    tracing::info!(
+        config = %cfg.dir.display(),
+        admin = %listen,
+        sources = cfg.sources.len(),
+        webhooks = cfg.deployment.spec.webhooks.len(),
+        "roster is running"
+    );
+
+    // The watchdog is pinged from this loop, so a stuck loop stops the pings and systemd
+    // restarts the service.
+    let watchdog_every = notify::watchdog_interval();
+    let mut watchdog = tokio::time::interval(watchdog_every.unwrap_or(Duration::from_secs(3600)));
+    loop {
+        tokio::select! {
+            _ = watchdog.tick() => {
+                if watchdog_every.is_some() {
+                    let _ = notify::watchdog();
+                }
+            }
+            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break,
+            _ = sighup.recv() => {
+                tracing::info!("SIGHUP: reloading the config");
+                reload(&shared, &mut delivery, &mut watch, &reload_tx);
+            }
+            Some(()) = reload_rx.recv() => {
+                tracing::info!("the config directory changed: reloading");
+                reload(&shared, &mut delivery, &mut watch, &reload_tx);
+            }
+        }
+    }
+
+    // Shutdown: no new syncs; a sync in flight gets `stop_grace`, then is abandoned before
+    // anything is applied; delivery workers record their batch and stop.
+    tracing::info!("stopping: no new syncs; waiting for a sync in flight");
+    let _ = notify::stopping();
+    shared
+        .ready
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    shared
+        .stopping
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let _ = stop_tx.send(true);
+    drop(watch);
+    let _ = shared.jobs.send(Job::Stop);
+    let _ = scheduler.await;
+    let _ = evaluator.await;
+    let _ = tokio::task::spawn_blocking({
+        let cancel = cancel.clone();
+        move || {
+            let deadline = std::time::Instant::now() + stop_grace;
+            while !sync_thread.is_finished() {
+                if std::time::Instant::now() > deadline {
+                    cancel.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = sync_thread.join();
+        }
+    })
+    .await;
+    delivery.stop().await;
+    let _ = admin_task.await;
+    tracing::info!("stopped");
+    Ok(0)
+}
+
+fn signal(
+    kind: tokio::signal::unix::SignalKind,
+) -> Result<tokio::signal::unix::Signal, StartError> {
+    tokio::signal::unix::signal(kind).map_err(|e| StartError::Other(e.to_string()))
+}
+
+fn status_line(shared: &Shared) -> String {
+    let cfg = shared.config();
+    let r = shared.reload_status();
+    format!(
+        "{} sources, {} webhooks; config {}{}",
+        cfg.sources.iter().filter(|s| s.enabled).count(),
+        cfg.deployment.spec.webhooks.len(),
+        &r.config_version.chars().take(12).collect::<String>(),
+        if r.last_successful {
+            ""
+        } else {
+            "; last reload REJECTED"
+        }
+    )
+}
+
+fn start_watch(
+    cfg: &Config,
+    tx: tokio::sync::mpsc::Sender<()>,
+) -> Result<watch::ConfigWatch, StartError> {
+    // The state directory (and a published directory elsewhere) change with every sync.
+    let mut ignore: Vec<PathBuf> = vec![cfg.state_dir()];
+    let published = crate::sync::directory_path(cfg);
+    match published.parent() {
+        Some(parent) if parent != cfg.dir && !parent.as_os_str().is_empty() => {
+            ignore.push(parent.to_path_buf());
+        }
+        _ => ignore.push(published),
+    }
+    Ok(watch::ConfigWatch::start(
+        &cfg.dir,
+        ignore,
+        RELOAD_DEBOUNCE,
+        tx,
+    )?)
+}
+
+/// The one reload path (file watch and SIGHUP).
+fn reload(
+    shared: &Arc<Shared>,
+    delivery: &mut Delivery,
+    watch: &mut Option<watch::ConfigWatch>,
+    reload_tx: &tokio::sync::mpsc::Sender<()>,
+) {
+    let _ = notify::reloading();
+    let old = shared.config();
+    let result = load(&old.dir);
+    let mut status = shared.reload_status();
+    status.reloads += 1;
+    match result {
+        Err(d) => {
+            let located = d.render();
+            for line in located.lines().filter(|l| !l.trim().is_empty()) {
+                tracing::error!("{line}");
+            }
+            tracing::error!(
+                "the new config is not valid; the last good config keeps running (fix the errors above; `roster validate` shows them too)"
+            );
+            status.last_successful = false;
+            status.last_error = Some(located);
+            metrics::counter!("roster_config_reloads_total", "outcome" => "rejected").increment(1);
+            metrics::gauge!("roster_config_last_reload_successful").set(0.0);
+        }
+        Ok(new) => {
+            let version = crate::sync::config_version(&new);
+            status.last_successful = true;
+            status.last_error = None;
+            metrics::gauge!("roster_config_last_reload_successful").set(1.0);
+            if version == status.config_version {
+                tracing::info!("the config is unchanged");
+                metrics::counter!("roster_config_reloads_total", "outcome" => "unchanged")
+                    .increment(1);
+            } else {
+                let new = Arc::new(new);
+                let webhooks_changed = old.deployment.spec.webhooks != new.deployment.spec.webhooks
+                    || old.dir != new.dir;
+                let changed: Vec<String> = new
+                    .sources
+                    .iter()
+                    .filter(|s| {
+                        source_fingerprint(&old, &s.name) != source_fingerprint(&new, &s.name)
+                    })
+                    .map(|s| s.name.clone())
+                    .collect();
+                *shared.config.write().unwrap_or_else(|e| e.into_inner()) = new.clone();
+                status.config_version = version.clone();
+                status.config_commit = crate::sync::config_commit(&new.dir);
+                status.loaded_at = Timestamp::now().to_string();
+                drop(status);
+                if webhooks_changed {
+                    delivery.restart(shared, &new);
+                }
+                if new.state_dir() != old.state_dir() {
+                    tracing::warn!(
+                        "store.state_dir changed: it takes effect at the next restart (the open state database stays in use)"
+                    );
+                }
+                if new.dir != old.dir {
+                    if let Ok(w) = start_watch(&new, reload_tx.clone()) {
+                        *watch = Some(w);
+                    }
+                }
+                shared.schedule_changed.notify_one();
+                tracing::info!(
+                    version = %version.chars().take(12).collect::<String>(),
+                    changed_sources = ?changed,
+                    webhooks_changed,
+                    "reloaded the config"
+                );
+                metrics::counter!("roster_config_reloads_total", "outcome" => "applied")
+                    .increment(1);
+                let _ = notify::ready();
+                let _ = notify::status(&status_line(shared));
+                return;
+            }
+        }
+    }
+    drop(status);
+    let _ = notify::ready();
+    let _ = notify::status(&status_line(shared));
+}
+
+/// What a source's sync depends on in the config: its block, provider spec and mapping.
+fn source_fingerprint(cfg: &Config, name: &str) -> Option<String> {
+    let plan = cfg.sources.iter().find(|s| s.name == name)?;
+    let source = cfg.deployment.spec.sources.get(name)?;
+    let provider = cfg.providers.get(&plan.provider).map(|p| &p.spec);
+    let mapping = cfg.mappings.get(&plan.mapping).map(|m| &m.spec);
+    serde_json::to_string(&(source, provider, mapping)).ok()
+}
+
+/// The delivery workers of the running config.
+struct Delivery {
+    stop: tokio_watch::Sender<bool>,
+    running: Option<crate::webhook::Delivering>,
+}
+
+impl Delivery {
+    fn start(shared: &Arc<Shared>, cfg: &Config) -> Delivery {
+        let (stop, stop_rx) = tokio_watch::channel(false);
+        let mut ready = Vec::new();
+        for ep in crate::webhook::endpoints(cfg) {
+            match ep {
+                Ok(ep) => ready.push(ep),
+                Err(e) => tracing::error!("{e}; its events wait in the outbox"),
+            }
+        }
+        let running = if ready.is_empty() {
+            None
+        } else {
+            let mode = crate::webhook::Mode::Forever {
+                stop: stop_rx,
+                wake: shared.deliver_wake.clone(),
+            };
+            let outbox = shared.outbox.lock().unwrap_or_else(|e| e.into_inner());
+            match crate::webhook::start_from(&outbox, ready, mode) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    tracing::error!("cannot start webhook delivery: {e}");
+                    None
+                }
+            }
+        };
+        Delivery { stop, running }
+    }
+
+    fn restart(&mut self, shared: &Arc<Shared>, cfg: &Config) {
+        let _ = self.stop.send(true);
+        let old = self.running.take();
+        if let Some(old) = old {
+            tokio::spawn(async move {
+                let _ = old.wait().await;
+            });
+        }
+        *self = Delivery::start(shared, cfg);
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(d) = self.running.take() {
+            let _ = d.wait().await;
+        }
+    }
+}
+
+async fn scheduler(shared: Arc<Shared>, mut stop: tokio_watch::Receiver<bool>) {
+    loop {
+        let cfg = shared.config();
+        let tz = cfg.deployment.spec.time_zone.time_zone();
+        let now = Timestamp::now();
+        let mut earliest: Option<Timestamp> = None;
+        let mut due: Vec<String> = Vec::new();
+        {
+            let mut sources = shared.sources();
+            sources.retain(|name, _| cfg.sources.iter().any(|s| &s.name == name));
+            for plan in cfg.sources.iter().filter(|s| s.enabled) {
+                let schedule = &cfg.deployment.spec.sources[&plan.name].schedule;
+                let p = schedule::Plan::new(schedule, &tz);
+                let st = sources.entry(plan.name.clone()).or_default();
+                if st.random == 0.0 {
+                    st.random = fastrand::f64().max(f64::MIN_POSITIVE);
+                }
+                st.schedule = p.describe();
+                let next = p.next(st.last_start, now, st.random);
+                st.next = Some(next.to_string());
+                if st.running || st.queued {
+                    continue;
+                }
+                if next <= now {
+                    st.queued = true;
+                    due.push(plan.name.clone());
+                } else {
+                    earliest = Some(earliest.map_or(next, |e: Timestamp| e.min(next)));
+                }
+            }
+        }
+        for source in due {
+            let _ = shared.jobs.send(Job::Sync {
+                source,
+                config: cfg.clone(),
+                reply: None,
+            });
+        }
+        let wait = earliest
+            .map(|t| Duration::try_from(t.duration_since(Timestamp::now())).unwrap_or_default())
+            .unwrap_or(Duration::from_secs(60))
+            .min(Duration::from_secs(60));
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shared.schedule_changed.notified() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+async fn evaluator(shared: Arc<Shared>, mut stop: tokio_watch::Receiver<bool>) {
+    loop {
+        let _ = shared.jobs.send(Job::Evaluate {
+            config: shared.config(),
+        });
+        tokio::select! {
+            _ = tokio::time::sleep(TRIGGER_INTERVAL) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+fn sync_thread(
+    mut store: crate::store::Store,
+    jobs: std::sync::mpsc::Receiver<Job>,
+    shared: Arc<Shared>,
+    cancel: Arc<std::sync::atomic::AtomicBool>,
+) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("cannot start the sync thread's runtime: {e}");
+            return;
+        }
+    };
+    while let Ok(job) = jobs.recv() {
+        let stopping = shared.stopping.load(std::sync::atomic::Ordering::SeqCst);
+        match job {
+            Job::Stop => break,
+            Job::Evaluate { .. } if stopping => {}
+            Job::Evaluate { config } => evaluate(&config, &store, &shared),
+            Job::Sync { source, reply, .. } if stopping => {
+                shared.sources().entry(source.clone()).or_default().queued = false;
+                if let Some(reply) = reply {
+                    let _ = reply.send(RunResult {
+                        source,
+                        outcome: "abandoned".into(),
+                        message: "roster is shutting down; not started".into(),
+                        started_at: Timestamp::now().to_string(),
+                        duration_ms: 0,
+                    });
+                }
+            }
+            Job::Sync {
+                source,
+                config,
+                reply,
+            } => {
+                let result = rt.block_on(sync_one(&config, &mut store, &source, &shared, &cancel));
+                evaluate(&config, &store, &shared);
+                if let Some(reply) = reply {
+                    let _ = reply.send(result);
+                }
+            }
+        }
+    }
+}
+
+fn evaluate(cfg: &Config, store: &crate::store::Store, shared: &Shared) {
+    if cfg.deployment.spec.triggers.is_empty() {
+        return;
+    }
+    match crate::lifecycle::evaluate(cfg, store, Timestamp::now()) {
+        Ok(reports) => {
+            let fired: u64 = reports.iter().map(|r| r.fired).sum();
+            if fired > 0 {
+                for r in reports.iter().filter(|r| r.fired > 0) {
+                    tracing::info!(trigger = %r.trigger, fired = r.fired, late = r.late, "date trigger fired");
+                }
+                shared.deliver_wake.notify_waiters();
+            }
+        }
+        Err(e) => tracing::error!("date triggers: {e}"),
+    }
+}
+
+async fn sync_one(
+    cfg: &Config,
+    store: &mut crate::store::Store,
+    source: &str,
+    shared: &Shared,
+    cancel: &std::sync::atomic::AtomicBool,
+) -> RunResult {
+    let started = Timestamp::now();
+    {
+        let mut sources = shared.sources();
+        let st = sources.entry(source.to_string()).or_default();
+        st.running = true;
+        st.queued = false;
+        st.last_start = Some(started);
+    }
+    shared.schedule_changed.notify_one();
+    let clock = std::time::Instant::now();
+    let Some(plan) = cfg.sources.iter().find(|s| s.name == source) else {
+        return RunResult {
+            source: source.into(),
+            outcome: "failed".into(),
+            message: format!("no source `{source}` in the running config"),
+            started_at: started.to_string(),
+            duration_ms: 0,
+        };
+    };
+    let opts = Options::default();
+    let mut progress = NoProgress;
+    let sync = crate::sync::sync_source(cfg, store, plan, &opts, &mut progress);
+    let watch_cancel = async {
+        loop {
+            if cancel.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let (outcome, message) = tokio::select! {
+        r = sync => match r {
+            Ok(report) => (report.run.outcome.clone(), crate::cli::sync::summary(&report)),
+            Err(e) => ("failed".to_string(), e.to_string()),
+        },
+        _ = watch_cancel => {
+            let _ = store.discard_staging();
+            ("abandoned".to_string(), "abandoned at shutdown before anything was applied".to_string())
+        }
+    };
+    let duration = clock.elapsed();
+    metrics::counter!("roster_sync_runs_total", "source" => source.to_string(), "outcome" => outcome.clone()).increment(1);
+    metrics::histogram!("roster_sync_duration_seconds", "source" => source.to_string(), "outcome" => outcome.clone()).record(duration.as_secs_f64());
+    match outcome.as_str() {
+        "failed" => tracing::error!(source, "sync failed: {message}"),
+        "held" => tracing::warn!(source, "sync held: {message}"),
+        _ => tracing::info!(source, "{message}"),
+    }
+    let result = RunResult {
+        source: source.to_string(),
+        outcome,
+        message,
+        started_at: started.to_string(),
+        duration_ms: duration.as_millis() as u64,
+    };
+    {
+        let mut sources = shared.sources();
+        let st = sources.entry(source.to_string()).or_default();
+        st.running = false;
+        st.last = Some(result.clone());
+    }
+    shared.deliver_wake.notify_waiters();
+    shared.schedule_changed.notify_one();
+    result
+}

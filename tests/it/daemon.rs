@@ -1,0 +1,565 @@
+//! `roster run`, the real binary as a child process: hot reload (valid, invalid, slow
+//! writes, rename-saves, many files at once, SIGHUP), sync now, continuous delivery, SIGTERM
+//! during a sync, a second instance, and secrets kept out of every output.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use crate::events::{SECRET, hr_person, start_receiver};
+
+const CANARY_KEY: &str = "canary-key-5f1e9c07d3";
+
+/// A paged HR fake whose pages can be made slow.
+#[derive(Default)]
+struct Hr {
+    people: Mutex<Vec<Value>>,
+    delay_ms: AtomicU64,
+    requests: AtomicU64,
+}
+
+async fn staff(
+    State(h): State<Arc<Hr>>,
+    headers: HeaderMap,
+    Query(q): Query<Vec<(String, String)>>,
+) -> Response {
+    h.requests.fetch_add(1, Ordering::SeqCst);
+    let key = headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    if key != "hr-key" {
+        // Like some vendors, echo the rejected key back.
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": format!("API key {key} is not valid")})),
+        )
+            .into_response();
+    }
+    let delay = h.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    let page: usize = q
+        .iter()
+        .find(|(k, _)| k == "page")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(1);
+    let people = h.people.lock().unwrap();
+    let data: Vec<Value> = people
+        .iter()
+        .skip((page - 1) * 2)
+        .take(2)
+        .cloned()
+        .collect();
+    Json(json!({"staff": data, "total": people.len()})).into_response()
+}
+
+const PROVIDER: &str = r#"
+title: HR
+base_url: http://ADDR
+credentials:
+  key: {description: API key}
+auth: {kind: api_key, in: header, name: X-Api-Key, value: "{credentials.key}"}
+retry: {max_attempts: 1}
+streams:
+  staff:
+    request: {path: /staff}
+    pagination: {kind: page, page_size: 2}
+    records: $.staff[*]
+    total: $.total
+"#;
+
+fn mapping(title_path: &str) -> String {
+    format!(
+        "provider: hr\nstream: staff\nfields:\n  employee_id: $.id\n  work_email: $.email\n  first_name: $.first\n  last_name: $.last\n  job_title: {title_path}\n  department: $.dept\n  manager_id: $.manager\n  start_date: $.start\n  birth_date: $.born\n"
+    )
+}
+
+struct Daemon {
+    dir: tempfile::TempDir,
+    /// The log lives outside the config directory (a file in it would be watched).
+    _logs: tempfile::TempDir,
+    hr: Arc<Hr>,
+    admin: String,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn roster_yaml(admin: &str, key_file: &str, extra: &str) -> String {
+    format!(
+        "time_zone: Europe/Berlin\nstore:\n  state_dir: state\nadmin:\n  listen: {admin}\nsources:\n  hr:\n    provider: hr\n    credentials:\n      key: {{file: {key_file}}}\n    schedule: {{every: 24h}}\n{extra}"
+    )
+}
+
+impl Daemon {
+    async fn new(people: Vec<Value>, extra: &str) -> Daemon {
+        let hr = Arc::new(Hr {
+            people: Mutex::new(people),
+            ..Hr::default()
+        });
+        let app = axum::Router::new()
+            .route("/staff", get(staff))
+            .with_state(hr.clone());
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for d in ["providers", "mappings", "secrets"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        std::fs::write(
+            root.join("providers/hr.yaml"),
+            PROVIDER.replace("ADDR", &addr),
+        )
+        .unwrap();
+        std::fs::write(root.join("mappings/hr.yaml"), mapping("$.title")).unwrap();
+        std::fs::write(root.join("secrets/hr"), "hr-key").unwrap();
+        std::fs::write(root.join("secrets/canary"), CANARY_KEY).unwrap();
+        std::fs::write(root.join("secrets/hook"), SECRET).unwrap();
+        let admin = format!("127.0.0.1:{}", free_port());
+        std::fs::write(
+            root.join("roster.yaml"),
+            roster_yaml(&admin, "secrets/hr", extra),
+        )
+        .unwrap();
+        let logs = tempfile::tempdir().unwrap();
+        let log = logs.path().join("daemon.log");
+        Daemon {
+            dir,
+            _logs: logs,
+            hr,
+            admin,
+            child: None,
+            log,
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn start(&mut self) {
+        let log = std::fs::File::create(&self.log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_roster"))
+            .args([
+                "run",
+                "--log-format",
+                "text",
+                "--stop-grace",
+                "2s",
+                "--config",
+            ])
+            .arg(self.path())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    async fn get(&self, path: &str) -> Option<(u16, String)> {
+        let r = reqwest::get(format!("http://{}{path}", self.admin))
+            .await
+            .ok()?;
+        Some((r.status().as_u16(), r.text().await.ok()?))
+    }
+
+    async fn status(&self) -> Value {
+        serde_json::from_str(&self.get("/status").await.unwrap().1).unwrap()
+    }
+
+    async fn wait_ready(&self) {
+        self.wait_for("ready", |d| {
+            let d = d.to_string();
+            async move { matches!(Daemon::probe(&d).await, Some(200)) }
+        })
+        .await;
+    }
+
+    async fn probe(admin: &str) -> Option<u16> {
+        let r = reqwest::get(format!("http://{admin}/readyz")).await.ok()?;
+        Some(r.status().as_u16())
+    }
+
+    async fn wait_for<F, Fut>(&self, what: &str, check: F)
+    where
+        F: Fn(&str) -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !check(&self.admin).await {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn wait_log(&self, needle: &str, count: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.log().matches(needle).count() < count {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {count}x {needle:?}; log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn roster(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_roster"))
+            .args(args)
+            .arg("--config")
+            .arg(self.path())
+            .output()
+            .unwrap()
+    }
+
+    async fn sync_now(&self) -> std::process::Output {
+        let path = self.path().to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_roster"))
+                .args(["sync", "--now", "--config"])
+                .arg(path)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap()
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().unwrap().id().to_string();
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &pid])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    }
+
+    async fn stop(&mut self) -> std::process::ExitStatus {
+        self.signal("TERM");
+        let mut child = self.child.take().unwrap();
+        tokio::task::spawn_blocking(move || child.wait().unwrap())
+            .await
+            .unwrap()
+    }
+
+    fn query(&self, sql: &str) -> String {
+        let out = self.roster(&["query", "--format", "csv", sql]);
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn team() -> Vec<Value> {
+    (1..=5)
+        .map(|i| hr_person(i, &format!("p{i}@corp.example"), (i > 1).then_some(1)))
+        .collect()
+}
+
+fn version(status: &Value) -> String {
+    status["reload"]["config_version"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syncs_on_start_reloads_a_valid_edit_and_keeps_running_through_an_invalid_one() {
+    let mut d = Daemon::new(team(), "").await;
+    d.start();
+    d.wait_ready().await;
+    // Never synced: the first sync starts within a minute (jitter ≤ 1m); sync now instead.
+    let out = d.sync_now().await;
+    assert!(out.status.success(), "{out:?}\n{}", d.log());
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("hr: 5 records"), "{said}");
+    assert!(
+        d.query("select job_title from people where work_email = 'p2@corp.example'")
+            .contains("Engineer")
+    );
+    let v1 = version(&d.status().await);
+
+    // A valid edit: job titles come from another field. Applied within a second or so.
+    let started = Instant::now();
+    std::fs::write(d.path().join("mappings/hr.yaml"), mapping("$.dept")).unwrap();
+    d.wait_log("reloaded the config", 1).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let s = d.status().await;
+    assert_ne!(version(&s), v1);
+    assert_eq!(s["reload"]["last_successful"], true);
+    let out = d.sync_now().await;
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        d.query("select job_title from people where work_email = 'p2@corp.example'")
+            .contains("R&D"),
+        "the new mapping is used"
+    );
+    let v2 = version(&d.status().await);
+
+    // An invalid edit: located errors in the log, the last good config keeps running.
+    let good = std::fs::read_to_string(d.path().join("roster.yaml")).unwrap();
+    let bad = good.replace("    schedule: {every: 24h}", "    schedule: {every: soon}");
+    std::fs::write(d.path().join("roster.yaml"), &bad).unwrap();
+    d.wait_log("the last good config keeps running", 1).await;
+    let log = d.log();
+    assert!(
+        log.contains("roster.yaml:"),
+        "file:line:col in the log:\n{log}"
+    );
+    let s = d.status().await;
+    assert_eq!(version(&s), v2, "still running the last good config");
+    assert_eq!(s["reload"]["last_successful"], false);
+    let metrics = d.get("/metrics").await.unwrap().1;
+    assert!(
+        metrics.contains("roster_config_last_reload_successful 0"),
+        "{metrics}"
+    );
+    let out = d.sync_now().await;
+    assert!(out.status.success(), "the old config still syncs: {out:?}");
+
+    // Fixed again.
+    std::fs::write(d.path().join("roster.yaml"), &good).unwrap();
+    d.wait_log("the config is unchanged", 1).await;
+    let metrics = d.get("/metrics").await.unwrap().1;
+    assert!(
+        metrics.contains("roster_config_last_reload_successful 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("roster_sync_runs_total{source=\"hr\""),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("roster_provider_requests_total{source=\"hr\",status=\"200\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("roster_people 5"), "{metrics}");
+    let status = d.stop().await;
+    assert!(status.success(), "{status:?}\n{}", d.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_writes_rename_saves_many_files_at_once_and_sighup_each_reload_once() {
+    let mut d = Daemon::new(team(), "").await;
+    d.start();
+    d.wait_ready().await;
+    let reloads = |d: &Daemon| d.log().matches("reloading").count();
+
+    // Byte by byte, 10 ms apart: one reload, of the whole file, never a rejected half.
+    let text = mapping("$.last");
+    let mut f = std::fs::File::create(d.path().join("mappings/hr.yaml")).unwrap();
+    for chunk in text.as_bytes().chunks(4) {
+        f.write_all(chunk).unwrap();
+        f.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(f);
+    d.wait_log("reloaded the config", 1).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(reloads(&d), 1, "{}", d.log());
+    assert!(!d.log().contains("not valid"), "{}", d.log());
+
+    // An editor's rename-save.
+    let tmp = d.path().join("mappings/.hr.yaml.tmp");
+    std::fs::write(&tmp, mapping("$.first")).unwrap();
+    std::fs::rename(&tmp, d.path().join("mappings/hr.yaml")).unwrap();
+    d.wait_log("reloaded the config", 2).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(reloads(&d), 2, "{}", d.log());
+
+    // Six files replaced at once (a git checkout): one reload.
+    for i in 0..5 {
+        std::fs::write(
+            d.path().join(format!("mappings/extra{i}.yaml")),
+            mapping("$.title"),
+        )
+        .unwrap();
+    }
+    std::fs::write(d.path().join("mappings/hr.yaml"), mapping("$.title")).unwrap();
+    d.wait_log("reloaded the config", 3).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(reloads(&d), 3, "{}", d.log());
+
+    // SIGHUP goes through the same path.
+    d.signal("HUP");
+    d.wait_log("SIGHUP", 1).await;
+    d.wait_log("the config is unchanged", 1).await;
+    assert_eq!(reloads(&d), 4, "{}", d.log());
+    assert!(d.stop().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_now_delivers_events_at_once_and_without_a_daemon_says_so() {
+    let (raddr, rx) = start_receiver().await;
+    let hooks = format!(
+        "webhooks:\n  tool:\n    url: http://{raddr}/hook\n    secret: {{file: secrets/hook}}\n    allow_private_network: true\n    events: ['person.*']\n"
+    );
+    let mut d = Daemon::new(team(), &hooks).await;
+
+    let out = d.roster(&["sync", "--now"]);
+    assert_eq!(out.status.code(), Some(69));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no roster daemon answers on"), "{err}");
+
+    d.start();
+    d.wait_ready().await;
+    assert!(d.sync_now().await.status.success());
+    d.hr.people.lock().unwrap()[1]["title"] = json!("Head of Things");
+    let out = d.sync_now().await;
+    assert!(out.status.success(), "{out:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rx.got.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "no delivery:\n{}", d.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let got = rx.got.lock().unwrap().clone();
+    assert_eq!(got[0].body["type"], "person.updated");
+    assert!(got[0].signed_by_new);
+
+    // A second instance on the same state is refused, naming the first.
+    let out = d.roster(&["run"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let pid = d.child.as_ref().unwrap().id().to_string();
+    assert!(err.contains("in use by another process"), "{err}");
+    assert!(err.contains(&pid), "names PID {pid}: {err}");
+    assert!(d.stop().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_sync_stops_cleanly_and_applies_nothing_half_done() {
+    let mut d = Daemon::new(team(), "").await;
+    d.start();
+    d.wait_ready().await;
+    assert!(d.sync_now().await.status.success());
+    let before = d.query("select count(*) from sync_runs");
+
+    // Slow pages: a sync takes 3 x 1.5 s; SIGTERM in the middle with a 2 s grace.
+    for p in d.hr.people.lock().unwrap().iter_mut() {
+        p["title"] = json!("Changed");
+    }
+    d.hr.delay_ms.store(1500, Ordering::SeqCst);
+    let path = d.path().to_path_buf();
+    let now = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_roster"))
+            .args(["sync", "--now", "--config"])
+            .arg(path)
+            .output()
+            .unwrap()
+    });
+    let requests = d.hr.requests.load(Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while d.hr.requests.load(Ordering::SeqCst) == requests {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let t = Instant::now();
+    let status = d.stop().await;
+    assert!(status.success(), "exit 0: {status:?}\n{}", d.log());
+    assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
+    let answer = now.await.unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&answer.stdout),
+        String::from_utf8_lossy(&answer.stderr)
+    );
+    assert!(
+        said.contains("abandoned") || said.contains("daemon"),
+        "{said}"
+    );
+    // Nothing of the interrupted sync was applied.
+    assert!(
+        d.query("select count(*) from people where job_title = 'Changed'")
+            .contains('0')
+    );
+    assert_eq!(d.query("select count(*) from sync_runs"), before);
+    assert!(d.log().contains("stopped"), "{}", d.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_secret_never_appears_in_any_output() {
+    let mut d = Daemon::new(team(), "").await;
+    // The HRIS rejects the canary key and echoes it back in its error body.
+    let yaml = roster_yaml(&d.admin, "secrets/canary", "");
+    std::fs::write(d.path().join("roster.yaml"), yaml).unwrap();
+    d.start();
+    d.wait_ready().await;
+    let out = d.sync_now().await;
+    assert!(!out.status.success());
+    let status = d.get("/status").await.unwrap().1;
+    let metrics = d.get("/metrics").await.unwrap().1;
+    // And a reload error.
+    std::fs::write(d.path().join("roster.yaml"), "time_zone: Mars/Olympus\n").unwrap();
+    d.wait_log("the last good config keeps running", 1).await;
+    let status2 = d.get("/status").await.unwrap().1;
+    assert!(d.stop().await.success());
+    // Failed runs are not published: read the state database, now that the daemon is gone.
+    let conn = roster::store::open_readonly(&d.path().join("state/state.duckdb")).unwrap();
+    let (_, rows) =
+        roster::store::value::execute(&conn, "select error from sync_runs where error is not null")
+            .unwrap();
+    let runs: String = rows
+        .iter()
+        .map(|r| roster::store::value::text(&r[0]))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for (what, text) in [
+        ("stdout", String::from_utf8_lossy(&out.stdout).to_string()),
+        ("stderr", String::from_utf8_lossy(&out.stderr).to_string()),
+        ("log", d.log()),
+        ("status", status),
+        ("status after reload", status2),
+        ("metrics", metrics),
+        ("sync_runs.error", runs.clone()),
+    ] {
+        assert!(
+            !text.contains(CANARY_KEY),
+            "{what} leaks the canary:\n{text}"
+        );
+    }
+    assert!(runs.contains("***") || runs.contains("rejected"), "{runs}");
+}
