@@ -33,9 +33,10 @@ fn default_log(cli: &Cli) -> Option<(LogFormat, &'static str)> {
         | Command::Sync(_)
         | Command::Plan(_)
         | Command::Query(_)
-        | Command::Demo(_)
         | Command::Events(_)
         | Command::Test(_) => Some((LogFormat::Auto, "warn")),
+        // `demo --run` ends in the daemon, whose reloads are the point of watching it.
+        Command::Demo(ref args) => Some((LogFormat::Auto, if args.run { "info" } else { "warn" })),
         // The daemon logs its life (syncs, reloads, deliveries) at info, in the asked format.
         Command::Run(ref args) => Some((args.log_format, "info")),
     }

@@ -25,6 +25,11 @@ pub struct Args {
     /// Seed of the synthetic company.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Then keep going: run the daemon (`roster run`) against the fake HRIS, with the
+    /// receiver printing events as they arrive, until Ctrl-C. Edit the config meanwhile to
+    /// watch it reload.
+    #[arg(long)]
+    pub run: bool,
 }
 
 /// Runs the demo.
@@ -84,7 +89,7 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
             log.display()
         );
         for r in &got {
-            println!("  {}", describe(&r.body));
+            println!("  {}", crate::demo::receiver::describe(&r.body));
         }
         let dir = crate::sync::directory_path(&cfg);
         let c = config_dir.display();
@@ -104,43 +109,36 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         println!("  # the event outbox, and one event as the receiver got it:");
         println!("  roster events list -c {c}");
         println!("  roster events show -c {c} <id>");
+        if !args.run {
+            println!("  # the whole loop: the daemon against the fake HRIS, until Ctrl-C");
+            println!("  roster demo --run");
+            return Ok(code);
+        }
+        println!();
+        println!(
+            "Running the daemon (roster run) against the fake HRIS; events print as they arrive. Ctrl-C stops it."
+        );
+        println!("  # its status, metrics, and a sync now:");
+        println!(
+            "  curl -s http://{}/status; curl -s http://{}/metrics",
+            crate::daemon::DEFAULT_ADMIN,
+            crate::daemon::DEFAULT_ADMIN
+        );
+        println!("  roster sync --now -c {c}");
+        println!(
+            "  # edit {c}/roster.yaml (e.g. `every: 4h` -> `every: 2m` under personio) and watch the log reload it;"
+        );
+        println!("  # break it (e.g. `every: soon`) and see the error, with the last good config still running.");
+        receiver.print_as_they_arrive();
+        let code = match crate::daemon::serve(&config_dir, std::time::Duration::from_secs(5)).await {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                1
+            }
+        };
         Ok(code)
     })
-}
-
-/// One line about a received event.
-fn describe(body: &serde_json::Value) -> String {
-    let d = &body["data"];
-    let who = d["work_email"]
-        .as_str()
-        .or(d["source"].as_str())
-        .unwrap_or_default();
-    let mut line = format!("{} {who}", body["type"].as_str().unwrap_or("?"));
-    if let Some(changes) = d["changes"].as_array() {
-        let fields: Vec<String> = changes
-            .iter()
-            .filter(|c| c["field"] != "hris_status")
-            .map(|c| {
-                format!(
-                    "{}: {} -> {}",
-                    c["field"].as_str().unwrap_or("?"),
-                    c["old"].as_str().unwrap_or("(empty)"),
-                    c["new"].as_str().unwrap_or("(empty)")
-                )
-            })
-            .collect();
-        line.push_str(&format!(" ({})", fields.join("; ")));
-    }
-    if let (Some(old), Some(new)) = (
-        d["old_manager_email"].as_str(),
-        d["new_manager_email"].as_str(),
-    ) {
-        line.push_str(&format!(" ({old} -> {new})"));
-    }
-    if d["pre_hire"] == true {
-        line.push_str(" (pre-hire)");
-    }
-    line
 }
 
 /// Example queries the demo prints (also in the README).

@@ -196,14 +196,16 @@ pub fn run(config_dir: &Path, stop_grace: Duration) -> Result<u8, StartError> {
         .enable_all()
         .build()
         .map_err(|e| StartError::Other(e.to_string()))?;
-    rt.block_on(run_async(config_dir, stop_grace))
+    rt.block_on(serve(config_dir, stop_grace))
 }
 
 fn load(dir: &Path) -> Result<Config, crate::config::diag::Diagnostics> {
     crate::config::load(dir, &LoadOptions::default())
 }
 
-async fn run_async(config_dir: &Path, stop_grace: Duration) -> Result<u8, StartError> {
+/// The daemon on the current tokio runtime (`run` builds one; `roster demo --run` uses its
+/// own, where the fake HRIS and the receiver also live).
+pub async fn serve(config_dir: &Path, stop_grace: Duration) -> Result<u8, StartError> {
     let metrics = admin::install_metrics();
     let cfg = match load(config_dir) {
         Ok(c) => c,

@@ -32,6 +32,7 @@ struct Inner {
     secret: sign::Secret,
     got: Mutex<Vec<Received>>,
     log: Option<PathBuf>,
+    print: std::sync::atomic::AtomicBool,
 }
 
 /// A running receiver.
@@ -59,6 +60,7 @@ impl Receiver {
             secret,
             got: Mutex::new(Vec::new()),
             log,
+            print: std::sync::atomic::AtomicBool::new(false),
         });
         let app = axum::Router::new()
             .route(PATH, post(receive))
@@ -72,6 +74,13 @@ impl Receiver {
     /// Where it listens.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// From now on, print one line per event received on stdout.
+    pub fn print_as_they_arrive(&self) {
+        self.inner
+            .print
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Everything received so far, in arrival order; `take` empties the list.
@@ -114,6 +123,13 @@ async fn receive(
         }
     }
     let parsed = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if inner.print.load(std::sync::atomic::Ordering::SeqCst) {
+        println!(
+            "webhook received{}: {}",
+            if verified { "" } else { " (BAD SIGNATURE)" },
+            describe(&parsed)
+        );
+    }
     inner
         .got
         .lock()
@@ -128,4 +144,39 @@ async fn receive(
     } else {
         StatusCode::UNAUTHORIZED
     }
+}
+
+/// One line about a received event.
+pub fn describe(body: &serde_json::Value) -> String {
+    let d = &body["data"];
+    let who = d["work_email"]
+        .as_str()
+        .or(d["source"].as_str())
+        .unwrap_or_default();
+    let mut line = format!("{} {who}", body["type"].as_str().unwrap_or("?"));
+    if let Some(changes) = d["changes"].as_array() {
+        let fields: Vec<String> = changes
+            .iter()
+            .filter(|c| c["field"] != "hris_status")
+            .map(|c| {
+                format!(
+                    "{}: {} -> {}",
+                    c["field"].as_str().unwrap_or("?"),
+                    c["old"].as_str().unwrap_or("(empty)"),
+                    c["new"].as_str().unwrap_or("(empty)")
+                )
+            })
+            .collect();
+        line.push_str(&format!(" ({})", fields.join("; ")));
+    }
+    if let (Some(old), Some(new)) = (
+        d["old_manager_email"].as_str(),
+        d["new_manager_email"].as_str(),
+    ) {
+        line.push_str(&format!(" ({old} -> {new})"));
+    }
+    if d["pre_hire"] == true {
+        line.push_str(" (pre-hire)");
+    }
+    line
 }
