@@ -674,11 +674,21 @@ fn check_mapping(
         }
     }
     for key in spec.coverage.keys() {
-        if !mapped.contains(key) {
+        // Custom fields are written `custom.NAME`, as everywhere a field is named.
+        let ok = match key.strip_prefix("custom.") {
+            Some(name) => spec.custom.contains_key(name),
+            None => Field::from_name(key).is_some() && mapped.contains(key),
+        };
+        if !ok {
+            let help = if spec.custom.contains_key(key.as_str()) {
+                Some(format!("a custom field is written `custom.{key}`"))
+            } else {
+                suggest(key, mapped.iter().map(String::as_str))
+            };
             cx.key_error(
                 &root.key("coverage").key(key),
                 format!("`{key}` is not a mapped field"),
-                suggest(key, mapped.iter().map(String::as_str)),
+                help,
             );
         }
     }

@@ -516,6 +516,18 @@ impl CronExpr {
                 "use five fields, minute hour day-of-month month day-of-week, e.g. `0 */4 * * *`",
             )
         })?;
+        // croner accepts dates that never come (`0 0 30 2 *`, 30 February): a source with such
+        // a schedule would never sync. Any real schedule fires within eight years of any date.
+        let from = jiff::civil::date(2024, 1, 1)
+            .at(0, 0, 0, 0)
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .map_err(|e| ValueError::new(e.to_string(), "report this"))?;
+        if cron.find_next_occurrence(&from, false).is_err() {
+            return Err(ValueError::new(
+                format!("the cron expression `{s}` never fires (no such date, e.g. 30 February)"),
+                "check the day-of-month and month fields",
+            ));
+        }
         Ok(CronExpr {
             text: s.to_string(),
             cron: Arc::new(cron),
@@ -751,6 +763,17 @@ impl JsonSchema for Ratio {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cron_expression_that_never_fires_is_refused() {
+        let e = CronExpr::parse("0 0 30 2 *").unwrap_err();
+        assert!(e.to_string().contains("never fires"), "{e}");
+        assert!(
+            CronExpr::parse("0 0 29 2 *").is_ok(),
+            "29 February comes in leap years"
+        );
+        assert!(CronExpr::parse("0 6-18/2 * * MON-FRI").is_ok());
+    }
 
     #[test]
     fn durations_and_offsets() {

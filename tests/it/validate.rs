@@ -40,3 +40,27 @@ fn every_mistake_is_reported_at_its_position() {
         insta::assert_snapshot!(name.clone(), rendered);
     }
 }
+
+#[test]
+fn coverage_of_a_custom_field_is_written_custom_dot_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = repo().join("tests/fixtures/valid-base");
+    for f in ["roster.yaml", "providers/hr.yaml", "mappings/hr.yaml"] {
+        let to = dir.path().join(f);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(base.join(f), &to).unwrap();
+    }
+    let mapping = dir.path().join("mappings/hr.yaml");
+    let text = std::fs::read_to_string(&mapping).unwrap();
+    let with = |cov: &str| {
+        format!("{text}\ncustom:\n  cost_center: $.cc\ncoverage:\n  {cov}: {{max_empty: 10%}}\n")
+    };
+    std::fs::write(&mapping, with("custom.cost_center")).unwrap();
+    load(dir.path()).unwrap_or_else(|d| panic!("{}", d.render()));
+    std::fs::write(&mapping, with("cost_center")).unwrap();
+    let err = load(dir.path()).unwrap_err().render();
+    assert!(
+        err.contains("a custom field is written `custom.cost_center`"),
+        "{err}"
+    );
+}
