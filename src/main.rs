@@ -13,6 +13,15 @@ fn main() -> ExitCode {
     }
     match roster::cli::run(cli) {
         Ok(code) => ExitCode::from(code),
+        // `roster plan | head`: the reader left; that is not an error worth a message.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
