@@ -4,7 +4,9 @@ use std::process::Command;
 
 use crate::repo;
 
-fn roster(args: &[&str]) -> (i32, String, String) {
+/// Runs the real binary with `args` (and no `ROSTER_CONFIG` from the environment); returns
+/// its exit code, stdout and stderr.
+pub fn roster(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_roster"))
         .args(args)
         .env_remove("ROSTER_CONFIG")

@@ -10,6 +10,7 @@ mod fetch;
 mod hostile;
 mod mapping;
 mod provider_bamboohr;
+mod provider_common;
 mod provider_hibob;
 mod provider_justworks;
 mod provider_kenjo;

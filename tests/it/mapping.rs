@@ -2,26 +2,12 @@
 //! config and on a config with a failing fixture, and every built-in fixture through the
 //! library.
 
-use std::process::Command;
-
 use roster::config::Origin;
 use roster::config::builtin_mappings;
 use roster::mapping::{Mapped, Mapper, fixture};
 
+use crate::cli::roster;
 use crate::{load, repo};
-
-fn roster(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_roster"))
-        .args(args)
-        .env_remove("ROSTER_CONFIG")
-        .output()
-        .expect("run roster");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
-}
 
 #[test]
 fn roster_test_passes_on_the_full_example() {

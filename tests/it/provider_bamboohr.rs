@@ -23,7 +23,6 @@
 //! Expectations are derived from the reports the fake served, never copied from output.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,8 +36,7 @@ use jiff::ToSpan as _;
 use jiff::civil::Date;
 use serde_json::{Map, Value, json};
 
-use roster::config::LoadOptions;
-use roster::sync::{NoProgress, Options, Report, SyncError};
+use crate::provider_common::{self, Directory, assert_fetch_error, assert_mentions, today_in};
 
 const TIME_ZONE: &str = "America/Denver";
 const DOMAIN: &str = "acme";
@@ -470,135 +468,41 @@ fn company(today: Date) -> Vec<Employee> {
     v
 }
 
-struct Fake {
-    addr: std::net::SocketAddr,
-    state: Shared,
+/// A config directory reading the fake through the built-in BambooHR spec and mapping.
+type Env = provider_common::Env<Shared>;
+
+fn today() -> Date {
+    today_in(TIME_ZONE)
 }
 
-async fn start(employees: Vec<Employee>, today: Date) -> Fake {
-    let state = Arc::new(Mutex::new(Bamboo {
-        employees,
+async fn env(domain: &str, api_key: &str) -> Env {
+    let today = today();
+    let fake = Bamboo {
+        employees: company(today),
         today,
         hidden: HashSet::new(),
         throttle: VecDeque::new(),
         requests: Vec::new(),
         served: HashMap::new(),
-    }));
-    let app = axum::Router::new()
-        .route("/{company}/api/v1/reports/custom", post(report))
-        .with_state(state.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    Fake { addr, state }
-}
-
-/// The built-in spec `name` with its one `base_url:` line replaced.
-fn provider_override(name: &str, base_url: &str) -> String {
-    let (_, builtin) = roster::config::builtin_providers()
-        .iter()
-        .find(|(n, _)| *n == name)
-        .unwrap();
-    let mut replaced = 0;
-    let mut out = String::new();
-    for line in builtin.lines() {
-        if line.starts_with("base_url:") {
-            replaced += 1;
-            out.push_str(&format!("base_url: {base_url}"));
-        } else {
-            out.push_str(line);
-        }
-        out.push('\n');
-    }
-    assert_eq!(replaced, 1);
-    out
-}
-
-struct Env {
-    _dir: tempfile::TempDir,
-    config: PathBuf,
-    fake: Fake,
-}
-
-fn today() -> Date {
-    jiff::Timestamp::now()
-        .to_zoned(jiff::tz::TimeZone::get(TIME_ZONE).unwrap())
-        .date()
-}
-
-async fn env(domain: &str, api_key: &str) -> Env {
-    let today = today();
-    let fake = start(company(today), today).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config");
-    for sub in ["providers", "secrets"] {
-        std::fs::create_dir_all(config.join(sub)).unwrap();
-    }
+    };
+    let app = axum::Router::new().route("/{company}/api/v1/reports/custom", post(report));
+    let (env, addr) = provider_common::Env::serving(fake, app).await;
     // The subdomain stays a template, so the test sees the setting reach the URL.
-    let base = format!("http://{}/{{settings.company_domain}}/api/v1", fake.addr);
-    std::fs::write(
-        config.join("providers/bamboohr.yaml"),
-        provider_override("bamboohr", &base),
-    )
-    .unwrap();
-    std::fs::write(
-        config.join("secrets/bamboohr_api_key"),
-        format!("{api_key}\n"),
-    )
-    .unwrap();
-    std::fs::write(
-        config.join("roster.yaml"),
-        format!(
-            "time_zone: {TIME_ZONE}\nstore:\n  state_dir: state\nsources:\n  bamboohr:\n    provider: bamboohr\n    credentials:\n      api_key: {{file: secrets/bamboohr_api_key}}\n    settings:\n      company_domain: {domain}\n"
+    let base = format!("http://{addr}/{{settings.company_domain}}/api/v1");
+    env.override_base_url("bamboohr", &base);
+    env.write_secret("bamboohr_api_key", api_key);
+    env.write_roster(
+        TIME_ZONE,
+        &format!(
+            "  bamboohr:\n    provider: bamboohr\n    credentials:\n      api_key: {{file: secrets/bamboohr_api_key}}\n    settings:\n      company_domain: {domain}\n"
         ),
-    )
-    .unwrap();
-    Env {
-        _dir: dir,
-        config,
-        fake,
-    }
+    );
+    env
 }
 
 impl Env {
-    fn cfg(&self) -> roster::config::Config {
-        roster::config::load(&self.config, &LoadOptions::default())
-            .unwrap_or_else(|d| panic!("config invalid:\n{}", d.render()))
-    }
-
-    async fn sync(&self) -> Result<Report, SyncError> {
-        let cfg = self.cfg();
-        let mut store = roster::sync::open_store(&cfg).unwrap();
-        let plan = cfg.sources[0].clone();
-        roster::sync::sync_source(
-            &cfg,
-            &mut store,
-            &plan,
-            &Options::default(),
-            &mut NoProgress,
-        )
-        .await
-    }
-
-    /// The published directory, opened read-only as a user would.
-    fn directory(&self) -> Directory {
-        let path = roster::sync::directory_path(&self.cfg());
-        Directory(roster::store::open_readonly(&path).unwrap())
-    }
-
     fn requests(&self) -> Vec<Seen> {
-        self.fake.state.lock().unwrap().requests.clone()
-    }
-}
-
-struct Directory(duckdb::Connection);
-
-impl Directory {
-    fn query(&self, sql: &str) -> Vec<Vec<String>> {
-        let (_, rows) = roster::cli::query::execute(&self.0, sql).unwrap();
-        rows.iter()
-            .map(|r| r.iter().map(roster::cli::query::text).collect())
-            .collect()
+        self.fake().requests.clone()
     }
 }
 
@@ -695,7 +599,7 @@ fn expected_people(
 /// Inactive employees are not. Returns the directory for more checks.
 fn check_directory(e: &Env) -> Directory {
     let today = today();
-    let served = e.fake.state.lock().unwrap().served.clone();
+    let served = e.fake().served.clone();
     let (people, absent) = expected_people(&served, today);
     let dir = e.directory();
     for (email, expected) in &people {
@@ -770,13 +674,7 @@ async fn a_sync_lands_every_employee_with_managers_pre_hires_and_contractors() {
     let dir = check_directory(&e);
 
     // The cases the seeds promise, spelled out (each is also covered above).
-    let one = |email: &str, col: &str| {
-        let rows = dir.query(&format!(
-            "select {col} from people where work_email = '{email}'"
-        ));
-        assert_eq!(rows.len(), 1, "{email}: {rows:?}");
-        rows[0][0].clone()
-    };
+    let one = |email: &str, col: &str| dir.row_of(email, col).remove(0);
     let today = today();
     // The pre-hire is in, with the role and manager dated on their first day.
     assert_eq!(
@@ -838,38 +736,37 @@ async fn a_sync_lands_every_employee_with_managers_pre_hires_and_contractors() {
 async fn a_wrong_api_key_is_a_clear_error_without_the_key() {
     let wrong = "bhr-WRONG-7d1e3a5c0b9f4c2e8a6d";
     let e = env(DOMAIN, wrong).await;
-    let err = e.sync().await.unwrap_err();
-    let msg = err.to_string();
-    assert!(matches!(err, SyncError::Fetch(_)), "{msg}");
-    assert!(!msg.contains(wrong), "the key leaked: {msg}");
-    for part in [
-        "source `bamboohr`",
-        "HTTP 401",
-        "invalid credentials",
-        "`api_key`",
-        "update the secrets",
-        "nothing was applied",
-    ] {
-        assert!(msg.contains(part), "`{part}` not in: {msg}");
-    }
+    assert_fetch_error(
+        &e.sync().await.unwrap_err(),
+        &[
+            "source `bamboohr`",
+            "HTTP 401",
+            "invalid credentials",
+            "`api_key`",
+            "update the secrets",
+            "nothing was applied",
+        ],
+        &[wrong],
+    );
     // Not retried: BambooHR counts failed logins against its rate limit.
     assert_eq!(e.requests().len(), 1, "{:?}", e.requests());
-    assert!(!roster::sync::directory_path(&e.cfg()).exists());
+    assert!(!e.directory_path().exists());
 }
 
 #[tokio::test]
 async fn a_wrong_company_domain_says_to_check_the_subdomain() {
     let e = env("acne", API_KEY).await;
     let msg = e.sync().await.unwrap_err().to_string();
-    for part in ["HTTP 404", "/acne/api/v1/reports/custom", "subdomain"] {
-        assert!(msg.contains(part), "`{part}` not in: {msg}");
-    }
+    assert_mentions(
+        &msg,
+        &["HTTP 404", "/acne/api/v1/reports/custom", "subdomain"],
+    );
 }
 
 #[tokio::test]
 async fn rate_limiting_by_503_and_429_with_retry_after_is_waited_out() {
     let e = env(DOMAIN, API_KEY).await;
-    e.fake.state.lock().unwrap().throttle.extend([503, 429]);
+    e.fake().throttle.extend([503, 429]);
     let r = e.sync().await.unwrap();
     assert!(r.published);
     let requests = e.requests();
@@ -893,12 +790,7 @@ async fn fields_the_key_may_not_see_are_left_out_and_coverage_warns() {
     // The key's user may not see hire dates nor supervisor ids: BambooHR leaves them out
     // with a 200. Managers still resolve by supervisor email; the empty start dates warn.
     let e = env(DOMAIN, API_KEY).await;
-    e.fake
-        .state
-        .lock()
-        .unwrap()
-        .hidden
-        .extend(["hireDate", "supervisorEId"]);
+    e.fake().hidden.extend(["hireDate", "supervisorEId"]);
     let r = e.sync().await.unwrap();
     assert!(r.published);
     assert!(

@@ -24,7 +24,6 @@
 //!   file documents neither, nor a `Retry-After`, so the fake sends none.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,8 +36,12 @@ use jiff::ToSpan as _;
 use jiff::civil::{Date, date};
 use serde_json::{Value, json};
 
-use roster::config::LoadOptions;
-use roster::sync::{NoProgress, Options, Report, SyncError};
+use crate::provider_common::{
+    self, assert_fetch_error, assert_people, assert_published, text, today_in, trimmed,
+};
+
+/// The deployment's time zone (roster.yaml `time_zone`).
+const TIME_ZONE: &str = "UTC";
 
 /// The service user (its id is not a secret).
 const SERVICE_USER_ID: &str = "SERVICE-24017";
@@ -156,12 +159,6 @@ struct Bob {
 
 type Shared = Arc<Mutex<Bob>>;
 
-fn today() -> Date {
-    jiff::Timestamp::now()
-        .to_zoned(jiff::tz::TimeZone::UTC)
-        .date()
-}
-
 fn manager_of(i: usize) -> Option<usize> {
     (i > 0).then(|| (i - 1) / 4)
 }
@@ -181,7 +178,7 @@ fn email(i: usize) -> String {
 
 impl Bob {
     fn tenant() -> Bob {
-        let today = today();
+        let today = today_in(TIME_ZONE);
         let lists = lists();
         let item = |field: &str, n: usize| {
             let l = &lists[field];
@@ -475,117 +472,27 @@ async fn api(
     response
 }
 
-/// The built-in spec with only `base_url` pointed at the fake.
-fn provider_override(base_url: &str) -> String {
-    let (_, builtin) = roster::config::builtin_providers()
-        .iter()
-        .find(|(n, _)| *n == "hibob")
-        .unwrap();
-    let mut replaced = 0;
-    let text: String = builtin
-        .lines()
-        .map(|line| {
-            if line.starts_with("base_url:") {
-                replaced += 1;
-                format!("base_url: {base_url}\n")
-            } else {
-                format!("{line}\n")
-            }
-        })
-        .collect();
-    assert_eq!(replaced, 1, "one base_url line in the built-in hibob spec");
-    text
-}
-
-struct Env {
-    _dir: tempfile::TempDir,
-    config: PathBuf,
-    bob: Shared,
-}
+/// A config directory reading the fake through the built-in spec and mapping.
+type Env = provider_common::Env<Shared>;
 
 impl Env {
     async fn start(bob: Bob) -> Env {
-        let bob = Arc::new(Mutex::new(bob));
-        let app = axum::Router::new().fallback(api).with_state(bob.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("config");
-        for sub in ["providers", "secrets"] {
-            std::fs::create_dir_all(config.join(sub)).unwrap();
-        }
-        std::fs::write(
-            config.join("providers/hibob.yaml"),
-            provider_override(&format!("http://{addr}/v1")),
-        )
-        .unwrap();
-        std::fs::write(
-            config.join("roster.yaml"),
-            format!(
-                "time_zone: UTC\nstore:\n  state_dir: state\nsources:\n  hibob:\n    provider: hibob\n    credentials:\n      service_user_id: {SERVICE_USER_ID}\n      service_user_token: {{file: secrets/hibob}}\n"
+        let (env, addr) =
+            provider_common::Env::serving(bob, axum::Router::new().fallback(api)).await;
+        env.override_base_url("hibob", &format!("http://{addr}/v1"));
+        env.write_roster(
+            TIME_ZONE,
+            &format!(
+                "  hibob:\n    provider: hibob\n    credentials:\n      service_user_id: {SERVICE_USER_ID}\n      service_user_token: {{file: secrets/hibob}}\n"
             ),
-        )
-        .unwrap();
-        let env = Env {
-            _dir: dir,
-            config,
-            bob,
-        };
+        );
         env.set_token(SERVICE_USER_TOKEN);
         env
     }
 
     fn set_token(&self, token: &str) {
-        std::fs::write(self.config.join("secrets/hibob"), format!("{token}\n")).unwrap();
+        self.write_secret("hibob", token);
     }
-
-    fn cfg(&self) -> roster::config::Config {
-        roster::config::load(&self.config, &LoadOptions::default())
-            .unwrap_or_else(|d| panic!("config invalid:\n{}", d.render()))
-    }
-
-    async fn sync(&self) -> Result<Report, SyncError> {
-        let cfg = self.cfg();
-        let mut store = roster::sync::open_store(&cfg).unwrap();
-        let plan = cfg.sources[0].clone();
-        roster::sync::sync_source(
-            &cfg,
-            &mut store,
-            &plan,
-            &Options::default(),
-            &mut NoProgress,
-        )
-        .await
-    }
-
-    /// Reads the published directory read-only, like a user.
-    fn query(&self, sql: &str) -> Vec<Vec<String>> {
-        let conn =
-            roster::store::open_readonly(&roster::sync::directory_path(&self.cfg())).unwrap();
-        let (_, rows) = roster::cli::query::execute(&conn, sql).unwrap();
-        rows.iter()
-            .map(|r| r.iter().map(roster::cli::query::text).collect())
-            .collect()
-    }
-
-    /// What the fake serves and has seen (locked until dropped).
-    fn fake(&self) -> std::sync::MutexGuard<'_, Bob> {
-        self.bob.lock().unwrap()
-    }
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-fn trimmed(v: &Value) -> String {
-    text(v).trim().to_string()
 }
 
 const COLUMNS: &str =
@@ -607,7 +514,7 @@ const BIRTH_DATE: usize = 21;
 /// left, keyed by work email: every mapped field from the fake's machine values, list fields
 /// by item name. Categories in `hidden` read as empty.
 fn expected_people(b: &Bob) -> BTreeMap<String, Vec<String>> {
-    let today = today().to_string();
+    let today = today_in(TIME_ZONE).to_string();
     let item = |field: &str, id: &Value| {
         b.lists[field]
             .iter()
@@ -684,22 +591,11 @@ fn expected_people(b: &Bob) -> BTreeMap<String, Vec<String>> {
     out
 }
 
-fn directory(env: &Env) -> BTreeMap<String, Vec<String>> {
-    env.query(&format!("select work_email, {COLUMNS} from people"))
-        .into_iter()
-        .map(|mut r| (r.remove(0), r))
-        .collect()
-}
-
 #[tokio::test]
 async fn a_hibob_sync_reads_everyone_in_one_search_and_maps_every_field() {
     let env = Env::start(Bob::tenant()).await;
     let r = env.sync().await.unwrap();
-    assert!(
-        r.published && r.applied.held.is_none(),
-        "{:?}",
-        r.applied.held
-    );
+    assert_published(&r);
 
     let b = env.fake();
     // Leavers are read (showInactive) and left out by the mapping's filter.
@@ -708,11 +604,8 @@ async fn a_hibob_sync_reads_everyone_in_one_search_and_maps_every_field() {
         (PEOPLE as u64, PEOPLE as u64 - 1, 1, 0)
     );
     let expected = expected_people(&b);
-    let actual = directory(&env);
-    assert_eq!(actual.len(), expected.len());
-    for (email, want) in &expected {
-        assert_eq!(actual.get(email), Some(want), "{email}");
-    }
+    let actual = env.people_by_email(COLUMNS);
+    assert_people(&actual, &expected, COLUMNS);
 
     // The special cases are in the data and landed as they should.
     let row = |i: usize| actual.get(&email(i).to_lowercase());
@@ -762,36 +655,31 @@ async fn a_hibob_sync_reads_everyone_in_one_search_and_maps_every_field() {
 async fn a_renewed_service_user_token_fails_once_with_what_to_do() {
     let env = Env::start(Bob::tenant()).await;
     env.sync().await.unwrap();
-    let before = directory(&env);
+    let before = env.people_by_email(COLUMNS);
 
     env.set_token(OLD_TOKEN);
-    let err = env.sync().await.unwrap_err();
-    assert!(matches!(err, SyncError::Fetch(_)), "{err:?}");
-    let msg = err.to_string();
-    for part in [
-        "source `hibob`",
-        "POST /v1/people/search",
-        "HTTP 401",
-        "invalid credentials",
-        "`service_user_token`",
-        "revoked, regenerated or mistyped",
-        "update the secrets this source references",
-        "nothing was applied",
-    ] {
-        assert!(msg.contains(part), "`{part}` missing from: {msg}");
-    }
     let basic =
         base64::engine::general_purpose::STANDARD.encode(format!("{SERVICE_USER_ID}:{OLD_TOKEN}"));
-    for secret in [OLD_TOKEN, "CANARY", basic.as_str()] {
-        assert!(!msg.contains(secret), "{msg}");
-        assert!(!format!("{err:?}").contains(secret));
-    }
+    assert_fetch_error(
+        &env.sync().await.unwrap_err(),
+        &[
+            "source `hibob`",
+            "POST /v1/people/search",
+            "HTTP 401",
+            "invalid credentials",
+            "`service_user_token`",
+            "revoked, regenerated or mistyped",
+            "update the secrets this source references",
+            "nothing was applied",
+        ],
+        &[OLD_TOKEN, "CANARY", &basic],
+    );
     // Asked once: HiBob's firewall blocks callers that repeat rejected credentials.
     let b = env.fake();
     assert_eq!(b.seen.iter().filter(|s| s.status == 401).count(), 1);
     assert_eq!(b.seen.len(), 2);
     drop(b);
-    assert_eq!(directory(&env), before, "nothing was applied");
+    assert_eq!(env.people_by_email(COLUMNS), before, "nothing was applied");
 }
 
 #[tokio::test]
@@ -819,7 +707,7 @@ async fn a_429_waits_for_the_rate_limit_window_to_reset() {
     );
     let expected = expected_people(&b);
     drop(b);
-    assert_eq!(directory(&env), expected);
+    assert_eq!(env.people_by_email(COLUMNS), expected);
 }
 
 #[tokio::test]
@@ -834,7 +722,7 @@ async fn fields_and_people_the_service_user_may_not_see_are_silently_missing() {
     assert!(r.applied.held.is_none());
     let b = env.fake();
     let expected = expected_people(&b);
-    let actual = directory(&env);
+    let actual = env.people_by_email(COLUMNS);
     assert_eq!(actual, expected);
     // What that looks like: pre-hires missing, no birth dates, no employment type, and
     // contractors labelled employees.
@@ -865,5 +753,5 @@ async fn a_response_with_slash_notation_keys_only_lands_the_same_people() {
     let b = env.fake();
     let expected = expected_people(&b);
     drop(b);
-    assert_eq!(directory(&env), expected);
+    assert_eq!(env.people_by_email(COLUMNS), expected);
 }

@@ -18,7 +18,7 @@
 //! Expectations are derived from the members the fake serves, never copied from output.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use axum::Json;
@@ -31,8 +31,9 @@ use jiff::ToSpan as _;
 use jiff::civil::Date;
 use serde_json::{Value, json};
 
-use roster::config::LoadOptions;
-use roster::sync::{NoProgress, Options, Report, SyncError};
+use roster::sync::SyncError;
+
+use crate::provider_common::{self, assert_fetch_error, assert_published, text, today_in};
 
 const TIME_ZONE: &str = "America/New_York";
 const CLIENT_ID: &str = "jw-client-5e0a7c22";
@@ -42,6 +43,8 @@ const INITIAL_REFRESH: &str = "jw-rt-initial-Hk3Pq9Zs";
 const COMPANY_ID: &str = "5e0a7c22-91d4-4b8e-a3f6-0d2c8b1e4f70";
 /// Members per page, whatever `limit` asks (the API may return fewer than asked).
 const PAGE_CAP: usize = 3;
+/// Where Roster keeps the rotated refresh token, in the config directory.
+const TOKEN_FILE: &str = "state/tokens/justworks.json";
 
 /// The fake's state.
 struct Justworks {
@@ -374,13 +377,16 @@ fn company(today: Date) -> Vec<Value> {
     v
 }
 
-struct Fake {
-    addr: std::net::SocketAddr,
-    state: Shared,
+/// A config directory reading the fake through the built-in Justworks spec and mapping.
+type Env = provider_common::Env<Shared>;
+
+fn today() -> Date {
+    today_in(TIME_ZONE)
 }
 
-async fn start(members: Vec<Value>, token_file: PathBuf) -> Fake {
-    let state = Arc::new(Mutex::new(Justworks {
+async fn env(members: Vec<Value>) -> Env {
+    let env = provider_common::Env::new();
+    let fake = Justworks {
         refresh_token: INITIAL_REFRESH.into(),
         rotate: true,
         access_token: None,
@@ -390,157 +396,44 @@ async fn start(members: Vec<Value>, token_file: PathBuf) -> Fake {
         members,
         token_requests: Vec::new(),
         member_requests: Vec::new(),
-        token_file,
+        token_file: env.config.join(TOKEN_FILE),
         used_before_saved: false,
         refresh_of_access: HashMap::new(),
-    }));
+    };
     let app = axum::Router::new()
         .route("/oauth/token", post(token))
-        .route("/v1/members", get(list_members))
-        .with_state(state.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    Fake { addr, state }
-}
-
-/// The built-in spec `name` with each line that starts with one of `replace`'s prefixes
-/// replaced by its line (each prefix must match exactly once).
-fn provider_override(name: &str, replace: &[(&str, String)]) -> String {
-    let (_, builtin) = roster::config::builtin_providers()
-        .iter()
-        .find(|(n, _)| *n == name)
-        .unwrap();
-    let mut hits = vec![0; replace.len()];
-    let mut out = String::new();
-    for line in builtin.lines() {
-        match replace.iter().position(|(p, _)| line.starts_with(p)) {
-            Some(i) => {
-                hits[i] += 1;
-                out.push_str(&replace[i].1);
-            }
-            None => out.push_str(line),
-        }
-        out.push('\n');
-    }
-    for ((p, _), n) in replace.iter().zip(hits) {
-        assert_eq!(
-            n, 1,
-            "`{p}` matches {n} lines of the built-in `{name}` spec"
-        );
-    }
-    out
-}
-
-/// A config directory reading the fake through the built-in Justworks spec and mapping.
-struct Env {
-    _dir: tempfile::TempDir,
-    config: PathBuf,
-    fake: Fake,
-}
-
-fn today() -> Date {
-    jiff::Timestamp::now()
-        .to_zoned(jiff::tz::TimeZone::get(TIME_ZONE).unwrap())
-        .date()
-}
-
-fn write_secret(config: &Path, name: &str, value: &str) {
-    std::fs::write(config.join("secrets").join(name), format!("{value}\n")).unwrap();
-}
-
-async fn env(members: Vec<Value>) -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config");
-    for sub in ["providers", "secrets"] {
-        std::fs::create_dir_all(config.join(sub)).unwrap();
-    }
-    let fake = start(members, config.join("state/tokens/justworks.json")).await;
-    let a = fake.addr;
-    std::fs::write(
-        config.join("providers/justworks.yaml"),
-        provider_override(
-            "justworks",
-            &[
-                ("base_url:", format!("base_url: http://{a}")),
-                (
-                    "  token_url:",
-                    format!("  token_url: http://{a}/oauth/token"),
-                ),
-                // The declared 60 a minute would space the five requests of a sync a second
-                // apart; the pacing itself is tested in tests/it/fetch.rs.
-                (
-                    "  requests_per_minute:",
-                    "  requests_per_minute: 6000".into(),
-                ),
-            ],
+        .route("/v1/members", get(list_members));
+    let (env, a) = env.serve(fake, app).await;
+    env.override_builtin(
+        "justworks",
+        &[
+            ("base_url:", format!("base_url: http://{a}")),
+            (
+                "  token_url:",
+                format!("  token_url: http://{a}/oauth/token"),
+            ),
+            // The declared 60 a minute would space the five requests of a sync a second
+            // apart; the pacing itself is tested in tests/it/fetch.rs.
+            (
+                "  requests_per_minute:",
+                "  requests_per_minute: 6000".into(),
+            ),
+        ],
+    );
+    env.write_secret("client_secret", CLIENT_SECRET);
+    env.write_secret("refresh_token", INITIAL_REFRESH);
+    env.write_roster(
+        TIME_ZONE,
+        &format!(
+            "  justworks:\n    provider: justworks\n    credentials:\n      client_id: {CLIENT_ID}\n      client_secret: {{file: secrets/client_secret}}\n      refresh_token: {{file: secrets/refresh_token}}\n"
         ),
-    )
-    .unwrap();
-    write_secret(&config, "client_secret", CLIENT_SECRET);
-    write_secret(&config, "refresh_token", INITIAL_REFRESH);
-    std::fs::write(
-        config.join("roster.yaml"),
-        format!(
-            "time_zone: {TIME_ZONE}\nstore:\n  state_dir: state\nsources:\n  justworks:\n    provider: justworks\n    credentials:\n      client_id: {CLIENT_ID}\n      client_secret: {{file: secrets/client_secret}}\n      refresh_token: {{file: secrets/refresh_token}}\n"
-        ),
-    )
-    .unwrap();
-    Env {
-        _dir: dir,
-        config,
-        fake,
-    }
+    );
+    env
 }
 
 impl Env {
-    fn cfg(&self) -> roster::config::Config {
-        roster::config::load(&self.config, &LoadOptions::default())
-            .unwrap_or_else(|d| panic!("config invalid:\n{}", d.render()))
-    }
-
-    /// One sync as a fresh process would run it: config loaded, store opened, client built.
-    async fn sync(&self) -> Result<Report, SyncError> {
-        let cfg = self.cfg();
-        let mut store = roster::sync::open_store(&cfg).unwrap();
-        let plan = cfg.sources[0].clone();
-        roster::sync::sync_source(
-            &cfg,
-            &mut store,
-            &plan,
-            &Options::default(),
-            &mut NoProgress,
-        )
-        .await
-    }
-
-    /// The published directory, opened read-only as a user would.
-    fn directory(&self) -> Directory {
-        let path = roster::sync::directory_path(&self.cfg());
-        Directory(roster::store::open_readonly(&path).unwrap())
-    }
-
     fn token_file(&self) -> PathBuf {
-        self.config.join("state/tokens/justworks.json")
-    }
-}
-
-struct Directory(duckdb::Connection);
-
-impl Directory {
-    fn query(&self, sql: &str) -> Vec<Vec<String>> {
-        let (_, rows) = roster::cli::query::execute(&self.0, sql).unwrap();
-        rows.iter()
-            .map(|r| r.iter().map(roster::cli::query::text).collect())
-            .collect()
-    }
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+        self.config.join(TOKEN_FILE)
     }
 }
 
@@ -567,15 +460,14 @@ async fn a_sync_lands_every_member_with_worker_type_managers_and_lifecycle_dates
     let served = company(today);
     let e = env(served.clone()).await;
     let r = e.sync().await.unwrap();
-    assert!(r.published, "{r:?}");
-    assert!(r.applied.held.is_none(), "{:?}", r.applied.held);
+    assert_published(&r);
     let dir = e.directory();
 
     // Paging: the first request has no cursor and asks for 100 (the documented maximum),
     // each next one sends back the previous `next_cursor`, the last answered null; no
     // `status` filter, so terminated members (and their dates) are read too.
     let (requests, token_requests) = {
-        let j = e.fake.state.lock().unwrap();
+        let j = e.fake();
         (j.member_requests.clone(), j.token_requests.clone())
     };
     assert_eq!(requests.len(), served.len().div_ceil(PAGE_CAP));
@@ -662,13 +554,7 @@ async fn a_sync_lands_every_member_with_worker_type_managers_and_lifecycle_dates
     );
 
     // The cases the seeds promise, spelled out (each is also covered by the loop above).
-    let one = |email: &str, col: &str| {
-        let rows = dir.query(&format!(
-            "select {col} from people where work_email = '{email}'"
-        ));
-        assert_eq!(rows.len(), 1, "{email}: {rows:?}");
-        rows[0][0].clone()
-    };
+    let one = |email: &str, col: &str| dir.row_of(email, col).remove(0);
     assert_eq!(one("sam.nakamura@acme.example", "status"), "pre_hire");
     assert_eq!(
         one(
@@ -724,11 +610,11 @@ async fn the_rotated_refresh_token_is_saved_before_use_and_the_next_sync_uses_it
     let e = env(company(today())).await;
     // Access tokens good for two requests: the four pages need a second refresh mid-sync
     // (a 401, then one re-login), which rotates the refresh token again.
-    e.fake.state.lock().unwrap().access_uses = 2;
+    e.fake().access_uses = 2;
     let r = e.sync().await.unwrap();
     assert!(r.published);
     let (issued, current) = {
-        let j = e.fake.state.lock().unwrap();
+        let j = e.fake();
         assert!(
             !j.used_before_saved,
             "an access token was used before its refresh token was saved"
@@ -764,7 +650,7 @@ async fn the_rotated_refresh_token_is_saved_before_use_and_the_next_sync_uses_it
     // it refreshes with the saved token, not the dead one in the credential.
     let r = e.sync().await.unwrap();
     assert_eq!(r.run.records as usize, company(today()).len());
-    let j = e.fake.state.lock().unwrap();
+    let j = e.fake();
     let presented: Vec<&str> = j
         .token_requests
         .iter()
@@ -780,34 +666,32 @@ async fn the_rotated_refresh_token_is_saved_before_use_and_the_next_sync_uses_it
 
 /// The failed sync's error text, checked for what every credential error must say.
 fn credential_error(err: SyncError, secret: &str) -> String {
-    let msg = err.to_string();
-    assert!(matches!(err, SyncError::Fetch(_)), "{msg}");
-    assert!(!msg.contains(secret), "the secret leaked: {msg}");
-    for part in [
-        "source `justworks`",
-        "invalid credentials",
-        "update the secrets",
-        "nothing was applied",
-    ] {
-        assert!(msg.contains(part), "`{part}` not in: {msg}");
-    }
-    msg
+    assert_fetch_error(
+        &err,
+        &[
+            "source `justworks`",
+            "invalid credentials",
+            "update the secrets",
+            "nothing was applied",
+        ],
+        &[secret],
+    )
 }
 
 #[tokio::test]
 async fn a_wrong_client_secret_is_a_clear_error_without_the_secret() {
     let e = env(company(today())).await;
     let wrong = "jw-secret-WRONG-7d1e3a5c";
-    write_secret(&e.config, "client_secret", wrong);
+    e.write_secret("client_secret", wrong);
     let msg = credential_error(e.sync().await.unwrap_err(), wrong);
     assert!(msg.contains("login failed with HTTP 401"), "{msg}");
     assert!(msg.contains("invalid_client"), "{msg}");
     assert!(msg.contains("`client_secret`"), "{msg}");
-    let j = e.fake.state.lock().unwrap();
+    let j = e.fake();
     assert_eq!(j.token_requests.len(), 1, "a rejected login is not retried");
     assert!(j.member_requests.is_empty());
     // Nothing was published.
-    assert!(!roster::sync::directory_path(&e.cfg()).exists());
+    assert!(!e.directory_path().exists());
 }
 
 #[tokio::test]
@@ -816,13 +700,13 @@ async fn an_expired_refresh_token_is_a_clear_error_without_the_token() {
     // echoes the token; Roster shows the answer with the token masked.
     let e = env(company(today())).await;
     let dead = "jw-rt-expired-Vb8nQ2";
-    write_secret(&e.config, "refresh_token", dead);
+    e.write_secret("refresh_token", dead);
     let msg = credential_error(e.sync().await.unwrap_err(), dead);
     assert!(msg.contains("login failed with HTTP 400"), "{msg}");
     assert!(msg.contains("invalid_grant"), "{msg}");
     assert!(msg.contains("The refresh token *** is invalid"), "{msg}");
     assert!(msg.contains("`refresh_token`"), "{msg}");
-    assert_eq!(e.fake.state.lock().unwrap().token_requests.len(), 1);
+    assert_eq!(e.fake().token_requests.len(), 1);
 }
 
 #[tokio::test]
@@ -834,8 +718,8 @@ async fn a_new_initial_refresh_token_replaces_a_dead_saved_one() {
     e.sync().await.unwrap();
     assert!(e.token_file().exists());
     let reapproved = "jw-rt-reapproved-Tz5k";
-    e.fake.state.lock().unwrap().refresh_token = reapproved.into();
-    write_secret(&e.config, "refresh_token", reapproved);
+    e.fake().refresh_token = reapproved.into();
+    e.write_secret("refresh_token", reapproved);
     let r = e.sync().await.unwrap();
     assert_eq!(r.run.records as usize, company(today()).len());
 }

@@ -17,7 +17,6 @@
 //!   `GET /compensation/contract-types`: `{data, metadata}`, no paging parameters.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -28,8 +27,12 @@ use jiff::civil::{Date, date};
 use jiff::{Span, ToSpan as _};
 use serde_json::{Value, json};
 
-use roster::config::LoadOptions;
-use roster::sync::{NoProgress, Options, Report, SyncError};
+use crate::provider_common::{
+    self, assert_fetch_error, assert_people, assert_published, date as day, text, today_in, trimmed,
+};
+
+/// The deployment's time zone (roster.yaml `time_zone`).
+const TIME_ZONE: &str = "UTC";
 
 /// The key the fake accepts.
 const API_KEY: &str = "5b8555a77b62b223d27593bcd15e172c2936590391fe4dea8e31f9b9";
@@ -124,12 +127,6 @@ fn plus(d: Date, span: Span) -> Date {
     d.checked_add(span).unwrap()
 }
 
-fn today() -> Date {
-    jiff::Timestamp::now()
-        .to_zoned(jiff::tz::TimeZone::UTC)
-        .date()
-}
-
 fn manager_of(i: usize) -> Option<usize> {
     (i > 0).then(|| (i - 1) / 5)
 }
@@ -141,7 +138,7 @@ fn employee_id(i: usize) -> String {
 impl Kenjo {
     /// A tenant of [`PEOPLE`] employees in two companies, three offices and five departments.
     fn tenant() -> Kenjo {
-        let today = today();
+        let today = today_in(TIME_ZONE);
         let companies = vec![
             json!({"_id": "40a2db290da29e126a18789a", "name": "ACME GmbH", "city": "Berlin", "country": "DE"}),
             json!({"_id": "40a2db290da29e126a18789b", "name": "ACME SA", "city": "Madrid", "country": "ES"}),
@@ -421,125 +418,29 @@ async fn api(
     }
 }
 
-/// The built-in spec with only `base_url` pointed at the fake.
-fn provider_override(base_url: &str) -> String {
-    let (_, builtin) = roster::config::builtin_providers()
-        .iter()
-        .find(|(n, _)| *n == "kenjo")
-        .unwrap();
-    let mut replaced = 0;
-    let text: String = builtin
-        .lines()
-        .map(|line| {
-            if line.starts_with("base_url:") {
-                replaced += 1;
-                format!("base_url: {base_url}\n")
-            } else {
-                format!("{line}\n")
-            }
-        })
-        .collect();
-    assert_eq!(replaced, 1, "one base_url line in the built-in kenjo spec");
-    text
-}
-
-struct Env {
-    _dir: tempfile::TempDir,
-    config: PathBuf,
-    kenjo: Shared,
-}
+/// A config directory reading the fake through the built-in spec and mapping.
+type Env = provider_common::Env<Shared>;
 
 impl Env {
     /// A fake Kenjo serving `kenjo`, and a config directory reading it with the built-in spec
     /// and mapping; `source_extra` is appended to the source's block in roster.yaml.
     async fn start(kenjo: Kenjo, source_extra: &str) -> Env {
-        let kenjo = Arc::new(Mutex::new(kenjo));
-        let app = axum::Router::new().fallback(api).with_state(kenjo.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("config");
-        for sub in ["providers", "secrets"] {
-            std::fs::create_dir_all(config.join(sub)).unwrap();
-        }
-        std::fs::write(
-            config.join("providers/kenjo.yaml"),
-            provider_override(&format!("http://{addr}/api/v1")),
-        )
-        .unwrap();
-        std::fs::write(
-            config.join("roster.yaml"),
-            format!(
-                "time_zone: UTC\nstore:\n  state_dir: state\nsources:\n  kenjo:\n    provider: kenjo\n    credentials:\n      api_key: {{file: secrets/kenjo}}\n{source_extra}"
+        let (env, addr) =
+            provider_common::Env::serving(kenjo, axum::Router::new().fallback(api)).await;
+        env.override_base_url("kenjo", &format!("http://{addr}/api/v1"));
+        env.write_roster(
+            TIME_ZONE,
+            &format!(
+                "  kenjo:\n    provider: kenjo\n    credentials:\n      api_key: {{file: secrets/kenjo}}\n{source_extra}"
             ),
-        )
-        .unwrap();
-        let env = Env {
-            _dir: dir,
-            config,
-            kenjo,
-        };
+        );
         env.set_api_key(API_KEY);
         env
     }
 
     fn set_api_key(&self, key: &str) {
-        std::fs::write(self.config.join("secrets/kenjo"), format!("{key}\n")).unwrap();
+        self.write_secret("kenjo", key);
     }
-
-    fn cfg(&self) -> roster::config::Config {
-        roster::config::load(&self.config, &LoadOptions::default())
-            .unwrap_or_else(|d| panic!("config invalid:\n{}", d.render()))
-    }
-
-    async fn sync(&self) -> Result<Report, SyncError> {
-        let cfg = self.cfg();
-        let mut store = roster::sync::open_store(&cfg).unwrap();
-        let plan = cfg.sources[0].clone();
-        roster::sync::sync_source(
-            &cfg,
-            &mut store,
-            &plan,
-            &Options::default(),
-            &mut NoProgress,
-        )
-        .await
-    }
-
-    /// Reads the published directory read-only, like a user.
-    fn query(&self, sql: &str) -> Vec<Vec<String>> {
-        let conn =
-            roster::store::open_readonly(&roster::sync::directory_path(&self.cfg())).unwrap();
-        let (_, rows) = roster::cli::query::execute(&conn, sql).unwrap();
-        rows.iter()
-            .map(|r| r.iter().map(roster::cli::query::text).collect())
-            .collect()
-    }
-
-    /// What the fake serves and has seen (locked until dropped).
-    fn fake(&self) -> std::sync::MutexGuard<'_, Kenjo> {
-        self.kenjo.lock().unwrap()
-    }
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// Trimmed text; empty when there is none.
-fn trimmed(v: &Value) -> String {
-    text(v).trim().to_string()
-}
-
-/// The calendar date of a Kenjo date-time.
-fn day(v: &Value) -> String {
-    text(v).chars().take(10).collect()
 }
 
 fn find<'a>(list: &'a [Value], key: &str, id: &Value) -> Option<&'a Value> {
@@ -564,7 +465,7 @@ const START_DATE: usize = 18;
 /// What the directory must hold for each account the fake serves that is activated: every
 /// mapped field from the joined sections and looked-up org units. Keyed by work email.
 fn expected_people(k: &Kenjo) -> BTreeMap<String, Vec<String>> {
-    let today = today().to_string();
+    let today = today_in(TIME_ZONE).to_string();
     let kept = |id: &Value| find(&k.accounts, "_id", id).is_some_and(|a| a["isActive"] == true);
     let mut out = BTreeMap::new();
     for a in k.accounts.iter().filter(|a| a["isActive"] == true) {
@@ -628,11 +529,7 @@ fn expected_people(k: &Kenjo) -> BTreeMap<String, Vec<String>> {
 async fn a_kenjo_sync_assembles_every_employee_from_its_sections_field_by_field() {
     let env = Env::start(Kenjo::tenant(), "").await;
     let r = env.sync().await.unwrap();
-    assert!(
-        r.published && r.applied.held.is_none(),
-        "{:?}",
-        r.applied.held
-    );
+    assert_published(&r);
 
     let k = env.fake();
     let active = k.accounts.iter().filter(|a| a["isActive"] == true).count() as u64;
@@ -643,13 +540,8 @@ async fn a_kenjo_sync_assembles_every_employee_from_its_sections_field_by_field(
 
     // Every activated employee, every mapped field as the fake served it.
     let expected = expected_people(&k);
-    let rows = env.query(&format!("select work_email, {COLUMNS} from people"));
-    let actual: BTreeMap<String, Vec<String>> =
-        rows.into_iter().map(|mut r| (r.remove(0), r)).collect();
-    assert_eq!(actual.len(), expected.len());
-    for (email, want) in &expected {
-        assert_eq!(actual.get(email), Some(want), "{email}");
-    }
+    let actual = env.people_by_email(COLUMNS);
+    assert_people(&actual, &expected, COLUMNS);
 
     // The special cases are really in the data, and landed as they should.
     let email_of = |i: usize| {
@@ -760,26 +652,20 @@ async fn a_revoked_api_key_fails_the_sync_says_what_to_do_and_changes_nothing() 
     ));
 
     env.set_api_key(REVOKED_KEY);
-    let err = env.sync().await.unwrap_err();
-    assert!(matches!(err, SyncError::Fetch(_)), "{err:?}");
-    let msg = err.to_string();
-    for part in [
-        "source `kenjo`",
-        "POST /api/v1/auth/login",
-        "login failed with HTTP 401",
-        "invalid credentials",
-        "`api_key`",
-        "revoked, regenerated or mistyped",
-        "update the secrets this source references",
-        "nothing was applied",
-    ] {
-        assert!(msg.contains(part), "`{part}` missing from: {msg}");
-    }
-    assert!(
-        !msg.contains(REVOKED_KEY) && !msg.contains("CANARY"),
-        "{msg}"
+    assert_fetch_error(
+        &env.sync().await.unwrap_err(),
+        &[
+            "source `kenjo`",
+            "POST /api/v1/auth/login",
+            "login failed with HTTP 401",
+            "invalid credentials",
+            "`api_key`",
+            "revoked, regenerated or mistyped",
+            "update the secrets this source references",
+            "nothing was applied",
+        ],
+        &[REVOKED_KEY, "CANARY"],
     );
-    assert!(!format!("{err:?}").contains("CANARY"));
 
     // The rejected key was tried once (no retries of a rejected credential), no list was read
     // with it, and the directory still holds the last good sync.
@@ -843,11 +729,7 @@ async fn contract_types_become_worker_types_once_roster_yaml_maps_them() {
     )
     .await;
     env.sync().await.unwrap();
-    let actual: BTreeMap<String, Vec<String>> = env
-        .query("select work_email, worker_type, employment_type from people")
-        .into_iter()
-        .map(|mut r| (r.remove(0), r))
-        .collect();
+    let actual = env.people_by_email("worker_type, employment_type");
     let k = env.fake();
     let mut expected = BTreeMap::new();
     for a in k.accounts.iter().filter(|a| a["isActive"] == true) {

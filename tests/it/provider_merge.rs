@@ -22,7 +22,6 @@
 //! first sync is a full read either way, which the test checks).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use axum::Json;
@@ -33,7 +32,12 @@ use axum::routing::get;
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use roster::sync::{NoProgress, Options, SyncError};
+use crate::provider_common::{
+    Env, assert_fetch_error, assert_people, assert_published, date, derived_status, serve, text,
+    today_in, trimmed,
+};
+
+const TIME_ZONE: &str = "America/New_York";
 
 const API_KEY: &str = "merge-prod-key-Jd83kQp2ZxV7rN5sWq";
 const ACCOUNT_TOKEN: &str = "merge-account-Hc4tY8wE1uB6mA3qLz";
@@ -192,9 +196,7 @@ async fn start(company: Merge) -> (String, Shared) {
     let app = axum::Router::new()
         .route("/api/hris/v1/employees", get(employees))
         .with_state(shared.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let addr = serve(app).await;
     (format!("http://{addr}/api/hris/v1"), shared)
 }
 
@@ -449,19 +451,6 @@ fn us_company() -> Merge {
 // Expectations, from what the fake serves
 // ---------------------------------------------------------------------------------------
 
-fn text(v: &Value) -> String {
-    match v {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// The calendar date as written.
-fn date(v: &Value) -> String {
-    text(v).chars().take(10).collect()
-}
-
 fn email(r: &Value) -> String {
     text(&r["work_email"]).trim().to_lowercase()
 }
@@ -476,7 +465,6 @@ const COLUMNS: &str = "employee_id, first_name, last_name, display_name, job_tit
 
 /// Every column of [`COLUMNS`] for a served (expanded) record the directory should have.
 fn expected(r: &Value, all: &[Value], today: &str) -> Vec<String> {
-    let trimmed = |v: &Value| text(v).trim().to_string();
     let employment = &r["employments"][0];
     let manager = &r["manager"];
     let manager_id = text(&manager["employee_number"]);
@@ -510,15 +498,7 @@ fn expected(r: &Value, all: &[Value], today: &str) -> Vec<String> {
         other => panic!("status {other:?} is not kept"),
     };
     let (start, end) = (date(&r["start_date"]), date(&r["termination_date"]));
-    // The store's derivation: a past end date terminates, an active person not yet
-    // started is a pre-hire.
-    let status = if !end.is_empty() && end.as_str() < today {
-        "terminated"
-    } else if hris_status == "active" && start.as_str() > today {
-        "pre_hire"
-    } else {
-        hris_status
-    };
+    let status = derived_status(hris_status, &start, &end, today);
     vec![
         text(&r["employee_number"]),
         trimmed(&r["first_name"]),
@@ -547,42 +527,15 @@ fn expected(r: &Value, all: &[Value], today: &str) -> Vec<String> {
 // A config directory and a sync
 // ---------------------------------------------------------------------------------------
 
-struct Env {
-    _dir: tempfile::TempDir,
-    config: PathBuf,
-}
-
 /// The built-in `merge` spec with only `base_url` replaced, the built-in mapping, and one
 /// source per `(name, api key, account token)`.
 fn env(base_url: &str, sources: &[(&str, &str, &str)]) -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config");
-    std::fs::create_dir_all(config.join("providers")).unwrap();
-    std::fs::create_dir_all(config.join("secrets")).unwrap();
-    let (_, builtin) = roster::config::builtin_providers()
-        .iter()
-        .find(|(n, _)| *n == "merge")
-        .unwrap();
-    let spec: String = builtin
-        .lines()
-        .map(|l| {
-            if l.starts_with("base_url:") {
-                format!("base_url: {base_url}\n")
-            } else {
-                format!("{l}\n")
-            }
-        })
-        .collect();
-    assert!(
-        spec.contains(&format!("\nbase_url: {base_url}\n")),
-        "the built-in spec has a top-level base_url"
-    );
-    std::fs::write(config.join("providers/merge.yaml"), spec).unwrap();
-    let mut roster =
-        String::from("time_zone: America/New_York\nstore:\n  state_dir: state\nsources:\n");
+    let env = Env::new();
+    env.override_base_url("merge", base_url);
+    let mut roster = String::new();
     for (name, key, account) in sources {
-        std::fs::write(config.join(format!("secrets/{name}_key")), key).unwrap();
-        std::fs::write(config.join(format!("secrets/{name}_account")), account).unwrap();
+        env.write(&format!("secrets/{name}_key"), key);
+        env.write(&format!("secrets/{name}_account"), account);
         roster.push_str(&format!(
             "  {name}:
     provider: merge
@@ -592,50 +545,8 @@ fn env(base_url: &str, sources: &[(&str, &str, &str)]) -> Env {
 "
         ));
     }
-    std::fs::write(config.join("roster.yaml"), roster).unwrap();
-    Env { _dir: dir, config }
-}
-
-impl Env {
-    fn cfg(&self) -> roster::config::Config {
-        crate::load(&self.config).unwrap_or_else(|d| panic!("config invalid:\n{}", d.render()))
-    }
-
-    async fn sync(&self, source: &str) -> Result<roster::sync::Report, SyncError> {
-        let cfg = self.cfg();
-        let mut store = roster::sync::open_store(&cfg).unwrap();
-        let plan = cfg
-            .sources
-            .iter()
-            .find(|s| s.name == source)
-            .unwrap()
-            .clone();
-        roster::sync::sync_source(
-            &cfg,
-            &mut store,
-            &plan,
-            &Options::default(),
-            &mut NoProgress,
-        )
-        .await
-    }
-
-    /// Reads the published directory read-only, like a user.
-    fn query(&self, sql: &str) -> Vec<Vec<String>> {
-        let conn =
-            roster::store::open_readonly(&roster::sync::directory_path(&self.cfg())).unwrap();
-        let (_, rows) = roster::cli::query::execute(&conn, sql).unwrap();
-        rows.iter()
-            .map(|r| r.iter().map(roster::cli::query::text).collect())
-            .collect()
-    }
-}
-
-fn today() -> String {
-    jiff::Timestamp::now()
-        .to_zoned(jiff::tz::TimeZone::get("America/New_York").unwrap())
-        .date()
-        .to_string()
+    env.write_roster(TIME_ZONE, &roster);
+    env
 }
 
 // ---------------------------------------------------------------------------------------
@@ -652,12 +563,8 @@ async fn merge_employees_land_in_the_directory_field_by_field() {
         m.employees.iter().map(|r| m.serve(r, &all)).collect()
     };
     let e = env(&base, &[("merge", API_KEY, ACCOUNT_TOKEN)]);
-    let r = e.sync("merge").await.unwrap();
-    assert!(
-        r.published && r.applied.held.is_none(),
-        "{:?}",
-        r.applied.held
-    );
+    let r = e.sync_source("merge").await.unwrap();
+    assert_published(&r);
     assert_eq!(
         (r.run.records, r.run.excluded, r.run.failed),
         (served.len() as u64, 2, 0),
@@ -665,33 +572,16 @@ async fn merge_employees_land_in_the_directory_field_by_field() {
     );
 
     // Everyone kept, with every mapped field as the fake served it; nobody else.
-    let today = today();
+    let today = today_in(TIME_ZONE).to_string();
     let want: BTreeMap<String, Vec<String>> = served
         .iter()
         .filter(|p| kept(p))
         .map(|p| (email(p), expected(p, &served, &today)))
         .collect();
-    let got: BTreeMap<String, Vec<String>> = e
-        .query(&format!("select work_email, {COLUMNS} from people"))
-        .into_iter()
-        .map(|mut row| (row.remove(0), row))
-        .collect();
-    assert_eq!(
-        got.keys().collect::<Vec<_>>(),
-        want.keys().collect::<Vec<_>>()
-    );
-    for (email, row) in &want {
-        assert_eq!(&got[email], row, "{email} ({COLUMNS})");
-    }
+    assert_people(&e.people_by_email(COLUMNS), &want, COLUMNS);
 
     // The quirks, spelled out (the loop above already compared them with the records).
-    let one = |email: &str, cols: &str| -> Vec<String> {
-        let rows = e.query(&format!(
-            "select {cols} from people where work_email = '{email}'"
-        ));
-        assert_eq!(rows.len(), 1, "{email}: {rows:?}");
-        rows.into_iter().next().unwrap()
-    };
+    let one = |email: &str, cols: &str| e.row_of(email, cols);
     // PENDING is in, as a pre-hire; INACTIVE and deleted records are out.
     assert_eq!(
         one(
@@ -841,32 +731,25 @@ async fn a_wrong_merge_key_or_account_token_is_a_clear_error_without_secrets() {
         ("bad_key", "Invalid token."),
         ("bad_account", "Invalid account token."),
     ] {
-        let err = e.sync(source).await.unwrap_err();
-        assert!(matches!(err, SyncError::Fetch(_)), "{err:?}");
-        let msg = err.to_string();
-        let named = format!("source `{source}`");
-        for part in [
-            named.as_str(),
-            "/employees",
-            "HTTP 401",
-            // Merge's own words say which of the two it rejected.
-            detail,
-            // What to do.
-            "`api_key`, `account_token`",
-            "Create new ones",
-            "nothing was applied",
-        ] {
-            assert!(msg.contains(part), "`{part}` not in: {msg}");
-        }
-        for shown in [msg, format!("{err:?}")] {
-            for secret in [WRONG_KEY, WRONG_ACCOUNT, API_KEY, ACCOUNT_TOKEN] {
-                assert!(!shown.contains(secret), "a secret leaked: {shown}");
-            }
-        }
+        assert_fetch_error(
+            &e.sync_source(source).await.unwrap_err(),
+            &[
+                &format!("source `{source}`"),
+                "/employees",
+                "HTTP 401",
+                // Merge's own words say which of the two it rejected.
+                detail,
+                // What to do.
+                "`api_key`, `account_token`",
+                "Create new ones",
+                "nothing was applied",
+            ],
+            &[WRONG_KEY, WRONG_ACCOUNT, API_KEY, ACCOUNT_TOKEN],
+        );
     }
     // One request each: a 401 is not retried (Merge blocks an IP after 20 errors in 10 s).
     let m = fake.lock().unwrap();
     assert_eq!(m.refused, ["Invalid token.", "Invalid account token."]);
     assert!(m.requests.is_empty());
-    assert!(!roster::sync::directory_path(&e.cfg()).exists());
+    assert!(!e.directory_path().exists());
 }

@@ -25,7 +25,6 @@
 //! Not reproduced: the rate limit (300/min, bursts of 15); three pages stay far below it.
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use axum::Json;
@@ -36,7 +35,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use roster::sync::{NoProgress, Options, SyncError};
+use crate::provider_common::{
+    Env, assert_fetch_error, assert_people, assert_published, date, derived_status, serve, text,
+    today_in,
+};
+
+const TIME_ZONE: &str = "Europe/Berlin";
 
 const CLIENT_ID: &str = "papi-4b1d2c3e-9f80-client";
 const CLIENT_SECRET: &str = "papi-secret-Vq7Lm2Xr9Tz4Kc8N";
@@ -203,9 +207,7 @@ async fn start(people: Vec<Value>) -> (String, Shared) {
         .route("/v1/auth", post(auth))
         .route("/v1/company/employees", get(employees))
         .with_state(shared.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let addr = serve(app).await;
     (format!("http://{addr}/v1"), shared)
 }
 
@@ -543,19 +545,6 @@ fn value<'a>(r: &'a Value, name: &str) -> &'a Value {
     &r["attributes"][name]["value"]
 }
 
-fn text(v: &Value) -> String {
-    match v {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// The calendar date as written (the first ten characters of a date or date-time).
-fn date(v: &Value) -> String {
-    text(v).chars().take(10).collect()
-}
-
 fn email(r: &Value) -> String {
     text(value(r, "email")).trim().to_lowercase()
 }
@@ -593,15 +582,7 @@ fn expected(r: &Value, all: &[Value], today: &str) -> Vec<String> {
         d if d.is_empty() => date(value(r, "contract_end_date")),
         d => d,
     };
-    // The store's derivation: a past end date terminates, an active person not yet
-    // started is a pre-hire.
-    let status = if !end.is_empty() && end.as_str() < today {
-        "terminated"
-    } else if hris_status == "active" && start.as_str() > today {
-        "pre_hire"
-    } else {
-        hris_status
-    };
+    let status = derived_status(hris_status, &start, &end, today);
     vec![
         text(value(r, "id")),
         trimmed("first_name"),
@@ -637,50 +618,16 @@ fn expected(r: &Value, all: &[Value], today: &str) -> Vec<String> {
 // A config directory and a sync
 // ---------------------------------------------------------------------------------------
 
-struct Env {
-    _dir: tempfile::TempDir,
-    config: PathBuf,
-}
-
 /// The built-in `personio` spec with only `base_url` replaced, the built-in mapping, and a
 /// source that maps the tenant's birthday attribute.
 fn env(base_url: &str, secret: &str) -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config");
-    std::fs::create_dir_all(config.join("providers")).unwrap();
-    std::fs::create_dir_all(config.join("secrets")).unwrap();
-    let (_, builtin) = roster::config::builtin_providers()
-        .iter()
-        .find(|(n, _)| *n == "personio")
-        .unwrap();
-    let spec: String = builtin
-        .lines()
-        .map(|l| {
-            if l.starts_with("base_url:") {
-                format!("base_url: {base_url}\n")
-            } else {
-                format!("{l}\n")
-            }
-        })
-        .collect();
-    assert!(
-        spec.contains(&format!("\nbase_url: {base_url}\n")),
-        "the built-in spec has a top-level base_url"
-    );
-    std::fs::write(config.join("providers/personio.yaml"), spec).unwrap();
-    std::fs::write(
-        config.join("secrets/personio_client_secret"),
-        format!("{secret}\n"),
-    )
-    .unwrap();
-    std::fs::write(
-        config.join("roster.yaml"),
-        format!(
-            "time_zone: Europe/Berlin
-store:
-  state_dir: state
-sources:
-  personio:
+    let env = Env::new();
+    env.override_base_url("personio", base_url);
+    env.write_secret("personio_client_secret", secret);
+    env.write_roster(
+        TIME_ZONE,
+        &format!(
+            "  personio:
     provider: personio
     credentials:
       client_id: {CLIENT_ID}
@@ -689,46 +636,8 @@ sources:
       birth_date: $.attributes.{BIRTHDAY}.value
 "
         ),
-    )
-    .unwrap();
-    Env { _dir: dir, config }
-}
-
-impl Env {
-    fn cfg(&self) -> roster::config::Config {
-        crate::load(&self.config).unwrap_or_else(|d| panic!("config invalid:\n{}", d.render()))
-    }
-
-    async fn sync(&self) -> Result<roster::sync::Report, SyncError> {
-        let cfg = self.cfg();
-        let mut store = roster::sync::open_store(&cfg).unwrap();
-        let plan = cfg.sources[0].clone();
-        roster::sync::sync_source(
-            &cfg,
-            &mut store,
-            &plan,
-            &Options::default(),
-            &mut NoProgress,
-        )
-        .await
-    }
-
-    /// Reads the published directory read-only, like a user.
-    fn query(&self, sql: &str) -> Vec<Vec<String>> {
-        let conn =
-            roster::store::open_readonly(&roster::sync::directory_path(&self.cfg())).unwrap();
-        let (_, rows) = roster::cli::query::execute(&conn, sql).unwrap();
-        rows.iter()
-            .map(|r| r.iter().map(roster::cli::query::text).collect())
-            .collect()
-    }
-}
-
-fn today() -> String {
-    jiff::Timestamp::now()
-        .to_zoned(jiff::tz::TimeZone::get("Europe/Berlin").unwrap())
-        .date()
-        .to_string()
+    );
+    env
 }
 
 // ---------------------------------------------------------------------------------------
@@ -741,11 +650,7 @@ async fn personio_employees_land_in_the_directory_field_by_field() {
     let (base, fake) = start(company.clone()).await;
     let e = env(&base, CLIENT_SECRET);
     let r = e.sync().await.unwrap();
-    assert!(
-        r.published && r.applied.held.is_none(),
-        "{:?}",
-        r.applied.held
-    );
+    assert_published(&r);
 
     let inactive = company
         .iter()
@@ -762,33 +667,16 @@ async fn personio_employees_land_in_the_directory_field_by_field() {
     );
 
     // Everyone kept, with every mapped field as the fake served it; nobody else.
-    let today = today();
+    let today = today_in(TIME_ZONE).to_string();
     let want: BTreeMap<String, Vec<String>> = company
         .iter()
         .filter(|p| kept(p))
         .map(|p| (email(p), expected(p, &company, &today)))
         .collect();
-    let got: BTreeMap<String, Vec<String>> = e
-        .query(&format!("select work_email, {COLUMNS} from people"))
-        .into_iter()
-        .map(|mut row| (row.remove(0), row))
-        .collect();
-    assert_eq!(
-        got.keys().collect::<Vec<_>>(),
-        want.keys().collect::<Vec<_>>()
-    );
-    for (email, row) in &want {
-        assert_eq!(&got[email], row, "{email} ({COLUMNS})");
-    }
+    assert_people(&e.people_by_email(COLUMNS), &want, COLUMNS);
 
     // The quirks, spelled out (the loop above already compared them with the records).
-    let one = |email: &str, cols: &str| -> Vec<String> {
-        let rows = e.query(&format!(
-            "select {cols} from people where work_email = '{email}'"
-        ));
-        assert_eq!(rows.len(), 1, "{email}: {rows:?}");
-        rows.into_iter().next().unwrap()
-    };
+    let one = |email: &str, cols: &str| e.row_of(email, cols);
     // Pre-hires are in: onboarding, and active with a hire date ahead.
     assert_eq!(
         one(
@@ -939,29 +827,25 @@ async fn personio_employees_land_in_the_directory_field_by_field() {
 async fn a_wrong_personio_secret_fails_the_login_with_what_to_do_and_no_secret() {
     let (base, fake) = start(company()).await;
     let e = env(&base, WRONG_SECRET);
-    let err = e.sync().await.unwrap_err();
-    assert!(matches!(err, SyncError::Fetch(_)), "{err:?}");
-    let msg = err.to_string();
-    for part in [
-        "source `personio`",
-        "/auth",
-        "login failed with HTTP 401",
-        // Personio's own message from the documented error body.
-        "Wrong credentials: unknown client_id or client_secret",
-        // What to do.
-        "`client_secret`",
-        "Create new ones",
-        "nothing was applied",
-    ] {
-        assert!(msg.contains(part), "`{part}` not in: {msg}");
-    }
-    for shown in [msg, format!("{err:?}")] {
-        assert!(!shown.contains(WRONG_SECRET), "the secret leaked: {shown}");
-    }
+    assert_fetch_error(
+        &e.sync().await.unwrap_err(),
+        &[
+            "source `personio`",
+            "/auth",
+            "login failed with HTTP 401",
+            // Personio's own message from the documented error body.
+            "Wrong credentials: unknown client_id or client_secret",
+            // What to do.
+            "`client_secret`",
+            "Create new ones",
+            "nothing was applied",
+        ],
+        &[WRONG_SECRET],
+    );
     // One login, not retried (repeating a rejected credential can lock the account), and
     // no employees request; nothing published.
     let p = fake.lock().unwrap();
     assert_eq!(p.logins, [None]);
     assert!(p.pages.is_empty() && p.rejected == 0);
-    assert!(!roster::sync::directory_path(&e.cfg()).exists());
+    assert!(!e.directory_path().exists());
 }
