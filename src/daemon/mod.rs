@@ -732,7 +732,11 @@ async fn sync_one(
     };
     let (outcome, message) = tokio::select! {
         r = sync => match r {
-            Ok(report) => (report.run.outcome.clone(), crate::cli::sync::summary(&report)),
+            Ok(report) => {
+                metrics::gauge!("roster_sync_records", "source" => source.to_string())
+                    .set(report.run.records as f64);
+                (report.run.outcome.clone(), crate::cli::sync::summary(&report))
+            }
             Err(e) => ("failed".to_string(), e.to_string()),
         },
         _ = watch_cancel => {
