@@ -11,7 +11,7 @@
 //! - **Reload**: a debounced watch of the config directory and SIGHUP go through one path
 //!   (`Daemon::reload`): load and validate the whole config; if valid, swap it in (a sync in
 //!   flight finishes on the config it started with), reschedule, restart the delivery
-//!   workers when webhooks changed; if invalid, log every located error and keep the last
+//!   workers (re-reading webhook secrets); if invalid, log every located error and keep the last
 //!   good config.
 //! - **Admin HTTP** on loopback: `/healthz`, `/readyz`, `/metrics`, `/status`, `POST /sync`.
 //! - **systemd**: READY after start, RELOADING/READY around reloads, STATUS lines, watchdog
@@ -329,11 +329,11 @@ pub async fn serve(config_dir: &Path, stop_grace: Duration) -> Result<u8, StartE
             _ = sigint.recv() => break,
             _ = sighup.recv() => {
                 tracing::info!("SIGHUP: reloading the config");
-                reload(&shared, &mut delivery, &mut watch, &reload_tx);
+                reload(&shared, &mut delivery, &mut watch, &reload_tx).await;
             }
             Some(()) = reload_rx.recv() => {
                 tracing::info!("the config directory changed: reloading");
-                reload(&shared, &mut delivery, &mut watch, &reload_tx);
+                reload(&shared, &mut delivery, &mut watch, &reload_tx).await;
             }
         }
     }
@@ -417,7 +417,7 @@ fn start_watch(
 }
 
 /// The one reload path (file watch and SIGHUP).
-fn reload(
+async fn reload(
     shared: &Arc<Shared>,
     delivery: &mut Delivery,
     watch: &mut Option<watch::ConfigWatch>,
@@ -425,10 +425,7 @@ fn reload(
 ) {
     let _ = notify::reloading();
     let old = shared.config();
-    let result = load(&old.dir);
-    let mut status = shared.reload_status();
-    status.reloads += 1;
-    match result {
+    match load(&old.dir) {
         Err(d) => {
             let located = d.render();
             for line in located.lines().filter(|l| !l.trim().is_empty()) {
@@ -437,20 +434,32 @@ fn reload(
             tracing::error!(
                 "the new config is not valid; the last good config keeps running (fix the errors above; `roster validate` shows them too)"
             );
-            status.last_successful = false;
-            status.last_error = Some(located);
+            {
+                let mut status = shared.reload_status();
+                status.reloads += 1;
+                status.last_successful = false;
+                status.last_error = Some(located);
+            }
             metrics::counter!("roster_config_reloads_total", "outcome" => "rejected").increment(1);
             metrics::gauge!("roster_config_last_reload_successful").set(0.0);
         }
         Ok(new) => {
             let version = crate::sync::config_version(&new);
-            status.last_successful = true;
-            status.last_error = None;
+            let unchanged = {
+                let mut status = shared.reload_status();
+                status.reloads += 1;
+                status.last_successful = true;
+                status.last_error = None;
+                version == status.config_version
+            };
             metrics::gauge!("roster_config_last_reload_successful").set(1.0);
-            if version == status.config_version {
+            if unchanged {
                 tracing::info!("the config is unchanged");
                 metrics::counter!("roster_config_reloads_total", "outcome" => "unchanged")
                     .increment(1);
+                // Secrets live outside the config: a reload re-reads the webhooks' (the
+                // sources' are read at every sync).
+                delivery.restart(shared, &old).await;
             } else {
                 let new = Arc::new(new);
                 let webhooks_changed = old.deployment.spec.webhooks != new.deployment.spec.webhooks
@@ -464,13 +473,14 @@ fn reload(
                     .map(|s| s.name.clone())
                     .collect();
                 *shared.config.write().unwrap_or_else(|e| e.into_inner()) = new.clone();
-                status.config_version = version.clone();
-                status.config_commit = crate::sync::config_commit(&new.dir);
-                status.loaded_at = Timestamp::now().to_string();
-                drop(status);
-                if webhooks_changed {
-                    delivery.restart(shared, &new);
+                {
+                    let mut status = shared.reload_status();
+                    status.config_version = version.clone();
+                    status.config_commit = crate::sync::config_commit(&new.dir);
+                    status.loaded_at = Timestamp::now().to_string();
                 }
+                // Restarted either way: a changed endpoint, or one whose secret file changed.
+                delivery.restart(shared, &new).await;
                 if new.state_dir() != old.state_dir() {
                     tracing::warn!(
                         "store.state_dir changed: it takes effect at the next restart (the open state database stays in use)"
@@ -490,13 +500,9 @@ fn reload(
                 );
                 metrics::counter!("roster_config_reloads_total", "outcome" => "applied")
                     .increment(1);
-                let _ = notify::ready();
-                let _ = notify::status(&status_line(shared));
-                return;
             }
         }
     }
-    drop(status);
     let _ = notify::ready();
     let _ = notify::status(&status_line(shared));
 }
@@ -545,13 +551,13 @@ impl Delivery {
         Delivery { stop, running }
     }
 
-    fn restart(&mut self, shared: &Arc<Shared>, cfg: &Config) {
+    /// Stops the running workers (a batch in flight is dropped, its deliveries stay
+    /// pending), waits for them, and starts the workers of `cfg`: never two workers for one
+    /// endpoint.
+    async fn restart(&mut self, shared: &Arc<Shared>, cfg: &Config) {
         let _ = self.stop.send(true);
-        let old = self.running.take();
-        if let Some(old) = old {
-            tokio::spawn(async move {
-                let _ = old.wait().await;
-            });
+        if let Some(old) = self.running.take() {
+            let _ = old.wait().await;
         }
         *self = Delivery::start(shared, cfg);
     }
@@ -701,6 +707,19 @@ async fn sync_one(
     cancel: &std::sync::atomic::AtomicBool,
 ) -> RunResult {
     let started = Timestamp::now();
+    let Some(plan) = cfg.sources.iter().find(|s| s.name == source) else {
+        // Removed by a reload after it was queued.
+        if let Some(st) = shared.sources().get_mut(source) {
+            st.queued = false;
+        }
+        return RunResult {
+            source: source.into(),
+            outcome: "failed".into(),
+            message: format!("no source `{source}` in the running config"),
+            started_at: started.to_string(),
+            duration_ms: 0,
+        };
+    };
     {
         let mut sources = shared.sources();
         let st = sources.entry(source.to_string()).or_default();
@@ -710,15 +729,6 @@ async fn sync_one(
     }
     shared.schedule_changed.notify_one();
     let clock = std::time::Instant::now();
-    let Some(plan) = cfg.sources.iter().find(|s| s.name == source) else {
-        return RunResult {
-            source: source.into(),
-            outcome: "failed".into(),
-            message: format!("no source `{source}` in the running config"),
-            started_at: started.to_string(),
-            duration_ms: 0,
-        };
-    };
     let opts = Options::default();
     let mut progress = NoProgress;
     let sync = crate::sync::sync_source(cfg, store, plan, &opts, &mut progress);

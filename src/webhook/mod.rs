@@ -333,7 +333,7 @@ async fn worker(outbox: Outbox, ep: Arc<Endpoint>, mut mode: Mode) -> Result<Rep
         // blocking update stalls the stream's in-flight requests, and each update scans the
         // deliveries table. A crash re-sends at most one batch (with its `webhook-id`s).
         let ep2 = ep.clone();
-        let results: Vec<(Due, Outcome, Timestamp)> = futures::stream::iter(due)
+        let send_all = futures::stream::iter(due)
             .map(|d| {
                 let ep = ep2.clone();
                 async move {
@@ -342,8 +342,20 @@ async fn worker(outbox: Outbox, ep: Arc<Endpoint>, mut mode: Mode) -> Result<Rep
                 }
             })
             .buffer_unordered(CONCURRENCY)
-            .collect()
-            .await;
+            .collect::<Vec<(Due, Outcome, Timestamp)>>();
+        // The daemon's stop (shutdown, or the endpoint's config changed) does not wait for a
+        // batch to a dead receiver: the batch is dropped, its deliveries stay pending (those
+        // already answered are sent again later, with the same `webhook-id`).
+        let results = match &mode {
+            Mode::Forever { stop, .. } => {
+                let mut stop = stop.clone();
+                tokio::select! {
+                    r = send_all => r,
+                    _ = stop.wait_for(|s| *s) => break,
+                }
+            }
+            _ => send_all.await,
+        };
         let mut gone = None;
         let records: Vec<AttemptRecord> = results
             .into_iter()
