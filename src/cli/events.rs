@@ -92,12 +92,68 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
     };
     let store = match crate::sync::open_store(&cfg) {
         Ok(s) => s,
+        // The daemon holds the state database: read the published copy, ask the daemon to
+        // change anything.
+        Err(crate::store::StoreError::Locked { .. }) => return beside_daemon(args, &cfg),
         Err(e) => {
             eprintln!("error: {e}");
             return Ok(1);
         }
     };
     let outbox = store.outbox()?;
+    let mut out = std::io::stdout().lock();
+    match &args.command {
+        EventsCommand::List { .. } | EventsCommand::Show { .. } => {
+            drop(out);
+            show_or_list(args, &cfg, &outbox)
+        }
+        EventsCommand::Replay { id, endpoint } => {
+            let n = outbox.replay(id, endpoint.as_deref())?;
+            if n == 0 {
+                eprintln!(
+                    "error: event `{id}` has no delivery{} (help: `roster events show {id}`)",
+                    endpoint
+                        .as_deref()
+                        .map(|e| format!(" to `{e}`"))
+                        .unwrap_or_default()
+                );
+                return Ok(1);
+            }
+            writeln!(
+                out,
+                "{n} delivery(ies) of {id} queued with the same webhook-id; sending now"
+            )?;
+            drop(out);
+            deliver_now(&cfg, &store, Mode::Due)
+        }
+        EventsCommand::Retry { endpoint } => {
+            let n = outbox.retry(endpoint.as_deref())?;
+            writeln!(
+                out,
+                "{n} dead-lettered delivery(ies) queued again; sending now"
+            )?;
+            drop(out);
+            deliver_now(&cfg, &store, Mode::Due)
+        }
+        EventsCommand::Deliver { wait } => {
+            drop(out);
+            let mode = match wait {
+                Some(w) => Mode::Drain {
+                    deadline: std::time::Instant::now() + *w,
+                },
+                None => Mode::Due,
+            };
+            deliver_now(&cfg, &store, mode)
+        }
+    }
+}
+
+/// `roster events list` and `show`, on the live outbox or a published copy.
+fn show_or_list(
+    args: &Args,
+    cfg: &Config,
+    outbox: &crate::store::events::Outbox,
+) -> anyhow::Result<u8> {
     let mut out = std::io::stdout().lock();
     match &args.command {
         EventsCommand::List {
@@ -193,7 +249,7 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
                 )?;
             }
             if let (Some(ep), Some(data)) = (ep, &e.data) {
-                let rendering = rendering(&cfg, &ep);
+                let rendering = rendering(cfg, &ep);
                 let body = render(&e.id, &e.kind, &e.created_at, data, rendering);
                 let pretty: serde_json::Value = serde_json::from_slice(&body)?;
                 writeln!(out, "body sent to {ep}:")?;
@@ -202,45 +258,85 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
             }
             Ok(0)
         }
+        _ => Ok(0),
+    }
+}
+
+/// `roster events` while the daemon runs.
+fn beside_daemon(args: &Args, cfg: &Config) -> anyhow::Result<u8> {
+    match &args.command {
+        EventsCommand::List { .. } | EventsCommand::Show { .. } => {
+            let path = crate::sync::directory_path(cfg);
+            eprintln!(
+                "note: the daemon holds the state database; showing the outbox as of the last published directory ({})",
+                path.display()
+            );
+            let outbox = match crate::store::events::Outbox::published(&path) {
+                Ok(o) => o,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(1);
+                }
+            };
+            show_or_list(args, cfg, &outbox)
+        }
+        EventsCommand::Deliver { .. } => {
+            println!("the daemon delivers continuously; nothing to do here");
+            Ok(0)
+        }
         EventsCommand::Replay { id, endpoint } => {
-            let n = outbox.replay(id, endpoint.as_deref())?;
-            if n == 0 {
-                eprintln!(
-                    "error: event `{id}` has no delivery{} (help: `roster events show {id}`)",
-                    endpoint
-                        .as_deref()
-                        .map(|e| format!(" to `{e}`"))
-                        .unwrap_or_default()
-                );
-                return Ok(1);
+            let mut path = format!("/events/replay?id={id}");
+            if let Some(e) = endpoint {
+                path.push_str(&format!("&endpoint={e}"));
             }
-            writeln!(
-                out,
-                "{n} delivery(ies) of {id} queued with the same webhook-id; sending now"
-            )?;
-            drop(out);
-            deliver_now(&cfg, &store, Mode::Due)
+            ask_daemon(&args.config, &path)
         }
         EventsCommand::Retry { endpoint } => {
-            let n = outbox.retry(endpoint.as_deref())?;
-            writeln!(
-                out,
-                "{n} dead-lettered delivery(ies) queued again; sending now"
-            )?;
-            drop(out);
-            deliver_now(&cfg, &store, Mode::Due)
-        }
-        EventsCommand::Deliver { wait } => {
-            drop(out);
-            let mode = match wait {
-                Some(w) => Mode::Drain {
-                    deadline: std::time::Instant::now() + *w,
-                },
-                None => Mode::Due,
+            let path = match endpoint {
+                Some(e) => format!("/events/retry?endpoint={e}"),
+                None => "/events/retry".to_string(),
             };
-            deliver_now(&cfg, &store, mode)
+            ask_daemon(&args.config, &path)
         }
     }
+}
+
+fn ask_daemon(config: &super::ConfigArg, path: &str) -> anyhow::Result<u8> {
+    let listen = super::sync::admin_address(config);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let client = reqwest::Client::builder().no_proxy().build()?;
+        let resp = match client.post(format!("http://{listen}{path}")).send().await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!(
+                    "error: the state database is held by another process, and no roster daemon answers on {listen}: {} (help: stop the other process, or start the daemon)",
+                    crate::provider::fetch::error_chain(&e)
+                );
+                return Ok(super::fetch::EX_UNAVAILABLE);
+            }
+        };
+        let body = resp.bytes().await.unwrap_or_default();
+        match serde_json::from_slice::<crate::daemon::admin::QueuedAnswer>(&body) {
+            Ok(a) if a.error.is_none() => {
+                println!(
+                    "{} delivery(ies) queued by the daemon (same webhook-id); it sends them now",
+                    a.queued
+                );
+                Ok(if a.queued == 0 { 1 } else { 0 })
+            }
+            Ok(a) => {
+                eprintln!("error: {}", a.error.unwrap_or_default());
+                Ok(1)
+            }
+            Err(e) => {
+                eprintln!("error: the daemon on {listen} answered with an unreadable body: {e}");
+                Ok(1)
+            }
+        }
+    })
 }
 
 fn rendering(cfg: &Config, endpoint: &str) -> Rendering {

@@ -191,7 +191,7 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
 
 /// The daemon's admin address from the config. The config on disk may be invalid while the
 /// daemon runs the last good one: then `admin.listen` is read from `roster.yaml` alone.
-fn admin_address(arg: &ConfigArg) -> String {
+pub(crate) fn admin_address(arg: &ConfigArg) -> String {
     let default = crate::daemon::DEFAULT_ADMIN.to_string();
     match crate::config::load(&arg.config, &crate::config::LoadOptions::default()) {
         Ok(cfg) => cfg.deployment.spec.admin.listen.clone().unwrap_or(default),

@@ -8,6 +8,8 @@
 //! | `GET /metrics` | Prometheus text format |
 //! | `GET /status` | JSON: config version and reload state, each source's schedule, next run, last run; webhook queues |
 //! | `POST /sync?source=NAME` | runs a sync of NAME now (queued behind one in flight) and answers with its result; without `source`, every enabled source in order |
+//! | `POST /events/replay?id=ID[&endpoint=E]` | `roster events replay` while the daemon holds the outbox |
+//! | `POST /events/retry[?endpoint=E]` | `roster events retry` while the daemon holds the outbox |
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -59,6 +61,8 @@ pub fn router(state: AdminState) -> axum::Router {
         .route("/metrics", get(metrics_text))
         .route("/status", get(status))
         .route("/sync", post(sync_now))
+        .route("/events/replay", post(replay))
+        .route("/events/retry", post(retry))
         .with_state(state)
 }
 
@@ -216,4 +220,65 @@ async fn sync_now(State(s): State<AdminState>, Query(q): Query<SyncQuery>) -> Re
         error: None,
     })
     .into_response()
+}
+
+#[derive(Deserialize)]
+struct ReplayQuery {
+    id: String,
+    endpoint: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RetryQuery {
+    endpoint: Option<String>,
+}
+
+/// The answer of the `/events/*` endpoints.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct QueuedAnswer {
+    /// Deliveries queued.
+    pub queued: u64,
+    /// What went wrong.
+    pub error: Option<String>,
+}
+
+fn queued(r: Result<u64, crate::store::StoreError>, wake: &tokio::sync::Notify) -> Response {
+    match r {
+        Ok(n) => {
+            wake.notify_waiters();
+            Json(QueuedAnswer {
+                queued: n,
+                error: None,
+            })
+            .into_response()
+        }
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(QueuedAnswer {
+                queued: 0,
+                error: Some(e.to_string()),
+            }),
+        )
+            .into_response(),
+    }
+}
+
+async fn replay(State(s): State<AdminState>, Query(q): Query<ReplayQuery>) -> Response {
+    let r = s
+        .shared
+        .outbox
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .replay(&q.id, q.endpoint.as_deref());
+    queued(r, &s.shared.deliver_wake)
+}
+
+async fn retry(State(s): State<AdminState>, Query(q): Query<RetryQuery>) -> Response {
+    let r = s
+        .shared
+        .outbox
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retry(q.endpoint.as_deref());
+    queued(r, &s.shared.deliver_wake)
 }

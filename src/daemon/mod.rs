@@ -671,6 +671,10 @@ fn sync_thread(
                 config,
                 reply,
             } => {
+                // The events of this sync go to the endpoints of the config it runs on.
+                store.set_routing(crate::events::Routing::from_deployment(
+                    &config.deployment.spec,
+                ));
                 let result = rt.block_on(sync_one(&config, &mut store, &source, &shared, &cancel));
                 evaluate(&config, &store, &shared);
                 if let Some(reply) = reply {

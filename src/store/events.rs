@@ -334,6 +334,14 @@ impl std::fmt::Debug for Outbox {
 }
 
 impl Outbox {
+    /// The outbox of a published directory, read-only (`roster events list|show` while the
+    /// daemon holds the state database).
+    pub fn published(path: &std::path::Path) -> Result<Outbox, StoreError> {
+        Ok(Outbox {
+            conn: super::open_readonly(path)?,
+        })
+    }
+
     /// Another handle on the same database (its own connection), for another worker.
     pub fn try_clone(&self) -> Result<Outbox, StoreError> {
         Ok(Outbox {

@@ -460,6 +460,28 @@ async fn sync_now_delivers_events_at_once_and_without_a_daemon_says_so() {
     assert_eq!(got[0].body["type"], "person.updated");
     assert!(got[0].signed_by_new);
 
+    // `roster events` beside the daemon: list reads the published copy, replay asks the
+    // daemon, which sends the event again with the same webhook-id.
+    let out = d.roster(&["events", "list", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(listed.contains(&got[0].id), "{listed}");
+    let out = d.roster(&["events", "replay", &got[0].id]);
+    assert!(out.status.success(), "{out:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rx
+        .got
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.id == got[0].id)
+        .count()
+        < 2
+    {
+        assert!(Instant::now() < deadline, "no replay:\n{}", d.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
     // A second instance on the same state is refused, naming the first.
     let out = d.roster(&["run"]);
     assert!(!out.status.success());
