@@ -73,15 +73,9 @@ pub enum EventsCommand {
     /// Evaluate date triggers and deliver what is due now.
     Deliver {
         /// Keep delivering, waiting for scheduled retries, up to this long (e.g. `10m`).
-        #[arg(long, value_parser = parse_wait)]
+        #[arg(long, value_parser = super::duration_arg)]
         wait: Option<Duration>,
     },
-}
-
-fn parse_wait(s: &str) -> Result<Duration, String> {
-    crate::config::value::Duration::parse(s)
-        .map(|d| d.get())
-        .map_err(|e| e.to_string())
 }
 
 /// Runs `roster events`.

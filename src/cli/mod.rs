@@ -71,6 +71,13 @@ pub struct ConfigArg {
     pub config: PathBuf,
 }
 
+/// A duration argument (`20s`, `10m`), parsed as the config parses durations.
+pub(crate) fn duration_arg(s: &str) -> Result<std::time::Duration, String> {
+    crate::config::value::Duration::parse(s)
+        .map(|d| d.get())
+        .map_err(|e| e.to_string())
+}
+
 /// Loads the config through the one pipeline, or prints why not.
 pub(crate) fn load_config(arg: &ConfigArg) -> Result<Config, u8> {
     match crate::config::load(&arg.config, &crate::config::LoadOptions::default()) {

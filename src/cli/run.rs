@@ -17,14 +17,8 @@ pub struct Args {
     pub log_format: crate::logging::LogFormat,
     /// On SIGTERM, how long a sync in flight may run on before it is abandoned (nothing of it
     /// is applied). Keep it below systemd's `TimeoutStopSec`.
-    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    #[arg(long, default_value = "20s", value_parser = super::duration_arg)]
     pub stop_grace: std::time::Duration,
-}
-
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    crate::config::value::Duration::parse(s)
-        .map(|d| d.get())
-        .map_err(|e| e.to_string())
 }
 
 /// Runs the daemon until SIGTERM.

@@ -192,9 +192,8 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
 /// The daemon's admin address from the config. The config on disk may be invalid while the
 /// daemon runs the last good one: then `admin.listen` is read from `roster.yaml` alone.
 pub(crate) fn admin_address(arg: &ConfigArg) -> String {
-    let default = crate::daemon::DEFAULT_ADMIN.to_string();
     match crate::config::load(&arg.config, &crate::config::LoadOptions::default()) {
-        Ok(cfg) => cfg.deployment.spec.admin.listen.clone().unwrap_or(default),
+        Ok(cfg) => cfg.deployment.spec.admin.address(),
         Err(_) => {
             eprintln!(
                 "warning: the config on disk is not valid (`roster validate` shows why); a running daemon keeps its last good config"
@@ -208,7 +207,7 @@ pub(crate) fn admin_address(arg: &ConfigArg) -> String {
                 .ok()
                 .and_then(|t| serde_yaml::from_str::<serde_yaml::Value>(&t).ok())
                 .and_then(|v| v["admin"]["listen"].as_str().map(str::to_string))
-                .unwrap_or(default)
+                .unwrap_or_else(|| crate::daemon::DEFAULT_ADMIN.to_string())
         }
     }
 }

@@ -338,3 +338,15 @@ pub struct Admin {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listen: Option<String>,
 }
+
+/// The admin endpoint's default address.
+pub const DEFAULT_ADMIN: &str = "127.0.0.1:9187";
+
+impl Admin {
+    /// `listen`, or the default.
+    pub fn address(&self) -> String {
+        self.listen
+            .clone()
+            .unwrap_or_else(|| DEFAULT_ADMIN.to_string())
+    }
+}

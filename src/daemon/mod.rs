@@ -40,8 +40,7 @@ use crate::sync::{NoProgress, Options};
 pub const RELOAD_DEBOUNCE: Duration = Duration::from_millis(300);
 /// How often date triggers are evaluated.
 pub const TRIGGER_INTERVAL: Duration = Duration::from_secs(60);
-/// Default admin address.
-pub const DEFAULT_ADMIN: &str = "127.0.0.1:9187";
+pub use crate::config::deployment::DEFAULT_ADMIN;
 
 /// The outcome of one sync, as `/status` and `roster sync --now` show it.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
@@ -249,13 +248,7 @@ pub async fn serve(config_dir: &Path, stop_grace: Duration) -> Result<u8, StartE
     metrics::gauge!("roster_config_last_reload_successful").set(1.0);
 
     // Admin HTTP first: a taken port is a start error, before anything runs.
-    let listen = cfg
-        .deployment
-        .spec
-        .admin
-        .listen
-        .clone()
-        .unwrap_or_else(|| DEFAULT_ADMIN.to_string());
+    let listen = cfg.deployment.spec.admin.address();
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .map_err(|e| StartError::Admin {

@@ -16,8 +16,6 @@
 
 pub mod triggers;
 
-use std::collections::BTreeMap;
-
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -585,17 +583,6 @@ fn redact(d: &mut Map<String, Value>, kind: &str, r: Rendering) {
     if kind == "lifecycle.birthday" && r.birth_date != BirthDateDisclosure::Full {
         d.remove("years");
     }
-}
-
-/// Summary counts per event type, for `roster plan`.
-pub fn count_by_type(events: &[(NewEvent, Vec<String>)]) -> BTreeMap<String, (u64, u64)> {
-    let mut out: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    for (e, endpoints) in events {
-        let entry = out.entry(e.kind.clone()).or_default();
-        entry.0 += 1;
-        entry.1 += endpoints.len() as u64;
-    }
-    out
 }
 
 #[cfg(test)]

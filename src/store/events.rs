@@ -322,6 +322,31 @@ impl Store {
     }
 }
 
+/// The columns `event_row` reads, then one more: the data (JSON) or NULL.
+fn event_columns() -> String {
+    format!(
+        "e.id, e.type, {}, e.work_email, e.trigger, e.occurrence::VARCHAR, e.late",
+        ts("e.created_at")
+    )
+}
+
+/// An event row of `list` and `show`, without its deliveries.
+fn event_row(r: &duckdb::Row<'_>) -> duckdb::Result<EventRow> {
+    Ok(EventRow {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        created_at: r.get(2)?,
+        work_email: r.get(3)?,
+        trigger: r.get(4)?,
+        occurrence: r.get(5)?,
+        late: r.get(6)?,
+        deliveries: Vec::new(),
+        data: r
+            .get::<_, Option<String>>(7)?
+            .and_then(|d| serde_json::from_str(&d).ok()),
+    })
+}
+
 /// The outbox, seen by one delivery worker or `roster events`.
 pub struct Outbox {
     conn: Connection,
@@ -507,9 +532,8 @@ impl Outbox {
     /// Events, newest first, with their deliveries.
     pub fn list(&self, f: &ListFilter) -> Result<Vec<EventRow>, StoreError> {
         let mut sql = format!(
-            "SELECT e.id, e.type, {}, e.work_email, e.trigger, e.occurrence::VARCHAR, e.late
-             FROM events e WHERE true",
-            ts("e.created_at")
+            "SELECT {}, NULL::VARCHAR FROM events e WHERE true",
+            event_columns()
         );
         let mut args: Vec<String> = Vec::new();
         if let Some(k) = &f.kind {
@@ -541,19 +565,7 @@ impl Outbox {
             f.limit.max(1)
         ));
         let mut stmt = self.conn.prepare(&sql)?;
-        let rows = stmt.query_map(duckdb::params_from_iter(args.iter()), |r| {
-            Ok(EventRow {
-                id: r.get(0)?,
-                kind: r.get(1)?,
-                created_at: r.get(2)?,
-                work_email: r.get(3)?,
-                trigger: r.get(4)?,
-                occurrence: r.get(5)?,
-                late: r.get(6)?,
-                deliveries: Vec::new(),
-                data: None,
-            })
-        })?;
+        let rows = stmt.query_map(duckdb::params_from_iter(args.iter()), event_row)?;
         let mut out: Vec<EventRow> = rows.collect::<Result<_, _>>()?;
         for e in &mut out {
             e.deliveries = self.deliveries(&e.id)?;
@@ -564,23 +576,10 @@ impl Outbox {
     /// One event with its data and deliveries.
     pub fn show(&self, id: &str) -> Result<Option<EventRow>, StoreError> {
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT e.id, e.type, {}, e.work_email, e.trigger, e.occurrence::VARCHAR, e.late, e.data
-             FROM events e WHERE e.id = ?",
-            ts("e.created_at")
+            "SELECT {}, e.data FROM events e WHERE e.id = ?",
+            event_columns()
         ))?;
-        let mut rows = stmt.query_map([id], |r| {
-            Ok(EventRow {
-                id: r.get(0)?,
-                kind: r.get(1)?,
-                created_at: r.get(2)?,
-                work_email: r.get(3)?,
-                trigger: r.get(4)?,
-                occurrence: r.get(5)?,
-                late: r.get(6)?,
-                deliveries: Vec::new(),
-                data: serde_json::from_str(&r.get::<_, String>(7)?).ok(),
-            })
-        })?;
+        let mut rows = stmt.query_map([id], event_row)?;
         let Some(mut e) = rows.next().transpose()? else {
             return Ok(None);
         };
