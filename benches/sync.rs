@@ -43,9 +43,21 @@ fn write_config(dir: &Path, base: &str) {
 }
 
 fn sync(dir: &Path) -> (f64, f64, String) {
+    // `ROSTER_BENCH_WRAP="perf record -g -o /tmp/sync.perf --"` profiles each sync.
+    let wrap = std::env::var("ROSTER_BENCH_WRAP").unwrap_or_default();
+    let mut argv: Vec<String> = wrap.split_whitespace().map(str::to_string).collect();
+    argv.extend(
+        [
+            env!("CARGO_BIN_EXE_roster"),
+            "sync",
+            "--config",
+            dir.to_str().unwrap(),
+        ]
+        .map(String::from),
+    );
     let (secs, rss, out) = common::run_sampled(
-        std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
-            .args(["sync", "--config", dir.to_str().unwrap()])
+        std::process::Command::new(&argv[0])
+            .args(&argv[1..])
             .stderr(std::process::Stdio::inherit()),
         |mut stdout| {
             let mut s = String::new();
@@ -77,7 +89,13 @@ fn main() {
         "{:>7}  {:<18}  {:>8}  {:>8}  {:>9}",
         "people", "run", "wall", "vs bare", "peak RSS"
     );
-    for total in [10_000usize, 100_000] {
+    // `ROSTER_BENCH_SIZES=100000` runs one size only (with `RUST_LOG=roster=debug`, each
+    // sync logs its phase timings).
+    let sizes: Vec<usize> = std::env::var("ROSTER_BENCH_SIZES")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![10_000, 100_000]);
+    for total in sizes {
         let (base, _s0) = common::serve(total);
         let (changed, _s1) = common::serve_with(total, |i, r| {
             if i % 100 == 7 {

@@ -20,6 +20,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod events;
+pub mod identity;
 pub mod lifecycle;
 pub mod logging;
 pub mod mapping;

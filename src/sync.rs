@@ -406,8 +406,10 @@ pub async fn sync_with_client(
         ..RunRow::default()
     };
 
+    let mut laps = crate::store::Laps::new("sync");
     let known = store.known_hashes(&plan.name)?;
-    let staging = store.begin_staging()?;
+    laps.lap("known_hashes");
+    let staging = store.begin_staging(&plan.name, run.id, start_ts.as_microsecond())?;
     let mut stager = Stager {
         source: &plan.name,
         mapper: &mapper,
@@ -432,6 +434,7 @@ pub async fn sync_with_client(
         ..
     } = stager;
     let staged = staging.finish();
+    laps.lap("fetch+map+stage");
     run.pages = pages;
     run.records = records;
     let failure: Option<SyncError> = match (result, error, staged) {
@@ -454,18 +457,21 @@ pub async fn sync_with_client(
         return Err(e);
     }
 
-    let seen: Vec<i64> = known.iter().filter(|(_, s)| **s).map(|(h, _)| *h).collect();
-    let all_seen = seen.len() == known.len();
+    let gone: Vec<i64> = known
+        .iter()
+        .filter(|(_, s)| !**s)
+        .map(|(h, _)| *h)
+        .collect();
+    let all_seen = gone.is_empty();
     let merge_key = format!("{:016x}", {
         let mut h = xxhash_rust::xxh3::Xxh3::new();
         h.update(format!("{precedence:?}").as_bytes());
         h.update(env!("CARGO_PKG_VERSION").as_bytes());
         h.digest()
     });
-    let quiet = run.changed_records == 0
-        && all_seen
-        && !store.status_due(&today)?
-        && store.meta("merge_key")?.as_deref() == Some(merge_key.as_str());
+    let remerge_all = store.meta("merge_key")?.as_deref() != Some(merge_key.as_str());
+    let quiet =
+        run.changed_records == 0 && all_seen && !remerge_all && !store.status_due(&today)?;
     let (kept, excluded, failed) = store.outcome_counts(&plan.name)?;
     if quiet && !opts.want_changes {
         store.discard_staging().ok();
@@ -504,8 +510,10 @@ pub async fn sync_with_client(
     let safety = plan.safety;
     let input = ApplyInput {
         source: &plan.name,
-        seen: &seen,
+        gone: &gone,
+        remerge_all,
         now: run.started_at.clone(),
+        now_us: start_ts.as_microsecond(),
         today,
         precedence: &precedence,
         allow_removals: opts.allow_removals,
@@ -522,6 +530,7 @@ pub async fn sync_with_client(
     run.duration_ms = started.elapsed().as_millis() as u64;
     let applied = store.apply(&input, &mut run)?;
     store.discard_staging().ok();
+    laps.lap("apply");
     let coverage = applied.coverage.clone();
     if let Some(detail) = &applied.coverage_failed {
         return Err(SyncError::Coverage {
@@ -532,6 +541,7 @@ pub async fn sync_with_client(
     let published = !opts.dry_run && applied.held.is_none() && !applied.unchanged;
     if published {
         store.publish()?;
+        laps.lap("publish");
     }
     Ok(Report {
         source: plan.name.clone(),

@@ -77,6 +77,35 @@ pub enum StoreError {
     Sql(#[from] duckdb::Error),
 }
 
+/// Phase timings of a long operation, logged at debug level (`RUST_LOG=roster=debug`) so a
+/// slow sync can be taken apart without a profiler.
+#[derive(Debug)]
+pub(crate) struct Laps {
+    what: &'static str,
+    last: std::time::Instant,
+}
+
+impl Laps {
+    pub(crate) fn new(what: &'static str) -> Laps {
+        Laps {
+            what,
+            last: std::time::Instant::now(),
+        }
+    }
+
+    /// Logs the time since the previous lap under `phase`.
+    pub(crate) fn lap(&mut self, phase: &str) {
+        let now = std::time::Instant::now();
+        tracing::debug!(
+            what = self.what,
+            phase,
+            ms = format_args!("{:.1}", (now - self.last).as_secs_f64() * 1000.0),
+            "timing"
+        );
+        self.last = now;
+    }
+}
+
 /// The state database, open read-write.
 pub struct Store {
     pub(crate) conn: Connection,
@@ -248,7 +277,6 @@ impl Store {
     /// fsync, rename over the directory, fsync the folder. Readers that have the old file open
     /// keep reading it; new readers get the new one.
     pub fn publish(&self) -> Result<(), StoreError> {
-        self.conn.execute_batch("CHECKPOINT")?;
         let dir = self
             .directory_path
             .parent()
@@ -263,23 +291,9 @@ impl Store {
             let path = path.to_path_buf();
             move |source| StoreError::Io { what, path, source }
         };
-        // DuckDB writes the copy itself. Opening the state file here (std::fs::copy) and
-        // closing it would drop DuckDB's POSIX lock on it (closing any descriptor of a file
-        // releases all of the process's fcntl locks on it), letting a second writer in.
         std::fs::remove_file(&tmp).ok();
-        let catalog: String = self
-            .conn
-            .query_row("SELECT current_database()", [], |r| r.get(0))?;
-        let quoted = tmp.to_string_lossy().replace('\'', "''");
-        let copied = self.conn.execute_batch(&format!(
-            "ATTACH '{quoted}' AS roster_publish; COPY FROM DATABASE \"{catalog}\" TO roster_publish; DETACH roster_publish;"
-        ));
-        if let Err(e) = copied {
-            self.conn
-                .execute_batch("DETACH DATABASE IF EXISTS roster_publish")
-                .ok();
-            std::fs::remove_file(&tmp).ok();
-            return Err(e.into());
+        if !self.copy_checkpointed(&tmp) {
+            self.copy_through_duckdb(&tmp)?;
         }
         // Readable by the owner's group (a readers' group; systemd's StateDirectoryMode=0750
         // keeps everyone else out), unlike the state database (0600).
@@ -296,6 +310,67 @@ impl Store {
         }
         if let Ok(d) = std::fs::File::open(dir) {
             d.sync_all().ok();
+        }
+        Ok(())
+    }
+
+    /// The fast path of [`Store::publish`]: checkpoint, then copy the state file as it is on
+    /// disk, in a child process (`cp`). Returns false when the copy could not be made this
+    /// way (the caller then has DuckDB write it).
+    ///
+    /// Why a child process: opening the state file here and closing it would drop DuckDB's
+    /// POSIX lock on it (closing any descriptor of a file releases all of the process's fcntl
+    /// locks on it), letting a second writer in; a child's descriptors are its own.
+    /// Why the copy is consistent: after a checkpoint the database file holds every committed
+    /// change and the write-ahead log is empty; until the next checkpoint DuckDB writes later
+    /// commits to the log only (automatic checkpoints are held off during the copy; blocks an
+    /// open transaction writes ahead are unreferenced by the checkpointed header).
+    fn copy_checkpointed(&self, tmp: &Path) -> bool {
+        if self
+            .conn
+            .execute_batch("SET checkpoint_threshold = '1000GB'; CHECKPOINT")
+            .is_err()
+        {
+            self.conn.execute_batch("RESET checkpoint_threshold").ok();
+            return false;
+        }
+        let mut wal = self.state_path.clone().into_os_string();
+        wal.push(".wal");
+        let wal_empty = std::fs::metadata(&wal).map_or(true, |m| m.len() == 0);
+        let copied = wal_empty
+            && std::process::Command::new("cp")
+                .arg("--")
+                .arg(&self.state_path)
+                .arg(tmp)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+        self.conn.execute_batch("RESET checkpoint_threshold").ok();
+        if !copied {
+            tracing::debug!("publishing through DuckDB (checkpointed file copy unavailable)");
+            std::fs::remove_file(tmp).ok();
+        }
+        copied
+    }
+
+    /// The slow path of [`Store::publish`]: DuckDB writes the copy (`COPY FROM DATABASE`),
+    /// table by table, re-encoding everything.
+    fn copy_through_duckdb(&self, tmp: &Path) -> Result<(), StoreError> {
+        let catalog: String = self
+            .conn
+            .query_row("SELECT current_database()", [], |r| r.get(0))?;
+        let quoted = tmp.to_string_lossy().replace('\'', "''");
+        let copied = self.conn.execute_batch(&format!(
+            "ATTACH '{quoted}' AS roster_publish; COPY FROM DATABASE \"{catalog}\" TO roster_publish; DETACH roster_publish;"
+        ));
+        if let Err(e) = copied {
+            self.conn
+                .execute_batch("DETACH DATABASE IF EXISTS roster_publish")
+                .ok();
+            std::fs::remove_file(tmp).ok();
+            return Err(e.into());
         }
         Ok(())
     }

@@ -55,12 +55,20 @@ pub struct StagedRecord<'a> {
     pub raw: &'a str,
 }
 
-/// Collects a listing into temporary tables while it is fetched.
+/// Appends a listing's new and changed records to `source_records` (and their custom fields
+/// to `source_custom`) while it is fetched, inside the sync's transaction: a failed fetch
+/// rolls them back with everything else.
 pub struct Staging<'a> {
     stage: Appender<'a>,
     custom: Appender<'a>,
+    source: String,
+    run: i64,
+    now: Value,
     staged: u64,
 }
+
+/// Rows the appenders buffer before handing them to DuckDB (bounded memory per listing).
+const FLUSH_EVERY: u64 = 2048;
 
 impl std::fmt::Debug for Staging<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -73,24 +81,30 @@ impl std::fmt::Debug for Staging<'_> {
 impl Staging<'_> {
     /// Stages a new or changed record.
     pub fn stage(&mut self, r: &StagedRecord<'_>) -> Result<(), StoreError> {
-        let mut row: Vec<Value> = Vec::with_capacity(Field::ALL.len() + 5);
-        row.push(Value::Text(r.record_key.to_string()));
-        row.push(Value::BigInt(r.hash));
-        row.push(Value::Text(r.outcome.as_str().to_string()));
+        let mut row: Vec<&dyn duckdb::ToSql> = Vec::with_capacity(Field::ALL.len() + 9);
+        row.push(&self.source);
+        row.push(&r.record_key);
+        row.push(&r.hash);
+        let outcome = r.outcome.as_str();
+        row.push(&outcome);
         for i in 0..Field::ALL.len() {
-            row.push(match r.values.get(i) {
-                Some(Some(v)) => Value::Text(v.clone()),
-                _ => Value::Null,
-            });
+            row.push(r.values.get(i).unwrap_or(&None));
         }
-        row.push(r.problems.clone().map_or(Value::Null, Value::Text));
-        row.push(Value::Text(r.raw.to_string()));
-        self.stage.append_row(appender_params_from_iter(row))?;
+        row.push(&r.problems);
+        row.push(&r.raw);
+        row.push(&self.now);
+        row.push(&self.now);
+        row.push(&self.run);
+        self.stage.append_row(row.as_slice())?;
         for (name, value) in r.custom {
             self.custom
-                .append_row(params![r.hash, name.as_str(), value.as_str()])?;
+                .append_row(params![self.source, r.hash, name.as_str(), value.as_str()])?;
         }
         self.staged += 1;
+        if self.staged % FLUSH_EVERY == 0 {
+            self.stage.flush()?;
+            self.custom.flush()?;
+        }
         Ok(())
     }
 
@@ -112,10 +126,15 @@ impl Staging<'_> {
 pub struct ApplyInput<'a> {
     /// The source.
     pub source: &'a str,
-    /// Hashes of stored records seen again in this listing.
-    pub seen: &'a [i64],
+    /// Hashes of stored records of the source not seen again in this listing (changed or
+    /// gone).
+    pub gone: &'a [i64],
+    /// Re-merge every person (what the merge depends on besides records changed).
+    pub remerge_all: bool,
     /// The run's start, UTC, `YYYY-MM-DD HH:MM:SS.ffffff`.
     pub now: String,
+    /// The same, in microseconds since the epoch.
+    pub now_us: i64,
     /// Today in the company time zone, `YYYY-MM-DD`.
     pub today: String,
     /// `(field, source, rank)`; field `*` is the default order.
@@ -230,6 +249,117 @@ const DERIVE_STATUS: &str = "CASE
   WHEN st IS NULL THEN 'active'
   ELSE st END";
 
+/// The people whose derived status differs from the one stored, with today bound as `param`.
+fn status_due_sql(param: &str) -> String {
+    format!(
+        "SELECT work_email FROM (
+           SELECT work_email, status, hris_status AS st, start_date::VARCHAR AS sd, end_date::VARCHAR AS en
+           FROM people WHERE len(coalesce(sources, [])) > 0)
+         WHERE status IS DISTINCT FROM ({})",
+        DERIVE_STATUS.replace("$today", param)
+    )
+}
+
+/// People merged per round trip (bounds the memory of a merge of the whole directory).
+const CHUNK: i64 = 5_000;
+
+/// One affected person, as [`Store::read_chunk`] reads them.
+#[derive(Debug, Default)]
+struct ChunkPerson {
+    email: String,
+    /// Kept records, one per source.
+    records: Vec<crate::identity::SourceRecord>,
+    /// The current values (`person_values` open rows).
+    current: crate::identity::State,
+    /// First and last change in the history, µs since the epoch.
+    first_seen: Option<i64>,
+    last_changed: Option<i64>,
+}
+
+/// A `people` row in column order (see `schema::v1`).
+fn people_row(
+    email: &str,
+    state: &crate::identity::State,
+    records: &[crate::identity::SourceRecord],
+    first_seen_us: i64,
+    last_changed_us: i64,
+) -> Vec<Value> {
+    use crate::config::person::FieldKind;
+    let text = |k: &str| {
+        state
+            .get(k)
+            .map_or(Value::Null, |v| Value::Text(v.0.clone()))
+    };
+    let mut row = Vec::with_capacity(Field::ALL.len() + 7);
+    for f in Field::ALL {
+        let key = match f {
+            Field::status => "status",
+            f => f.name(),
+        };
+        row.push(match (f.kind(), state.get(key)) {
+            (_, None) => Value::Null,
+            (FieldKind::Date, Some((v, _))) => date_value(v),
+            (_, Some((v, _))) => Value::Text(v.clone()),
+        });
+    }
+    row[Field::work_email as usize] = Value::Text(email.to_string());
+    row.push(text("hris_status"));
+    let map = |entries: Vec<(Value, Value)>| {
+        if entries.is_empty() {
+            Value::Null
+        } else {
+            Value::Map(duckdb::types::OrderedMap::from(entries))
+        }
+    };
+    row.push(map(state
+        .iter()
+        .filter_map(|(k, (v, _))| {
+            Some((
+                Value::Text(k.strip_prefix("custom.")?.to_string()),
+                Value::Text(v.clone()),
+            ))
+        })
+        .collect()));
+    let mut sources: Vec<&crate::identity::SourceRecord> = records.iter().collect();
+    sources.sort_by(|a, b| a.source.cmp(&b.source));
+    row.push(map(sources
+        .iter()
+        .filter_map(|r| {
+            let id = r.values[Field::employee_id as usize].as_ref()?;
+            Some((Value::Text(r.source.clone()), Value::Text(id.clone())))
+        })
+        .collect()));
+    row.push(Value::List(
+        sources
+            .iter()
+            .map(|r| Value::Text(r.source.clone()))
+            .collect(),
+    ));
+    row.push(map(state
+        .iter()
+        .map(|(k, (_, src))| (Value::Text(k.clone()), Value::Text(src.clone())))
+        .collect()));
+    row.push(Value::Timestamp(
+        duckdb::types::TimeUnit::Microsecond,
+        first_seen_us,
+    ));
+    row.push(Value::Timestamp(
+        duckdb::types::TimeUnit::Microsecond,
+        last_changed_us,
+    ));
+    row
+}
+
+/// A `YYYY-MM-DD` date as a DuckDB DATE (days since 1970-01-01); NULL when unreadable (the
+/// mapping only ever produces such dates).
+fn date_value(v: &str) -> Value {
+    let epoch = jiff::civil::date(1970, 1, 1);
+    match v.parse::<jiff::civil::Date>() {
+        Ok(d) => Value::Date32((d.duration_since(epoch).as_secs() / 86_400) as i32),
+        Err(_) => Value::Null,
+    }
+}
+
 impl Store {
     /// The content hashes of a source's stored records.
     pub fn known_hashes(&self, source: &str) -> Result<HashMap<i64, bool>, StoreError> {
@@ -256,36 +386,39 @@ impl Store {
     /// True when some person's derived status would change today although no record did
     /// (a start date reached, an end date passed).
     pub fn status_due(&self, today: &str) -> Result<bool, StoreError> {
-        let sql = format!(
-            "SELECT count(*) FROM (
-               SELECT status, hris_status AS st, start_date::VARCHAR AS sd, end_date::VARCHAR AS en
-               FROM people WHERE len(coalesce(sources, [])) > 0)
-             WHERE status IS DISTINCT FROM ({})",
-            DERIVE_STATUS.replace("$today", "$1")
-        );
-        let n: i64 = self.conn.query_row(&sql, [today], |r| r.get(0))?;
+        let n: i64 = self.conn.query_row(
+            &format!("SELECT count(*) FROM ({})", status_due_sql("$1")),
+            [today],
+            |r| r.get(0),
+        )?;
         Ok(n > 0)
     }
 
-    /// Creates the temporary staging tables and returns appenders into them.
-    pub fn begin_staging(&self) -> Result<Staging<'_>, StoreError> {
-        let text_fields = Field::ALL
-            .iter()
-            .map(|f| format!("{} VARCHAR", f.name()))
-            .collect::<Vec<_>>()
-            .join(", ");
-        self.conn.execute_batch(&format!(
-            "CREATE OR REPLACE TEMP TABLE stage (record_key VARCHAR, content_hash BIGINT, outcome VARCHAR, {text_fields}, problems VARCHAR, raw VARCHAR);
-             CREATE OR REPLACE TEMP TABLE stage_custom (content_hash BIGINT, name VARCHAR, value VARCHAR);
-             CREATE OR REPLACE TEMP TABLE seen (hash BIGINT);"
-        ))?;
+    /// Opens the sync's transaction and returns appenders into `source_records` and
+    /// `source_custom` for the records of `source` that the run `run` finds new or changed.
+    /// `now_us` is the run's start (microseconds since the epoch, UTC).
+    pub fn begin_staging(
+        &self,
+        source: &str,
+        run: i64,
+        now_us: i64,
+    ) -> Result<Staging<'_>, StoreError> {
+        self.conn.execute_batch("BEGIN TRANSACTION")?;
+        let stage = self.conn.appender("source_records");
+        let custom = self.conn.appender("source_custom");
+        let (stage, custom) = match (stage, custom) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), _) | (_, Err(e)) => {
+                self.conn.execute_batch("ROLLBACK").ok();
+                return Err(e.into());
+            }
+        };
         Ok(Staging {
-            stage: self
-                .conn
-                .appender_to_catalog_and_db("stage", "temp", "main")?,
-            custom: self
-                .conn
-                .appender_to_catalog_and_db("stage_custom", "temp", "main")?,
+            stage,
+            custom,
+            source: source.to_string(),
+            run,
+            now: Value::Timestamp(duckdb::types::TimeUnit::Microsecond, now_us),
             staged: 0,
         })
     }
@@ -354,8 +487,8 @@ impl Store {
 
     /// Merges, diffs and applies (or plans) a staged listing in ONE transaction, with the run
     /// row. On a hold or a dry run nothing is applied.
+    /// The transaction is the one [`Store::begin_staging`] opened.
     pub fn apply(&self, input: &ApplyInput<'_>, run: &mut RunRow) -> Result<Applied, StoreError> {
-        self.conn.execute_batch("BEGIN TRANSACTION")?;
         match self.apply_in_tx(input, run) {
             Ok(applied) if applied.coverage_failed.is_some() => {
                 self.conn.execute_batch("ROLLBACK")?;
@@ -390,53 +523,38 @@ impl Store {
         let c = &self.conn;
         let s = input.source;
         let now = input.now.as_str();
+        let mut laps = super::Laps::new("apply");
+        // This run's records are the staged ones (`sync_run = run.id`) plus the stored ones
+        // seen again. `dropped`: stored records not seen again, except the last good version of
+        // a record that now fails to map (it still counts as present, with its old values).
+        c.execute_batch("CREATE OR REPLACE TEMP TABLE gone (hash BIGINT)")?;
         {
-            let mut app = c.appender_to_catalog_and_db("seen", "temp", "main")?;
-            for h in input.seen {
+            let mut app = c.appender_to_catalog_and_db("gone", "temp", "main")?;
+            for h in input.gone {
                 app.append_row([*h])?;
             }
             app.flush()?;
         }
-        c.execute_batch(
-            "CREATE OR REPLACE TEMP TABLE precedence (field VARCHAR, source VARCHAR, rank INTEGER)",
-        )?;
-        {
-            let mut app = c.appender_to_catalog_and_db("precedence", "temp", "main")?;
-            for (f, src, rank) in input.precedence {
-                app.append_row(params![f.as_str(), src.as_str(), *rank])?;
-            }
-            app.flush()?;
-        }
-
-        // The source's new listing: unchanged stored rows, staged rows (first seen inherited
-        // by key), and stored rows carried over for records that failed to map.
         c.execute(
-            "CREATE OR REPLACE TEMP TABLE new_s AS
-             SELECT * FROM source_records WHERE source = $1 AND content_hash IN (SELECT hash FROM seen)
-             UNION ALL BY NAME
-             SELECT st.*, $1 AS source, coalesce(o.first_seen, $2::TIMESTAMP) AS first_seen,
-                    $2::TIMESTAMP AS last_changed, $3::BIGINT AS sync_run
-             FROM stage st LEFT JOIN (
-               SELECT record_key, min(first_seen) AS first_seen FROM source_records
-               WHERE source = $1 GROUP BY record_key) o USING (record_key)",
-            params![s, now, run.id],
+            "CREATE OR REPLACE TEMP TABLE dropped AS
+             WITH staged AS (SELECT record_key, outcome FROM source_records WHERE source = $1 AND sync_run = $2)
+             SELECT o.content_hash AS hash, o.record_key, o.outcome, o.work_email, o.employee_id
+             FROM source_records o
+             WHERE o.source = $1 AND o.sync_run <> $2 AND o.content_hash IN (SELECT hash FROM gone)
+               AND NOT (o.outcome = 'kept'
+                 AND o.record_key NOT IN (SELECT record_key FROM staged WHERE outcome = 'kept')
+                 AND (o.record_key IN (SELECT record_key FROM staged WHERE outcome = 'failed')
+                      OR EXISTS (SELECT 1 FROM staged WHERE outcome = 'failed' AND record_key LIKE '#%')))",
+            params![s, run.id],
         )?;
-        c.execute(
-            "INSERT INTO new_s BY NAME
-             SELECT o.* FROM source_records o
-             WHERE o.source = $1 AND o.outcome = 'kept'
-               AND o.content_hash NOT IN (SELECT hash FROM seen)
-               AND o.record_key NOT IN (SELECT record_key FROM new_s WHERE outcome = 'kept')
-               AND (o.record_key IN (SELECT record_key FROM new_s WHERE outcome = 'failed')
-                    OR EXISTS (SELECT 1 FROM new_s WHERE outcome = 'failed' AND record_key LIKE '#%'))",
-            [s],
-        )?;
+        laps.lap("dropped");
 
         let mut applied = Applied::default();
         let (kept, excluded, failed): (i64, i64, i64) = c.query_row(
             "SELECT count(*) FILTER (WHERE outcome = 'kept'), count(*) FILTER (WHERE outcome = 'excluded'),
-                    count(*) FILTER (WHERE outcome = 'failed') FROM new_s",
-            [],
+                    count(*) FILTER (WHERE outcome = 'failed')
+             FROM source_records WHERE source = $1 AND content_hash NOT IN (SELECT hash FROM dropped)",
+            [s],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
         run.kept = kept as u64;
@@ -449,12 +567,12 @@ impl Store {
         if !applied.coverage.is_empty() {
             run.coverage = Some(applied.coverage.join("\n"));
         }
-        let c = &self.conn;
         let (before, removals): (i64, i64) = c.query_row(
-            "WITH o AS (SELECT DISTINCT work_email FROM source_records WHERE source = $1 AND outcome = 'kept'),
-                  n AS (SELECT DISTINCT work_email FROM new_s WHERE outcome = 'kept')
+            "WITH o AS (SELECT DISTINCT work_email FROM source_records WHERE source = $1 AND sync_run <> $2 AND outcome = 'kept'),
+                  n AS (SELECT DISTINCT work_email FROM source_records WHERE source = $1 AND outcome = 'kept'
+                        AND content_hash NOT IN (SELECT hash FROM dropped))
              SELECT (SELECT count(*) FROM o), (SELECT count(*) FROM o WHERE work_email NOT IN (SELECT work_email FROM n))",
-            [s],
+            params![s, run.id],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         applied.source_people_before = before as u64;
@@ -477,6 +595,7 @@ impl Store {
         if applied.held.is_some() && !input.dry_run {
             return Ok(applied);
         }
+        laps.lap("coverage+removals");
 
         // A source's first applied sync is a baseline: no change events (see `events`).
         let baseline: i64 = c.query_row(
@@ -489,92 +608,198 @@ impl Store {
         let want_changes = input.want_changes || (routing.is_some() && !baseline);
         let want_people = want_changes || routing.is_some();
 
-        self.merge(input, run)?;
-        let c = &self.conn;
-
-        // Counts per person.
-        let mut stmt = c.prepare(
-            "WITH cur AS (SELECT DISTINCT work_email FROM person_values WHERE valid_to IS NULL)
-             SELECT ch.work_email,
-                    CASE WHEN ch.work_email NOT IN (SELECT work_email FROM cur) THEN 'created'
-                         WHEN bool_or(ch.field = 'status' AND ch.new_value = 'terminated') THEN 'terminated'
-                         WHEN bool_or(ch.field = 'status' AND ch.old_value = 'terminated') THEN 'reactivated'
-                         ELSE 'updated' END
-             FROM changes ch GROUP BY ch.work_email ORDER BY ch.work_email",
+        // The people to merge again: whoever a new, changed or dropped record names, whose
+        // manager's record changed (ids resolve within a source), whose status the calendar
+        // changes today, or everyone when the precedence (or Roster) changed.
+        let everyone = if input.remerge_all {
+            "UNION SELECT work_email FROM people
+             UNION SELECT work_email FROM source_records WHERE outcome = 'kept' AND work_email IS NOT NULL"
+        } else {
+            ""
+        };
+        c.execute(
+            &format!(
+                "CREATE OR REPLACE TEMP TABLE affected AS
+                 WITH touched AS (
+                   SELECT work_email, employee_id FROM source_records
+                   WHERE source = $1 AND sync_run = $2 AND outcome = 'kept'
+                   UNION ALL SELECT work_email, employee_id FROM dropped WHERE outcome = 'kept'),
+                 emails AS (
+                   SELECT work_email FROM touched WHERE work_email IS NOT NULL
+                   UNION SELECT r.work_email FROM source_records r
+                     WHERE r.source = $1 AND r.outcome = 'kept' AND r.work_email IS NOT NULL
+                       AND r.manager_id IN (SELECT employee_id FROM touched WHERE employee_id IS NOT NULL)
+                   UNION SELECT work_email FROM ({due})
+                   {everyone})
+                 SELECT work_email, ((row_number() OVER (ORDER BY work_email)) - 1) // {CHUNK} AS chunk
+                 FROM emails",
+                due = status_due_sql("$3")
+            ),
+            params![s, run.id, input.today],
         )?;
-        let kinds = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        // First seen is inherited from the record's previous versions.
+        c.execute(
+            "UPDATE source_records SET first_seen = o.first_seen
+             FROM (SELECT record_key, min(first_seen) AS first_seen FROM source_records
+                   WHERE source = $1 AND sync_run <> $2
+                     AND record_key IN (SELECT record_key FROM source_records WHERE source = $1 AND sync_run = $2)
+                   GROUP BY record_key) o
+             WHERE source_records.source = $1 AND source_records.sync_run = $2
+               AND source_records.record_key = o.record_key",
+            params![s, run.id],
+        )?;
+        c.execute(
+            "DELETE FROM source_records WHERE source = $1 AND sync_run <> $2
+               AND content_hash IN (SELECT hash FROM dropped)",
+            params![s, run.id],
+        )?;
+        c.execute(
+            "DELETE FROM source_custom WHERE source = $1
+               AND content_hash IN (SELECT hash FROM dropped)",
+            [s],
+        )?;
+        // Provider manager ids, resolved within their source (duplicates: the lowest key).
+        c.execute_batch(
+            "CREATE OR REPLACE TEMP TABLE manager_ids AS
+             SELECT source, employee_id, work_email FROM (
+               SELECT source, record_key, employee_id, work_email FROM source_records
+               WHERE outcome = 'kept' AND work_email IS NOT NULL
+               QUALIFY row_number() OVER (PARTITION BY source, work_email ORDER BY record_key, content_hash) = 1)
+             WHERE employee_id IS NOT NULL
+             QUALIFY row_number() OVER (PARTITION BY source, employee_id ORDER BY record_key) = 1;
+             DELETE FROM people WHERE work_email IN (SELECT work_email FROM affected);
+             CREATE OR REPLACE TEMP TABLE closes (work_email VARCHAR, field VARCHAR);
+             CREATE OR REPLACE TEMP TABLE changed (work_email VARCHAR);",
+        )?;
+        laps.lap("affected");
+
+        let chunks: i64 = c.query_row(
+            "SELECT coalesce(max(chunk) + 1, 0) FROM affected",
+            [],
+            |r| r.get(0),
+        )?;
+        let precedence = crate::identity::Precedence::new(input.precedence);
+        let now_value = Value::Timestamp(duckdb::types::TimeUnit::Microsecond, input.now_us);
         let mut by_person: Vec<(String, PersonChange, Vec<Change>)> = Vec::new();
-        for k in kinds {
-            let (email, kind) = k?;
-            let kind = match kind.as_str() {
-                "created" => PersonChange::Created,
-                "terminated" => PersonChange::Terminated,
-                "reactivated" => PersonChange::Reactivated,
-                _ => PersonChange::Updated,
-            };
-            match kind {
-                PersonChange::Created => applied.created += 1,
-                PersonChange::Updated => applied.updated += 1,
-                PersonChange::Terminated => applied.terminated += 1,
-                PersonChange::Reactivated => applied.reactivated += 1,
-            }
-            if want_people {
-                by_person.push((email, kind, Vec::new()));
-            }
-        }
-        if want_changes && !by_person.is_empty() {
-            let index: HashMap<String, usize> = by_person
-                .iter()
-                .enumerate()
-                .map(|(i, p)| (p.0.clone(), i))
-                .collect();
-            let mut stmt = c.prepare(
-                "SELECT work_email, field, old_value, new_value, source FROM changes ORDER BY work_email, field",
-            )?;
-            let rows = stmt.query_map([], |r| {
-                Ok(Change {
-                    work_email: r.get(0)?,
-                    field: r.get(1)?,
-                    old: r.get(2)?,
-                    new: r.get(3)?,
-                    source: r.get(4)?,
-                })
-            })?;
-            for ch in rows {
-                let ch = ch?;
-                if let Some(&i) = index.get(&ch.work_email) {
-                    by_person[i].2.push(ch);
+        let mut n_changes = 0u64;
+        {
+            let mut history = c.appender("person_values")?;
+            let mut people = c.appender("people")?;
+            let mut closes = c.appender_to_catalog_and_db("closes", "temp", "main")?;
+            let mut changed = c.appender_to_catalog_and_db("changed", "temp", "main")?;
+            let (mut t_read, mut t_people) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
+            for chunk in 0..chunks {
+                let t0 = std::time::Instant::now();
+                let batch = self.read_chunk(chunk)?;
+                t_read += t0.elapsed();
+                for person in batch {
+                    let next = if person.records.is_empty() {
+                        crate::identity::departed(&person.current)
+                    } else {
+                        crate::identity::merge(&person.records, &precedence, &input.today)
+                    };
+                    let diffs = crate::identity::diff(&person.current, &next);
+                    let email = person.email;
+                    if !diffs.is_empty() {
+                        n_changes += diffs.len() as u64;
+                        let status = |st: &crate::identity::State| {
+                            st.get("status").map(|v| v.0.as_str()) == Some("terminated")
+                        };
+                        let kind = if person.current.is_empty() {
+                            PersonChange::Created
+                        } else if status(&next) && !status(&person.current) {
+                            PersonChange::Terminated
+                        } else if status(&person.current) && !status(&next) {
+                            PersonChange::Reactivated
+                        } else {
+                            PersonChange::Updated
+                        };
+                        match kind {
+                            PersonChange::Created => applied.created += 1,
+                            PersonChange::Updated => applied.updated += 1,
+                            PersonChange::Terminated => applied.terminated += 1,
+                            PersonChange::Reactivated => applied.reactivated += 1,
+                        }
+                        changed.append_row([email.as_str()])?;
+                        for (field, old, new, source) in &diffs {
+                            if old.is_some() {
+                                closes.append_row([email.as_str(), field.as_str()])?;
+                            }
+                            if let Some(v) = new {
+                                history.append_row(params![
+                                    email,
+                                    field,
+                                    v,
+                                    source,
+                                    now_value,
+                                    Value::Null,
+                                    run.id
+                                ])?;
+                            }
+                        }
+                        if want_people {
+                            let changes = if want_changes {
+                                diffs
+                                    .iter()
+                                    .map(|(field, old, new, source)| Change {
+                                        work_email: email.clone(),
+                                        field: field.clone(),
+                                        old: old.clone(),
+                                        new: new.clone(),
+                                        source: source.clone(),
+                                    })
+                                    .collect()
+                            } else {
+                                Vec::new()
+                            };
+                            by_person.push((email.clone(), kind, changes));
+                        }
+                    }
+                    let state = crate::identity::apply(&person.current, &next, &diffs);
+                    if state.is_empty() {
+                        continue;
+                    }
+                    let last_changed = if diffs.is_empty() {
+                        person.last_changed.unwrap_or(input.now_us)
+                    } else {
+                        input.now_us
+                    };
+                    let t1 = std::time::Instant::now();
+                    let row = people_row(
+                        &email,
+                        &state,
+                        &person.records,
+                        person.first_seen.unwrap_or(input.now_us),
+                        last_changed,
+                    );
+                    people.append_row(appender_params_from_iter(row))?;
+                    t_people += t1.elapsed();
                 }
             }
+            tracing::debug!(
+                read_ms = t_read.as_millis() as u64,
+                people_ms = t_people.as_millis() as u64,
+                "merge parts"
+            );
+            history.flush()?;
+            people.flush()?;
+            closes.flush()?;
+            changed.flush()?;
         }
-        let n_changes: i64 = c.query_row("SELECT count(*) FROM changes", [], |r| r.get(0))?;
+        by_person.sort_by(|a, b| a.0.cmp(&b.0));
+        laps.lap("merge");
         applied.unchanged = n_changes == 0 && run.changed_records == 0;
-
-        // History: close changed values, open new ones (a dry run with events goes this far
-        // too, inside the transaction it rolls back, to describe the people after the change).
-        if !input.dry_run || routing.is_some() {
-            c.execute(
-                "UPDATE person_values SET valid_to = $1::TIMESTAMP FROM changes ch
-                 WHERE person_values.work_email = ch.work_email AND person_values.field = ch.field
-                   AND person_values.valid_to IS NULL AND ch.old_value IS NOT NULL",
-                [now],
-            )?;
-            c.execute(
-                "INSERT INTO person_values
-                 SELECT work_email, field, new_value, source, $1::TIMESTAMP, NULL, $2 FROM changes
-                 WHERE new_value IS NOT NULL",
-                params![now, run.id],
-            )?;
-        }
+        // History: close the values that changed (the new ones were appended above).
+        c.execute(
+            "UPDATE person_values SET valid_to = $1::TIMESTAMP FROM closes ch
+             WHERE person_values.work_email = ch.work_email AND person_values.field = ch.field
+               AND person_values.valid_to IS NULL AND person_values.sync_run <> $2",
+            params![now, run.id],
+        )?;
+        laps.lap("history");
         if let Some(routing) = &routing {
-            if n_changes > 0 {
-                // The people table as the change leaves it (rolled back with a dry run).
-                self.rebuild_people()?;
-            }
-            let people = super::events::people_snapshots(
-                &self.conn,
-                "SELECT DISTINCT work_email FROM changes",
-            )?;
+            let people =
+                super::events::people_snapshots(&self.conn, "SELECT work_email FROM changed")?;
             let cx = crate::events::ChangeContext {
                 source: s,
                 sync_run: run.id,
@@ -594,13 +819,15 @@ impl Store {
             if !input.dry_run {
                 super::events::write_events(&self.conn, &applied.events, now)?;
             }
+            laps.lap("events");
         }
         if input.want_changes {
             applied.people = by_person;
         }
+        applied.problems = self.recompute_problems(run.id)?;
+        laps.lap("problems");
         if input.dry_run {
             // Inside the transaction that is rolled back: list them for the plan.
-            applied.problems = self.recompute_problems(run.id)?;
             let mut stmt = self.conn.prepare(
                 "SELECT source, record_key, work_email, kind, field, detail FROM data_problems
                  ORDER BY kind, source, work_email, record_key",
@@ -620,32 +847,7 @@ impl Store {
             }
             return Ok(applied);
         }
-
-        // Apply: the source's records, the people table, data problems, the run.
-        c.execute(
-            "DELETE FROM source_records WHERE source = $1
-               AND content_hash NOT IN (SELECT content_hash FROM new_s)",
-            [s],
-        )?;
-        c.execute(
-            "DELETE FROM source_custom WHERE source = $1
-               AND content_hash NOT IN (SELECT content_hash FROM new_s)",
-            [s],
-        )?;
-        c.execute(
-            "INSERT INTO source_records BY NAME
-             SELECT * FROM new_s WHERE content_hash IN (SELECT content_hash FROM stage)",
-            [],
-        )?;
-        c.execute(
-            "INSERT INTO source_custom SELECT $1, content_hash, name, value FROM stage_custom",
-            [s],
-        )?;
-        if n_changes > 0 && routing.is_none() {
-            self.rebuild_people()?;
-        }
         self.set_meta("merge_key", input.merge_key)?;
-        applied.problems = self.recompute_problems(run.id)?;
         run.created = applied.created;
         run.updated = applied.updated + applied.reactivated;
         run.terminated = applied.terminated;
@@ -658,140 +860,111 @@ impl Store {
         Ok(applied)
     }
 
-    /// Computes `merged` (every person's fields by precedence) and `changes` (against the
-    /// current values) as temporary tables.
-    fn merge(&self, input: &ApplyInput<'_>, _run: &RunRow) -> Result<(), StoreError> {
+    /// The affected people of one chunk: each one's kept records (first per source, managers
+    /// resolved), custom fields, current values and times.
+    fn read_chunk(&self, chunk: i64) -> Result<Vec<ChunkPerson>, StoreError> {
         let c = &self.conn;
-        let s = input.source;
-        c.execute(
-            "CREATE OR REPLACE TEMP TABLE recs AS
-             SELECT * FROM (
-               SELECT * FROM source_records WHERE source <> $1 AND outcome = 'kept'
-               UNION ALL BY NAME SELECT * FROM new_s WHERE outcome = 'kept')
-             WHERE work_email IS NOT NULL
-             QUALIFY row_number() OVER (PARTITION BY source, work_email ORDER BY record_key, content_hash) = 1",
-            [s],
-        )?;
-        let unpivot_cols: Vec<&str> = Field::ALL
+        let cols: Vec<String> = Field::ALL
             .iter()
-            .map(|f| f.name())
-            .filter(|n| *n != "work_email")
-            .collect();
-        let sql = format!(
-            "CREATE OR REPLACE TEMP TABLE merged AS
-             WITH ids AS (
-               SELECT source, employee_id, work_email FROM recs WHERE employee_id IS NOT NULL
-               QUALIFY row_number() OVER (PARTITION BY source, employee_id ORDER BY record_key) = 1),
-             resolved AS (
-               SELECT r.* REPLACE (coalesce(m.work_email, r.manager_email) AS manager_email)
-               FROM recs r LEFT JOIN ids m ON m.source = r.source AND m.employee_id = r.manager_id),
-             custom AS (
-               SELECT source, content_hash, name, value FROM source_custom WHERE source <> $1
-               UNION ALL SELECT source, content_hash, name, value FROM source_custom WHERE source = $1
-               UNION ALL SELECT $1, content_hash, name, value FROM stage_custom),
-             long AS (
-               SELECT source, work_email, field, value FROM (
-                 UNPIVOT (SELECT source, work_email, {cols} FROM resolved)
-                 ON {cols} INTO NAME field VALUE value)
-               UNION ALL SELECT source, work_email, 'work_email', work_email FROM resolved
-               UNION ALL SELECT r.source, r.work_email, 'custom.' || cu.name, cu.value
-                 FROM resolved r JOIN custom cu ON cu.source = r.source AND cu.content_hash = r.content_hash)
-             SELECT l.work_email, l.field,
-                    arg_min(l.value, coalesce(pf.rank, pd.rank, 1000000)) AS value,
-                    arg_min(l.source, coalesce(pf.rank, pd.rank, 1000000)) AS source
-             FROM long l
-             LEFT JOIN precedence pf ON pf.field = l.field AND pf.source = l.source
-             LEFT JOIN precedence pd ON pd.field = '*' AND pd.source = l.source
-             WHERE l.value IS NOT NULL
-             GROUP BY l.work_email, l.field",
-            cols = unpivot_cols.join(", ")
-        );
-        c.execute(&sql, [s])?;
-        // The HRIS's status is kept as `hris_status`; `status` is derived with the dates.
-        c.execute_batch("UPDATE merged SET field = 'hris_status' WHERE field = 'status'")?;
-        c.execute(
-            &format!(
-                "INSERT INTO merged
-                 SELECT work_email, 'status', {}, src FROM (
-                   SELECT work_email,
-                          max(value) FILTER (WHERE field = 'hris_status') AS st,
-                          max(value) FILTER (WHERE field = 'start_date') AS sd,
-                          max(value) FILTER (WHERE field = 'end_date') AS en,
-                          coalesce(max(source) FILTER (WHERE field = 'hris_status'), 'roster') AS src
-                   FROM merged GROUP BY work_email)",
-                DERIVE_STATUS.replace("$today", "$1")
-            ),
-            [input.today.as_str()],
-        )?;
-        // People no source lists any more have left; their last values stay.
-        c.execute_batch(
-            "INSERT INTO merged
-             SELECT work_email, field,
-                    CASE WHEN field = 'status' THEN 'terminated' ELSE value END,
-                    CASE WHEN field = 'status' THEN 'roster' ELSE source END
-             FROM person_values
-             WHERE valid_to IS NULL AND work_email NOT IN (SELECT work_email FROM merged);
-             CREATE OR REPLACE TEMP TABLE changes AS
-             SELECT coalesce(n.work_email, o.work_email) AS work_email,
-                    coalesce(n.field, o.field) AS field,
-                    o.value AS old_value, n.value AS new_value,
-                    coalesce(n.source, o.source) AS source
-             FROM merged n FULL OUTER JOIN
-                  (SELECT work_email, field, value, source FROM person_values WHERE valid_to IS NULL) o
-               ON n.work_email = o.work_email AND n.field = o.field
-             WHERE n.value IS DISTINCT FROM o.value;",
-        )?;
-        Ok(())
-    }
-
-    /// Rebuilds `people` from the current values.
-    fn rebuild_people(&self) -> Result<(), StoreError> {
-        let cols = Field::ALL
-            .iter()
-            .map(|f| {
-                let cast = if f.kind() == crate::config::person::FieldKind::Date {
-                    "::DATE"
-                } else {
-                    ""
-                };
-                format!(
-                    "max(value) FILTER (WHERE field = '{n}'){cast} AS {n}",
-                    n = f.name()
-                )
+            .map(|f| match f {
+                Field::manager_email => "coalesce(m.work_email, r.manager_email)".to_string(),
+                f => format!("r.{}", f.name()),
             })
-            .collect::<Vec<_>>()
-            .join(",\n ");
-        let sql = format!(
-            "DELETE FROM people;
-             INSERT INTO people BY NAME SELECT * FROM (
-             WITH cur AS (SELECT * FROM person_values WHERE valid_to IS NULL),
-             times AS (SELECT work_email, min(valid_from) AS first_seen,
-                              max(greatest(valid_from, coalesce(valid_to, valid_from))) AS last_changed
-                       FROM person_values GROUP BY work_email),
-             src AS (SELECT work_email, list(DISTINCT source ORDER BY source) AS sources,
-                            map_from_entries(list((source, employee_id)) FILTER (WHERE employee_id IS NOT NULL)) AS employee_ids
-                     FROM recs GROUP BY work_email),
-             wide AS (
-               SELECT work_email AS email_key, {cols},
-                 max(value) FILTER (WHERE field = 'hris_status') AS hris_status,
-                 map_from_entries(list((substr(field, 8), value) ORDER BY field) FILTER (WHERE field LIKE 'custom.%')) AS custom,
-                 map_from_entries(list((field, source) ORDER BY field)) AS provenance
-               FROM cur GROUP BY work_email)
-             SELECT w.* EXCLUDE (email_key), coalesce(s.sources, []) AS sources, s.employee_ids,
-                    t.first_seen, t.last_changed
-             FROM wide w JOIN times t ON t.work_email = w.email_key
-             LEFT JOIN src s ON s.work_email = w.email_key);"
-        );
-        self.conn.execute_batch(&sql)?;
-        Ok(())
+            .collect();
+        let mut out: Vec<ChunkPerson> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut stmt =
+            c.prepare("SELECT work_email FROM affected WHERE chunk = $1 ORDER BY work_email")?;
+        for email in stmt.query_map([chunk], |r| r.get::<_, String>(0))? {
+            let email = email?;
+            index.insert(email.clone(), out.len());
+            out.push(ChunkPerson {
+                email,
+                ..ChunkPerson::default()
+            });
+        }
+        let mut stmt = c.prepare(&format!(
+            "SELECT r.source, r.content_hash, {}
+             FROM source_records r JOIN affected a ON a.work_email = r.work_email AND a.chunk = $1
+             LEFT JOIN manager_ids m ON m.source = r.source AND m.employee_id = r.manager_id
+             WHERE r.outcome = 'kept'
+             ORDER BY r.work_email, r.source, r.record_key, r.content_hash",
+            cols.join(", ")
+        ))?;
+        let email_col = 2 + Field::work_email as usize;
+        let mut hashes: HashMap<(String, i64), (usize, usize)> = HashMap::new();
+        let mut rows = stmt.query([chunk])?;
+        while let Some(r) = rows.next()? {
+            let email: String = r.get(email_col)?;
+            let Some(&i) = index.get(&email) else {
+                continue;
+            };
+            let source: String = r.get(0)?;
+            let p = &mut out[i];
+            // Several records of one source with this email: the lowest key is used.
+            if p.records.iter().any(|x| x.source == source) {
+                continue;
+            }
+            let hash: i64 = r.get(1)?;
+            let mut values = Vec::with_capacity(Field::ALL.len());
+            for k in 0..Field::ALL.len() {
+                values.push(r.get::<_, Option<String>>(2 + k)?);
+            }
+            hashes.insert((source.clone(), hash), (i, p.records.len()));
+            p.records.push(crate::identity::SourceRecord {
+                source,
+                values,
+                custom: Vec::new(),
+            });
+        }
+        let mut stmt = c.prepare(
+            "SELECT cu.source, cu.content_hash, cu.name, cu.value
+             FROM source_custom cu JOIN (
+               SELECT DISTINCT r.source, r.content_hash FROM source_records r
+               JOIN affected a ON a.work_email = r.work_email AND a.chunk = $1
+               WHERE r.outcome = 'kept') k ON k.source = cu.source AND k.content_hash = cu.content_hash
+             ORDER BY cu.name",
+        )?;
+        let mut rows = stmt.query([chunk])?;
+        while let Some(r) = rows.next()? {
+            let key = (r.get::<_, String>(0)?, r.get::<_, i64>(1)?);
+            if let Some(&(i, j)) = hashes.get(&key) {
+                out[i].records[j].custom.push((r.get(2)?, r.get(3)?));
+            }
+        }
+        let mut stmt = c.prepare(
+            "SELECT pv.work_email, pv.field, pv.value, pv.source FROM person_values pv
+             JOIN affected a ON a.work_email = pv.work_email AND a.chunk = $1
+             WHERE pv.valid_to IS NULL",
+        )?;
+        let mut rows = stmt.query([chunk])?;
+        while let Some(r) = rows.next()? {
+            let email: String = r.get(0)?;
+            if let Some(&i) = index.get(&email) {
+                out[i].current.insert(r.get(1)?, (r.get(2)?, r.get(3)?));
+            }
+        }
+        let mut stmt = c.prepare(
+            "SELECT pv.work_email, epoch_us(min(pv.valid_from)),
+                    epoch_us(max(greatest(pv.valid_from, coalesce(pv.valid_to, pv.valid_from))))
+             FROM person_values pv JOIN affected a ON a.work_email = pv.work_email AND a.chunk = $1
+             GROUP BY pv.work_email",
+        )?;
+        let mut rows = stmt.query([chunk])?;
+        while let Some(r) = rows.next()? {
+            let email: String = r.get(0)?;
+            if let Some(&i) = index.get(&email) {
+                out[i].first_seen = r.get(1)?;
+                out[i].last_changed = r.get(2)?;
+            }
+        }
+        Ok(out)
     }
 
     /// Recomputes `data_problems`. Returns how many there are.
     fn recompute_problems(&self, run: i64) -> Result<u64, StoreError> {
         let sql = "
-          WITH recs_all AS (
-            SELECT * FROM source_records WHERE source NOT IN (SELECT DISTINCT source FROM new_s)
-            UNION ALL BY NAME SELECT * FROM new_s),
+          WITH recs_all AS (SELECT * FROM source_records),
           cycles AS (
             WITH RECURSIVE walk(start, cur, depth, path) AS (
               SELECT work_email, manager_email, 1, [work_email] FROM people
@@ -857,19 +1030,21 @@ impl Store {
         for (field, max_empty, fail) in input.coverage {
             let empty: i64 = if let Some(name) = field.strip_prefix("custom.") {
                 self.conn.query_row(
-                    "SELECT count(*) FROM new_s n WHERE n.outcome = 'kept' AND NOT EXISTS (
-                       SELECT 1 FROM (SELECT content_hash, name FROM stage_custom
-                                      UNION ALL SELECT content_hash, name FROM source_custom WHERE source = $1) cu
-                       WHERE cu.content_hash = n.content_hash AND cu.name = $2)",
+                    "SELECT count(*) FROM source_records n
+                     WHERE n.source = $1 AND n.outcome = 'kept'
+                       AND n.content_hash NOT IN (SELECT hash FROM dropped)
+                       AND NOT EXISTS (SELECT 1 FROM source_custom cu
+                         WHERE cu.source = $1 AND cu.content_hash = n.content_hash AND cu.name = $2)",
                     params![input.source, name],
                     |r| r.get(0),
                 )?
             } else if Field::from_name(field).is_some() {
                 self.conn.query_row(
                     &format!(
-                        "SELECT count(*) FROM new_s WHERE outcome = 'kept' AND {field} IS NULL"
+                        "SELECT count(*) FROM source_records WHERE source = $1 AND outcome = 'kept'
+                           AND content_hash NOT IN (SELECT hash FROM dropped) AND {field} IS NULL"
                     ),
-                    [],
+                    [input.source],
                     |r| r.get(0),
                 )?
             } else {
@@ -922,12 +1097,13 @@ impl Store {
         Ok((k as u64, e as u64, f as u64))
     }
 
-    /// Drops the staging tables (after a failed fetch).
+    /// Rolls back the sync's transaction, staged records and all (after a failed or
+    /// abandoned fetch, or a listing with nothing new). Harmless when none is open.
     pub fn discard_staging(&self) -> Result<(), StoreError> {
-        self.conn.execute_batch(
-            "DROP TABLE IF EXISTS temp.stage; DROP TABLE IF EXISTS temp.stage_custom; DROP TABLE IF EXISTS temp.seen;",
-        )?;
-        Ok(())
+        match self.conn.execute_batch("ROLLBACK") {
+            Err(e) if !e.to_string().contains("no transaction is active") => Err(e.into()),
+            _ => Ok(()),
+        }
     }
 }
 
