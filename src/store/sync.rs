@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use duckdb::types::Value;
-use duckdb::{Appender, appender_params_from_iter, params};
+use duckdb::{Appender, params};
 
 use super::{Store, StoreError};
 use crate::config::person::Field;
@@ -274,90 +274,6 @@ struct ChunkPerson {
     /// First and last change in the history, µs since the epoch.
     first_seen: Option<i64>,
     last_changed: Option<i64>,
-}
-
-/// A `people` row in column order (see `schema::v1`).
-fn people_row(
-    email: &str,
-    state: &crate::identity::State,
-    records: &[crate::identity::SourceRecord],
-    first_seen_us: i64,
-    last_changed_us: i64,
-) -> Vec<Value> {
-    use crate::config::person::FieldKind;
-    let text = |k: &str| {
-        state
-            .get(k)
-            .map_or(Value::Null, |v| Value::Text(v.0.clone()))
-    };
-    let mut row = Vec::with_capacity(Field::ALL.len() + 7);
-    for f in Field::ALL {
-        let key = match f {
-            Field::status => "status",
-            f => f.name(),
-        };
-        row.push(match (f.kind(), state.get(key)) {
-            (_, None) => Value::Null,
-            (FieldKind::Date, Some((v, _))) => date_value(v),
-            (_, Some((v, _))) => Value::Text(v.clone()),
-        });
-    }
-    row[Field::work_email as usize] = Value::Text(email.to_string());
-    row.push(text("hris_status"));
-    let map = |entries: Vec<(Value, Value)>| {
-        if entries.is_empty() {
-            Value::Null
-        } else {
-            Value::Map(duckdb::types::OrderedMap::from(entries))
-        }
-    };
-    row.push(map(state
-        .iter()
-        .filter_map(|(k, (v, _))| {
-            Some((
-                Value::Text(k.strip_prefix("custom.")?.to_string()),
-                Value::Text(v.clone()),
-            ))
-        })
-        .collect()));
-    let mut sources: Vec<&crate::identity::SourceRecord> = records.iter().collect();
-    sources.sort_by(|a, b| a.source.cmp(&b.source));
-    row.push(map(sources
-        .iter()
-        .filter_map(|r| {
-            let id = r.values[Field::employee_id as usize].as_ref()?;
-            Some((Value::Text(r.source.clone()), Value::Text(id.clone())))
-        })
-        .collect()));
-    row.push(Value::List(
-        sources
-            .iter()
-            .map(|r| Value::Text(r.source.clone()))
-            .collect(),
-    ));
-    row.push(map(state
-        .iter()
-        .map(|(k, (_, src))| (Value::Text(k.clone()), Value::Text(src.clone())))
-        .collect()));
-    row.push(Value::Timestamp(
-        duckdb::types::TimeUnit::Microsecond,
-        first_seen_us,
-    ));
-    row.push(Value::Timestamp(
-        duckdb::types::TimeUnit::Microsecond,
-        last_changed_us,
-    ));
-    row
-}
-
-/// A `YYYY-MM-DD` date as a DuckDB DATE (days since 1970-01-01); NULL when unreadable (the
-/// mapping only ever produces such dates).
-fn date_value(v: &str) -> Value {
-    let epoch = jiff::civil::date(1970, 1, 1);
-    match v.parse::<jiff::civil::Date>() {
-        Ok(d) => Value::Date32((d.duration_since(epoch).as_secs() / 86_400) as i32),
-        Err(_) => Value::Null,
-    }
 }
 
 impl Store {
@@ -631,7 +547,8 @@ impl Store {
                        AND r.manager_id IN (SELECT employee_id FROM touched WHERE employee_id IS NOT NULL)
                    UNION SELECT work_email FROM ({due})
                    {everyone})
-                 SELECT work_email, ((row_number() OVER (ORDER BY work_email)) - 1) // {CHUNK} AS chunk
+                 SELECT work_email, ((row_number() OVER (ORDER BY work_email)) - 1) // {CHUNK} AS chunk,
+                        work_email IN (SELECT work_email FROM people) AS known
                  FROM emails",
                 due = status_due_sql("$3")
             ),
@@ -671,6 +588,30 @@ impl Store {
              CREATE OR REPLACE TEMP TABLE closes (work_email VARCHAR, field VARCHAR);
              CREATE OR REPLACE TEMP TABLE changed (work_email VARCHAR);",
         )?;
+        // The kept records of the affected people, managers resolved, read once (each chunk
+        // then reads its slice, not the whole of source_records).
+        let cols = Field::ALL
+            .iter()
+            .map(|f| match f {
+                Field::manager_email => {
+                    "coalesce(m.work_email, r.manager_email) AS manager_email".to_string()
+                }
+                f => format!("r.{}", f.name()),
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        c.execute_batch(&format!(
+            "CREATE OR REPLACE TEMP TABLE affected_records AS
+             SELECT a.chunk, r.source, r.record_key, r.content_hash, {cols}
+             FROM source_records r JOIN affected a ON a.work_email = r.work_email
+             LEFT JOIN manager_ids m ON m.source = r.source AND m.employee_id = r.manager_id
+             WHERE r.outcome = 'kept';
+             CREATE OR REPLACE TEMP TABLE affected_custom AS
+             SELECT k.chunk, cu.source, cu.content_hash, cu.name, cu.value
+             FROM source_custom cu
+             JOIN (SELECT DISTINCT chunk, source, content_hash FROM affected_records) k
+               ON k.source = cu.source AND k.content_hash = cu.content_hash;"
+        ))?;
         laps.lap("affected");
 
         let chunks: i64 = c.query_row(
@@ -679,15 +620,20 @@ impl Store {
             |r| r.get(0),
         )?;
         let precedence = crate::identity::Precedence::new(input.precedence);
-        let now_value = Value::Timestamp(duckdb::types::TimeUnit::Microsecond, input.now_us);
         let mut by_person: Vec<(String, PersonChange, Vec<Change>)> = Vec::new();
         let mut n_changes = 0u64;
         {
             let mut history = c.appender("person_values")?;
             let mut people = c.appender("people")?;
+            let mut history_rows = super::batch::History::new();
+            let mut people_rows = super::batch::People::new();
             let mut closes = c.appender_to_catalog_and_db("closes", "temp", "main")?;
             let mut changed = c.appender_to_catalog_and_db("changed", "temp", "main")?;
-            let (mut t_read, mut t_people) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
+            let (mut t_read, mut t_people, mut t_flush) = (
+                std::time::Duration::ZERO,
+                std::time::Duration::ZERO,
+                std::time::Duration::ZERO,
+            );
             for chunk in 0..chunks {
                 let t0 = std::time::Instant::now();
                 let batch = self.read_chunk(chunk)?;
@@ -726,15 +672,7 @@ impl Store {
                                 closes.append_row([email.as_str(), field.as_str()])?;
                             }
                             if let Some(v) = new {
-                                history.append_row(params![
-                                    email,
-                                    field,
-                                    v,
-                                    source,
-                                    now_value,
-                                    Value::Null,
-                                    run.id
-                                ])?;
+                                history_rows.push(&email, field, v, source, input.now_us, run.id);
                             }
                         }
                         if want_people {
@@ -765,20 +703,23 @@ impl Store {
                         input.now_us
                     };
                     let t1 = std::time::Instant::now();
-                    let row = people_row(
-                        &email,
+                    people_rows.push(
                         &state,
                         &person.records,
                         person.first_seen.unwrap_or(input.now_us),
                         last_changed,
-                    );
-                    people.append_row(appender_params_from_iter(row))?;
+                    )?;
                     t_people += t1.elapsed();
                 }
+                let t2 = std::time::Instant::now();
+                history_rows.flush(&mut history)?;
+                people_rows.flush(&mut people)?;
+                t_flush += t2.elapsed();
             }
             tracing::debug!(
                 read_ms = t_read.as_millis() as u64,
                 people_ms = t_people.as_millis() as u64,
+                flush_ms = t_flush.as_millis() as u64,
                 "merge parts"
             );
             history.flush()?;
@@ -864,13 +805,7 @@ impl Store {
     /// resolved), custom fields, current values and times.
     fn read_chunk(&self, chunk: i64) -> Result<Vec<ChunkPerson>, StoreError> {
         let c = &self.conn;
-        let cols: Vec<String> = Field::ALL
-            .iter()
-            .map(|f| match f {
-                Field::manager_email => "coalesce(m.work_email, r.manager_email)".to_string(),
-                f => format!("r.{}", f.name()),
-            })
-            .collect();
+        let cols: Vec<&str> = Field::ALL.iter().map(|f| f.name()).collect();
         let mut out: Vec<ChunkPerson> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
         let mut stmt =
@@ -884,11 +819,8 @@ impl Store {
             });
         }
         let mut stmt = c.prepare(&format!(
-            "SELECT r.source, r.content_hash, {}
-             FROM source_records r JOIN affected a ON a.work_email = r.work_email AND a.chunk = $1
-             LEFT JOIN manager_ids m ON m.source = r.source AND m.employee_id = r.manager_id
-             WHERE r.outcome = 'kept'
-             ORDER BY r.work_email, r.source, r.record_key, r.content_hash",
+            "SELECT source, content_hash, {} FROM affected_records WHERE chunk = $1
+             ORDER BY work_email, source, record_key, content_hash",
             cols.join(", ")
         ))?;
         let email_col = 2 + Field::work_email as usize;
@@ -918,12 +850,8 @@ impl Store {
             });
         }
         let mut stmt = c.prepare(
-            "SELECT cu.source, cu.content_hash, cu.name, cu.value
-             FROM source_custom cu JOIN (
-               SELECT DISTINCT r.source, r.content_hash FROM source_records r
-               JOIN affected a ON a.work_email = r.work_email AND a.chunk = $1
-               WHERE r.outcome = 'kept') k ON k.source = cu.source AND k.content_hash = cu.content_hash
-             ORDER BY cu.name",
+            "SELECT source, content_hash, name, value FROM affected_custom WHERE chunk = $1
+             ORDER BY name",
         )?;
         let mut rows = stmt.query([chunk])?;
         while let Some(r) = rows.next()? {
@@ -932,9 +860,19 @@ impl Store {
                 out[i].records[j].custom.push((r.get(2)?, r.get(3)?));
             }
         }
+        // Only people the directory had before have current values and a history (a first
+        // sync reads none; the history this run appends is never read back).
+        let known: i64 = c.query_row(
+            "SELECT count(*) FROM affected WHERE chunk = $1 AND known",
+            [chunk],
+            |r| r.get(0),
+        )?;
+        if known == 0 {
+            return Ok(out);
+        }
         let mut stmt = c.prepare(
             "SELECT pv.work_email, pv.field, pv.value, pv.source FROM person_values pv
-             JOIN affected a ON a.work_email = pv.work_email AND a.chunk = $1
+             JOIN affected a ON a.work_email = pv.work_email AND a.chunk = $1 AND a.known
              WHERE pv.valid_to IS NULL",
         )?;
         let mut rows = stmt.query([chunk])?;
@@ -947,7 +885,8 @@ impl Store {
         let mut stmt = c.prepare(
             "SELECT pv.work_email, epoch_us(min(pv.valid_from)),
                     epoch_us(max(greatest(pv.valid_from, coalesce(pv.valid_to, pv.valid_from))))
-             FROM person_values pv JOIN affected a ON a.work_email = pv.work_email AND a.chunk = $1
+             FROM person_values pv
+             JOIN affected a ON a.work_email = pv.work_email AND a.chunk = $1 AND a.known
              GROUP BY pv.work_email",
         )?;
         let mut rows = stmt.query([chunk])?;

@@ -1,0 +1,222 @@
+//! Arrow batches of `people` and `person_values` rows, appended column by column (one FFI
+//! call per 2,048 rows instead of one per value).
+
+use std::sync::Arc;
+
+use duckdb::arrow::array::{
+    ArrayRef, Date32Builder, Int64Builder, ListBuilder, MapBuilder, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
+use duckdb::arrow::record_batch::RecordBatch;
+use duckdb::{Appender, arrow::error::ArrowError};
+
+use super::StoreError;
+use crate::config::person::{Field, FieldKind};
+use crate::identity::{SourceRecord, State};
+
+fn finish(cols: Vec<ArrayRef>) -> Result<RecordBatch, ArrowError> {
+    RecordBatch::try_from_iter(
+        cols.into_iter()
+            .enumerate()
+            .map(|(i, c)| (format!("c{i}"), c)),
+    )
+}
+
+fn arrow_err(e: ArrowError) -> StoreError {
+    StoreError::Sql(duckdb::Error::ToSqlConversionFailure(Box::new(e)))
+}
+
+/// `person_values` rows opened by one run.
+pub(crate) struct History {
+    email: StringBuilder,
+    field: StringBuilder,
+    value: StringBuilder,
+    source: StringBuilder,
+    from: TimestampMicrosecondBuilder,
+    to: TimestampMicrosecondBuilder,
+    run: Int64Builder,
+    rows: usize,
+}
+
+impl History {
+    pub(crate) fn new() -> History {
+        History {
+            email: StringBuilder::new(),
+            field: StringBuilder::new(),
+            value: StringBuilder::new(),
+            source: StringBuilder::new(),
+            from: TimestampMicrosecondBuilder::new(),
+            to: TimestampMicrosecondBuilder::new(),
+            run: Int64Builder::new(),
+            rows: 0,
+        }
+    }
+
+    /// A value in force from `now_us` on.
+    pub(crate) fn push(
+        &mut self,
+        email: &str,
+        field: &str,
+        value: &str,
+        source: &str,
+        now_us: i64,
+        run: i64,
+    ) {
+        self.email.append_value(email);
+        self.field.append_value(field);
+        self.value.append_value(value);
+        self.source.append_value(source);
+        self.from.append_value(now_us);
+        self.to.append_null();
+        self.run.append_value(run);
+        self.rows += 1;
+    }
+
+    /// Appends the rows collected so far.
+    pub(crate) fn flush(&mut self, app: &mut Appender<'_>) -> Result<(), StoreError> {
+        if self.rows == 0 {
+            return Ok(());
+        }
+        self.rows = 0;
+        let batch = finish(vec![
+            Arc::new(self.email.finish()),
+            Arc::new(self.field.finish()),
+            Arc::new(self.value.finish()),
+            Arc::new(self.source.finish()),
+            Arc::new(self.from.finish()),
+            Arc::new(self.to.finish()),
+            Arc::new(self.run.finish()),
+        ])
+        .map_err(arrow_err)?;
+        app.append_record_batch(batch)?;
+        Ok(())
+    }
+}
+
+enum Column {
+    Text(StringBuilder),
+    Date(Date32Builder),
+}
+
+/// `people` rows (see `schema::v1` for the column order).
+pub(crate) struct People {
+    fields: Vec<Column>,
+    hris_status: StringBuilder,
+    custom: MapBuilder<StringBuilder, StringBuilder>,
+    employee_ids: MapBuilder<StringBuilder, StringBuilder>,
+    sources: ListBuilder<StringBuilder>,
+    provenance: MapBuilder<StringBuilder, StringBuilder>,
+    first_seen: TimestampMicrosecondBuilder,
+    last_changed: TimestampMicrosecondBuilder,
+    rows: usize,
+}
+
+fn map_builder() -> MapBuilder<StringBuilder, StringBuilder> {
+    MapBuilder::new(None, StringBuilder::new(), StringBuilder::new())
+}
+
+/// Days since 1970-01-01 of a `YYYY-MM-DD` date (the mapping only ever produces such dates).
+fn days(v: &str) -> Option<i32> {
+    let d = v.parse::<jiff::civil::Date>().ok()?;
+    Some((d.duration_since(jiff::civil::date(1970, 1, 1)).as_secs() / 86_400) as i32)
+}
+
+impl People {
+    pub(crate) fn new() -> People {
+        People {
+            fields: Field::ALL
+                .iter()
+                .map(|f| match f.kind() {
+                    FieldKind::Date => Column::Date(Date32Builder::new()),
+                    _ => Column::Text(StringBuilder::new()),
+                })
+                .collect(),
+            hris_status: StringBuilder::new(),
+            custom: map_builder(),
+            employee_ids: map_builder(),
+            sources: ListBuilder::new(StringBuilder::new()),
+            provenance: map_builder(),
+            first_seen: TimestampMicrosecondBuilder::new(),
+            last_changed: TimestampMicrosecondBuilder::new(),
+            rows: 0,
+        }
+    }
+
+    /// One person: the state in force, their records (for sources and employee ids), and the
+    /// first and last change (µs since the epoch).
+    pub(crate) fn push(
+        &mut self,
+        state: &State,
+        records: &[SourceRecord],
+        first_seen_us: i64,
+        last_changed_us: i64,
+    ) -> Result<(), StoreError> {
+        for (f, col) in Field::ALL.iter().zip(&mut self.fields) {
+            // `status` is the derived status; the HRIS's own is `hris_status`.
+            let v = state.get(f.name()).map(|v| v.0.as_str());
+            match col {
+                Column::Text(b) => b.append_option(v),
+                Column::Date(b) => b.append_option(v.and_then(days)),
+            }
+        }
+        self.hris_status
+            .append_option(state.get("hris_status").map(|v| v.0.as_str()));
+        let mut any = false;
+        for (k, (v, _)) in state {
+            if let Some(name) = k.strip_prefix("custom.") {
+                self.custom.keys().append_value(name);
+                self.custom.values().append_value(v);
+                any = true;
+            }
+        }
+        self.custom.append(any).map_err(arrow_err)?;
+        let mut sorted: Vec<&SourceRecord> = records.iter().collect();
+        sorted.sort_by(|a, b| a.source.cmp(&b.source));
+        let mut any = false;
+        for r in &sorted {
+            if let Some(id) = &r.values[Field::employee_id as usize] {
+                self.employee_ids.keys().append_value(&r.source);
+                self.employee_ids.values().append_value(id);
+                any = true;
+            }
+        }
+        self.employee_ids.append(any).map_err(arrow_err)?;
+        for r in &sorted {
+            self.sources.values().append_value(&r.source);
+        }
+        self.sources.append(true);
+        for (k, (_, src)) in state {
+            self.provenance.keys().append_value(k);
+            self.provenance.values().append_value(src);
+        }
+        self.provenance.append(true).map_err(arrow_err)?;
+        self.first_seen.append_value(first_seen_us);
+        self.last_changed.append_value(last_changed_us);
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// Appends the rows collected so far.
+    pub(crate) fn flush(&mut self, app: &mut Appender<'_>) -> Result<(), StoreError> {
+        if self.rows == 0 {
+            return Ok(());
+        }
+        self.rows = 0;
+        let mut cols: Vec<ArrayRef> = Vec::with_capacity(Field::ALL.len() + 7);
+        for c in &mut self.fields {
+            cols.push(match c {
+                Column::Text(b) => Arc::new(b.finish()),
+                Column::Date(b) => Arc::new(b.finish()),
+            });
+        }
+        cols.push(Arc::new(self.hris_status.finish()));
+        cols.push(Arc::new(self.custom.finish()));
+        cols.push(Arc::new(self.employee_ids.finish()));
+        cols.push(Arc::new(self.sources.finish()));
+        cols.push(Arc::new(self.provenance.finish()));
+        cols.push(Arc::new(self.first_seen.finish()));
+        cols.push(Arc::new(self.last_changed.finish()));
+        app.append_record_batch(finish(cols).map_err(arrow_err)?)?;
+        Ok(())
+    }
+}
