@@ -469,10 +469,19 @@ pub async fn sync_with_client(
         h.update(env!("CARGO_PKG_VERSION").as_bytes());
         h.digest()
     });
-    let remerge_all = store.meta("merge_key")?.as_deref() != Some(merge_key.as_str());
-    let quiet =
-        run.changed_records == 0 && all_seen && !remerge_all && !store.status_due(&today)?;
-    let (kept, excluded, failed) = store.outcome_counts(&plan.name)?;
+    let checks = (|| {
+        let remerge_all = store.meta("merge_key")?.as_deref() != Some(merge_key.as_str());
+        let quiet =
+            run.changed_records == 0 && all_seen && !remerge_all && !store.status_due(&today)?;
+        Ok::<_, StoreError>((remerge_all, quiet, store.outcome_counts(&plan.name)?))
+    })();
+    let (remerge_all, quiet, (kept, excluded, failed)) = match checks {
+        Ok(v) => v,
+        Err(e) => {
+            store.discard_staging().ok();
+            return Err(e.into());
+        }
+    };
     if quiet && !opts.want_changes {
         store.discard_staging().ok();
         run.kept = kept;

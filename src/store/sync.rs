@@ -1,10 +1,11 @@
-//! The SQL of a sync: staging a listing, merging every source by work email with per-field
-//! precedence, diffing against the directory, holding or applying, all set-based.
+//! The SQL of a sync: staging a listing into `source_records` inside the sync's transaction,
+//! working out which people it touches, merging and diffing them (`identity`, in Rust, a chunk
+//! at a time), holding or applying.
 //!
 //! Only records whose content hash is new are staged (a no-change re-sync stages nothing and
-//! writes nothing). When anything changed, the directory is recomputed from every source's
-//! records in SQL, which keeps memory flat as the directory grows (DuckDB spills to disk past
-//! its memory limit), and the diff is field by field in long form (`person_values`).
+//! writes nothing). The work of an applied sync grows with what changed, not with the
+//! directory: a 1% change at 100k people merges about 1,000 people. The diff is field by field
+//! in long form (`person_values`).
 
 use std::collections::HashMap;
 
@@ -319,6 +320,8 @@ impl Store {
         run: i64,
         now_us: i64,
     ) -> Result<Staging<'_>, StoreError> {
+        // A transaction some earlier error path left open must not carry into this run.
+        self.discard_staging()?;
         self.conn.execute_batch("BEGIN TRANSACTION")?;
         let stage = self.conn.appender("source_records");
         let custom = self.conn.appender("source_custom");
@@ -629,15 +632,8 @@ impl Store {
             let mut people_rows = super::batch::People::new();
             let mut closes = c.appender_to_catalog_and_db("closes", "temp", "main")?;
             let mut changed = c.appender_to_catalog_and_db("changed", "temp", "main")?;
-            let (mut t_read, mut t_people, mut t_flush) = (
-                std::time::Duration::ZERO,
-                std::time::Duration::ZERO,
-                std::time::Duration::ZERO,
-            );
             for chunk in 0..chunks {
-                let t0 = std::time::Instant::now();
                 let batch = self.read_chunk(chunk)?;
-                t_read += t0.elapsed();
                 for person in batch {
                     let next = if person.records.is_empty() {
                         crate::identity::departed(&person.current)
@@ -702,26 +698,16 @@ impl Store {
                     } else {
                         input.now_us
                     };
-                    let t1 = std::time::Instant::now();
                     people_rows.push(
                         &state,
                         &person.records,
                         person.first_seen.unwrap_or(input.now_us),
                         last_changed,
                     )?;
-                    t_people += t1.elapsed();
                 }
-                let t2 = std::time::Instant::now();
                 history_rows.flush(&mut history)?;
                 people_rows.flush(&mut people)?;
-                t_flush += t2.elapsed();
             }
-            tracing::debug!(
-                read_ms = t_read.as_millis() as u64,
-                people_ms = t_people.as_millis() as u64,
-                flush_ms = t_flush.as_millis() as u64,
-                "merge parts"
-            );
             history.flush()?;
             people.flush()?;
             closes.flush()?;

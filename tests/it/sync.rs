@@ -689,3 +689,91 @@ async fn coverage_rules_warn_or_fail_on_the_whole_listing() {
         "Engineer"
     );
 }
+
+#[tokio::test]
+async fn a_changed_manager_record_re_resolves_the_subordinates_and_leaves_others_alone() {
+    let e = env().await;
+    e.sync("core", Options::default()).await.unwrap();
+    let times = "select work_email, first_seen, last_changed from people
+                 where work_email in ('ada@corp.example', 'cy@corp.example') order by 1";
+    let before = e.query(times);
+    // Ed (id 5) gets a new work email: the people whose manager id is 5 follow.
+    e.hris.lock().unwrap().core[4]["attrs"]["email"] = json!("edward@corp.example");
+    let r = e
+        .sync(
+            "core",
+            Options {
+                want_changes: true,
+                ..Options::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.applied.created, r.applied.terminated, r.applied.updated),
+        (1, 1, 3),
+        "{:?}",
+        r.applied.people
+    );
+    let managers = e.query(
+        "select work_email, manager_email from people
+         where work_email in ('flo@corp.example', 'gus@corp.example', 'ivy@corp.example') order by 1",
+    );
+    assert!(
+        managers.iter().all(|m| m[1] == "edward@corp.example"),
+        "{managers:?}"
+    );
+    let changes: Vec<(String, String)> = r
+        .applied
+        .people
+        .iter()
+        .filter(|p| p.1 == roster::store::sync::PersonChange::Updated)
+        .flat_map(|p| p.2.iter().map(|c| (c.work_email.clone(), c.field.clone())))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            ("flo@corp.example".to_string(), "manager_email".to_string()),
+            ("gus@corp.example".into(), "manager_email".into()),
+            ("ivy@corp.example".into(), "manager_email".into()),
+        ]
+    );
+    assert_eq!(
+        one(&e.query("select status from people where work_email = 'ed@corp.example'"))[0],
+        "terminated"
+    );
+    // People the run did not touch keep their row as it was, times included.
+    assert_eq!(e.query(times), before);
+    // The people table agrees with the open history rows, field by field.
+    let mismatches = e.query(
+        "select p.work_email, v.field from person_values v join people p using (work_email)
+         where v.valid_to is null and v.field in ('manager_email', 'job_title', 'status', 'first_name')
+           and v.value is distinct from (case v.field when 'manager_email' then p.manager_email
+               when 'job_title' then p.job_title when 'status' then p.status else p.first_name end)",
+    );
+    assert!(mismatches.is_empty(), "{mismatches:?}");
+}
+
+#[tokio::test]
+async fn a_precedence_change_re_merges_everyone_without_new_records() {
+    let e = env().await;
+    e.sync("core", Options::default()).await.unwrap();
+    e.sync("side", Options::default()).await.unwrap();
+    let title = "select job_title, provenance['job_title'] from people where work_email = 'ben@corp.example'";
+    assert_eq!(one(&e.query(title)), ["Engineering Manager", "side"]);
+    let path = e.config.join("roster.yaml");
+    let yaml = std::fs::read_to_string(&path).unwrap();
+    assert!(yaml.contains("job_title: [side, core]"));
+    std::fs::write(
+        &path,
+        yaml.replace("job_title: [side, core]", "job_title: [core, side]"),
+    )
+    .unwrap();
+    let r = e.sync("side", Options::default()).await.unwrap();
+    assert_eq!(r.run.changed_records, 0, "no record changed");
+    assert_eq!((r.applied.updated, r.applied.created), (1, 0));
+    assert_eq!(one(&e.query(title)), ["Engineer", "core"]);
+    // And once applied, the same listing is quiet again.
+    let again = e.sync("side", Options::default()).await.unwrap();
+    assert!(again.applied.unchanged && !again.published);
+}
