@@ -252,6 +252,127 @@ fn head_commit(git: &Path) -> Option<String> {
     })
 }
 
+/// Fingerprint of what the merge depends on besides records (the precedence, Roster's
+/// version): when it changes, the next applied sync re-merges everyone.
+fn merge_key(precedence: &[(String, String, i32)]) -> String {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(format!("{precedence:?}").as_bytes());
+    h.update(env!("CARGO_PKG_VERSION").as_bytes());
+    format!("{:016x}", h.digest())
+}
+
+/// Sources whose records the state database holds but the config no longer names, with
+/// their record counts. Their people stay as they were (a renamed or deleted source is not
+/// a reason to terminate anyone), but nobody they list can leave either, until the source is
+/// forgotten ([`forget_source`]).
+pub fn orphan_sources(cfg: &Config, store: &Store) -> Result<Vec<(String, u64)>, StoreError> {
+    Ok(store
+        .record_sources()?
+        .into_iter()
+        .filter(|(name, _)| !cfg.deployment.spec.sources.contains_key(name))
+        .collect())
+}
+
+/// The warning for a source [`orphan_sources`] found.
+pub fn orphan_warning(name: &str, records: u64) -> String {
+    format!(
+        "source `{name}` is no longer configured, but the directory still holds its {records} records: the people they list stay as they are and cannot leave (help: if `{name}` was renamed or removed on purpose, run `roster plan --forget-source {name}` to see what forgetting it does, then `roster sync --forget-source {name}`; if not, put it back in roster.yaml)"
+    )
+}
+
+/// Why a source cannot be forgotten.
+#[derive(Debug, thiserror::Error)]
+pub enum ForgetError {
+    /// It is still configured.
+    #[error(
+        "source `{0}` is still configured (help: remove it from `sources:` in roster.yaml first; forgetting a configured source would only last until its next sync)"
+    )]
+    Configured(String),
+    /// There is nothing to forget.
+    #[error("the directory holds no records of a source `{0}`; known sources without config: {1}")]
+    Unknown(String, String),
+    /// The store failed; nothing was applied.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+/// Forgets a source that is no longer configured, in one transaction: its records go, the
+/// people only it listed leave (terminated, with their events), the others are merged again
+/// without it. With `opts.dry_run`, plans it. Never held: forgetting is the operator's
+/// explicit decision.
+pub fn forget_source(
+    cfg: &Config,
+    store: &mut Store,
+    name: &str,
+    opts: &Options,
+) -> Result<Report, ForgetError> {
+    if cfg.deployment.spec.sources.contains_key(name) {
+        return Err(ForgetError::Configured(name.to_string()));
+    }
+    let orphans = orphan_sources(cfg, store)?;
+    if !orphans.iter().any(|(n, _)| n == name) {
+        let names: Vec<&str> = orphans.iter().map(|(n, _)| n.as_str()).collect();
+        let names = if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join(", ")
+        };
+        return Err(ForgetError::Unknown(name.to_string(), names));
+    }
+    let started = Instant::now();
+    let start_ts = jiff::Timestamp::now();
+    let precedence = precedence_table(cfg);
+    let merge_key = merge_key(&precedence);
+    let mut run = RunRow {
+        id: store.next_run_id()?,
+        source: name.to_string(),
+        started_at: utc(start_ts),
+        config_version: Some(config_version(cfg)),
+        config_commit: config_commit(&cfg.dir),
+        ..RunRow::default()
+    };
+    let gone: Vec<i64> = store.known_hashes(name)?.into_keys().collect();
+    let remerge_all = store.meta("merge_key")?.as_deref() != Some(merge_key.as_str());
+    // An empty listing, applied on purpose.
+    store
+        .begin_staging(name, run.id, start_ts.as_microsecond())?
+        .finish()?;
+    let input = ApplyInput {
+        source: name,
+        gone: &gone,
+        remerge_all,
+        now: run.started_at.clone(),
+        now_us: start_ts.as_microsecond(),
+        today: start_ts.to_zoned(cfg.time_zone()).date().to_string(),
+        precedence: &precedence,
+        allow_removals: true,
+        max_removals: 1.0,
+        min_removals_to_hold: u32::MAX,
+        hold_on_empty: false,
+        listing_empty: true,
+        dry_run: opts.dry_run,
+        want_changes: opts.want_changes,
+        coverage: &[],
+        merge_key: &merge_key,
+    };
+    run.finished_at = Some(utc(jiff::Timestamp::now()));
+    run.duration_ms = started.elapsed().as_millis() as u64;
+    let applied = store.apply(&input, &mut run);
+    store.discard_staging().ok();
+    let applied = applied?;
+    let published = !opts.dry_run && !applied.unchanged;
+    if published {
+        store.publish()?;
+    }
+    Ok(Report {
+        source: name.to_string(),
+        run,
+        applied,
+        coverage: Vec::new(),
+        published,
+    })
+}
+
 fn utc(ts: jiff::Timestamp) -> String {
     ts.strftime("%Y-%m-%d %H:%M:%S%.6f").to_string()
 }
@@ -463,12 +584,7 @@ pub async fn sync_with_client(
         .map(|(h, _)| *h)
         .collect();
     let all_seen = gone.is_empty();
-    let merge_key = format!("{:016x}", {
-        let mut h = xxhash_rust::xxh3::Xxh3::new();
-        h.update(format!("{precedence:?}").as_bytes());
-        h.update(env!("CARGO_PKG_VERSION").as_bytes());
-        h.digest()
-    });
+    let merge_key = merge_key(&precedence);
     let checks = (|| {
         let remerge_all = store.meta("merge_key")?.as_deref() != Some(merge_key.as_str());
         let quiet =

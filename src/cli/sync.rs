@@ -38,6 +38,11 @@ pub struct Args {
     /// process instead (when no daemon holds the state database).
     #[arg(long, conflicts_with = "allow_removals")]
     pub now: bool,
+    /// Forget a source that is no longer in roster.yaml: its records go, the people only it
+    /// listed leave (terminated), the others are merged again without it. Check first with
+    /// `roster plan --forget-source NAME`.
+    #[arg(long = "forget-source", value_name = "NAME", conflicts_with_all = ["now", "sources"])]
+    pub forget: Vec<String>,
 }
 
 /// Arguments of `roster plan`.
@@ -52,6 +57,14 @@ pub struct PlanArgs {
     /// Print the plan as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Plan forgetting a source that is no longer in roster.yaml (see `roster sync
+    /// --forget-source`) instead of syncing.
+    #[arg(
+        long = "forget-source",
+        value_name = "NAME",
+        conflicts_with = "sources"
+    )]
+    pub forget: Vec<String>,
 }
 
 fn pick<'c>(cfg: &'c Config, names: &[String]) -> Result<Vec<&'c SourcePlan>, u8> {
@@ -178,6 +191,9 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
+    if !args.forget.is_empty() {
+        return forget(&cfg, &args.forget);
+    }
     let plans = match pick(&cfg, &args.sources) {
         Ok(p) => p,
         Err(code) => return Ok(code),
@@ -187,6 +203,56 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         ..Options::default()
     };
     rt.block_on(sync_all(&cfg, &plans, &opts))
+}
+
+/// `roster sync --forget-source`: forgets each source, then publishes.
+fn forget(cfg: &Config, names: &[String]) -> anyhow::Result<u8> {
+    let mut store = match sync::open_store(cfg) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(1);
+        }
+    };
+    let mut code = 0u8;
+    for name in names {
+        match sync::forget_source(cfg, &mut store, name, &Options::default()) {
+            Ok(r) => {
+                let a = &r.applied;
+                println!(
+                    "{name}: forgotten; people: {} updated, {} terminated{}",
+                    a.updated + a.reactivated,
+                    a.terminated,
+                    if r.published {
+                        format!(
+                            "; directory published: {}",
+                            store.directory_path().display()
+                        )
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                code = code.max(match e {
+                    sync::ForgetError::Store(_) => 1,
+                    _ => EX_USAGE,
+                });
+            }
+        }
+    }
+    Ok(code)
+}
+
+/// Warns (on stderr) about sources the directory holds records of but the config no longer
+/// names.
+fn warn_orphans(cfg: &Config, store: &crate::store::Store) {
+    if let Ok(orphans) = sync::orphan_sources(cfg, store) {
+        for (name, records) in orphans {
+            eprintln!("warning: {}", sync::orphan_warning(&name, records));
+        }
+    }
 }
 
 /// The daemon's admin address from the config. The config on disk may be invalid while the
@@ -320,6 +386,7 @@ pub async fn sync_all(cfg: &Config, plans: &[&SourcePlan], opts: &Options) -> an
     } else if store.directory_path().exists() {
         println!("directory unchanged: {dir}");
     }
+    warn_orphans(cfg, &store);
     let events = super::events::evaluate_and_deliver(cfg, &store, crate::webhook::Mode::Due).await;
     std::io::stdout().flush().ok();
     Ok(code.max(events))
@@ -363,7 +430,8 @@ pub fn plan(args: &PlanArgs) -> anyhow::Result<u8> {
         Err(code) => return Ok(code),
     };
     let plans = match pick(&cfg, &args.sources) {
-        Ok(p) => p,
+        Ok(p) if args.forget.is_empty() => p,
+        Ok(_) => Vec::new(),
         Err(code) => return Ok(code),
     };
     let opts = Options {
@@ -384,15 +452,35 @@ pub fn plan(args: &PlanArgs) -> anyhow::Result<u8> {
         };
         let mut code = 0u8;
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        let mut reports = Vec::new();
         for plan in plans {
             let mut bar = Bar::new(&plan.name);
             let result = sync::sync_source(&cfg, &mut store, plan, &opts, &mut bar).await;
             bar.done();
+            reports.push(
+                result
+                    .inspect_err(|e| code = code.max(exit_code(e)))
+                    .map_err(|e| e.to_string()),
+            );
+        }
+        for name in &args.forget {
+            let result = sync::forget_source(&cfg, &mut store, name, &opts);
+            if let Err(e) = &result {
+                code = code.max(match e {
+                    sync::ForgetError::Store(_) => 1,
+                    _ => EX_USAGE,
+                });
+            }
+            reports.push(result.map_err(|e| e.to_string()));
+        }
+        if args.forget.is_empty() {
+            warn_orphans(&cfg, &store);
+        }
+        for result in reports {
             let r = match result {
                 Ok(r) => r,
                 Err(e) => {
                     eprintln!("error: {e}");
-                    code = code.max(exit_code(&e));
                     continue;
                 }
             };

@@ -641,6 +641,8 @@ fn sync_thread(
             return;
         }
     };
+    // Sources no longer configured whose records remain: warned about once per process.
+    let mut warned = std::collections::HashSet::new();
     while let Ok(job) = jobs.recv() {
         let stopping = shared.stopping.load(std::sync::atomic::Ordering::SeqCst);
         match job {
@@ -669,12 +671,32 @@ fn sync_thread(
                     &config.deployment.spec,
                 ));
                 let result = rt.block_on(sync_one(&config, &mut store, &source, &shared, &cancel));
+                warn_orphans(&config, &store, &mut warned);
                 evaluate(&config, &store, &shared);
                 if let Some(reply) = reply {
                     let _ = reply.send(result);
                 }
             }
         }
+    }
+}
+
+/// Logs, once per source and process, that the directory holds records of a source the
+/// config no longer names (see `sync::orphan_sources`).
+fn warn_orphans(
+    cfg: &Config,
+    store: &crate::store::Store,
+    warned: &mut std::collections::HashSet<String>,
+) {
+    match crate::sync::orphan_sources(cfg, store) {
+        Ok(orphans) => {
+            for (name, records) in orphans {
+                if warned.insert(name.clone()) {
+                    tracing::warn!(source = %name, "{}", crate::sync::orphan_warning(&name, records));
+                }
+            }
+        }
+        Err(e) => tracing::error!("cannot list the sources of the directory: {e}"),
     }
 }
 

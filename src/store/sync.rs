@@ -291,6 +291,15 @@ impl Store {
         Ok(out)
     }
 
+    /// Every source with stored records, and how many.
+    pub fn record_sources(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT source, count(*) FROM source_records GROUP BY source ORDER BY source",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Number of a source's stored records.
     pub fn record_count(&self, source: &str) -> Result<u64, StoreError> {
         Ok(self.conn.query_row(

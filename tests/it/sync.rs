@@ -777,3 +777,110 @@ async fn a_precedence_change_re_merges_everyone_without_new_records() {
     let again = e.sync("side", Options::default()).await.unwrap();
     assert!(again.applied.unchanged && !again.published);
 }
+
+#[tokio::test]
+async fn a_source_removed_from_the_config_is_kept_until_forgotten() {
+    let e = env().await;
+    e.sync("core", Options::default()).await.unwrap();
+    e.sync("side", Options::default()).await.unwrap();
+    // `side` leaves roster.yaml (and the precedence that named it).
+    let path = e.config.join("roster.yaml");
+    let yaml = std::fs::read_to_string(&path).unwrap();
+    let without = yaml.split("  side:\n").next().unwrap().to_string();
+    std::fs::write(&path, &without).unwrap();
+    let cfg = e.cfg();
+    let mut store = roster::sync::open_store(&cfg).unwrap();
+    assert_eq!(
+        roster::sync::orphan_sources(&cfg, &store).unwrap(),
+        [("side".to_string(), 2)]
+    );
+    let warning = roster::sync::orphan_warning("side", 2);
+    assert!(
+        warning.contains("roster sync --forget-source side"),
+        "{warning}"
+    );
+    // Nothing changes on its own: mo (only in side) is still there.
+    let mo = "select status from people where work_email = 'mo@corp.example'";
+    assert_eq!(one(&e.query(mo))[0], "active");
+
+    let refused = roster::sync::forget_source(&cfg, &mut store, "core", &Options::default());
+    assert!(
+        refused
+            .unwrap_err()
+            .to_string()
+            .contains("still configured"),
+        "a configured source is never forgotten"
+    );
+    let plan = roster::sync::forget_source(
+        &cfg,
+        &mut store,
+        "side",
+        &Options {
+            dry_run: true,
+            want_changes: true,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    assert_eq!((plan.applied.terminated, plan.applied.updated), (1, 1));
+    assert!(!plan.published);
+    assert_eq!(one(&e.query(mo))[0], "active", "a plan writes nothing");
+
+    let r = roster::sync::forget_source(&cfg, &mut store, "side", &Options::default()).unwrap();
+    assert_eq!((r.applied.terminated, r.applied.updated), (1, 1));
+    assert!(r.published);
+    drop(store);
+    assert_eq!(one(&e.query(mo))[0], "terminated");
+    // Ben loses what only side gave him; core's values are in force again.
+    assert_eq!(
+        one(&e.query(
+            "select job_title, office, sources from people where work_email = 'ben@corp.example'"
+        )),
+        ["Engineer", "", "[core]"]
+    );
+    assert!(
+        e.query("select 1 from source_records where source = 'side'")
+            .is_empty()
+    );
+    let cfg = e.cfg();
+    let mut store = roster::sync::open_store(&cfg).unwrap();
+    assert!(
+        roster::sync::orphan_sources(&cfg, &store)
+            .unwrap()
+            .is_empty()
+    );
+    let again = roster::sync::forget_source(&cfg, &mut store, "side", &Options::default());
+    assert!(again.unwrap_err().to_string().contains("no records"));
+}
+
+#[tokio::test]
+async fn roster_plan_and_sync_forget_source_on_the_command_line() {
+    let e = env().await;
+    e.sync("core", Options::default()).await.unwrap();
+    e.sync("side", Options::default()).await.unwrap();
+    let path = e.config.join("roster.yaml");
+    let yaml = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, yaml.split("  side:\n").next().unwrap()).unwrap();
+    let config = e.config.to_str().unwrap();
+
+    let (code, out, err) =
+        crate::cli::roster(&["plan", "--config", config, "--forget-source", "side"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("- mo@corp.example (terminate)"), "{out}");
+    assert!(out.contains("~ ben@corp.example (update)"), "{out}");
+    let (code, _, err) =
+        crate::cli::roster(&["sync", "--config", config, "--forget-source", "core"]);
+    assert_eq!(code, 64, "{err}");
+    assert!(err.contains("`core` is still configured"), "{err}");
+    let (code, out, err) =
+        crate::cli::roster(&["sync", "--config", config, "--forget-source", "side"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("side: forgotten; people: 1 updated, 1 terminated; directory published"),
+        "{out}"
+    );
+    let (code, _, err) =
+        crate::cli::roster(&["plan", "--config", config, "--forget-source", "side"]);
+    assert_eq!(code, 64);
+    assert!(err.contains("no records of a source `side`"), "{err}");
+}
