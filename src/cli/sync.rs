@@ -235,14 +235,19 @@ fn forget(cfg: &Config, names: &[String]) -> anyhow::Result<u8> {
             }
             Err(e) => {
                 eprintln!("error: {e}");
-                code = code.max(match e {
-                    sync::ForgetError::Store(_) => 1,
-                    _ => EX_USAGE,
-                });
+                code = code.max(forget_exit_code(&e));
             }
         }
     }
     Ok(code)
+}
+
+/// The exit code for a source that cannot be forgotten: 64 for a wrong name, 1 for the store.
+fn forget_exit_code(e: &sync::ForgetError) -> u8 {
+    match e {
+        sync::ForgetError::Store(_) => 1,
+        _ => EX_USAGE,
+    }
 }
 
 /// Warns (on stderr) about sources the directory holds records of but the config no longer
@@ -466,10 +471,7 @@ pub fn plan(args: &PlanArgs) -> anyhow::Result<u8> {
         for name in &args.forget {
             let result = sync::forget_source(&cfg, &mut store, name, &opts);
             if let Err(e) = &result {
-                code = code.max(match e {
-                    sync::ForgetError::Store(_) => 1,
-                    _ => EX_USAGE,
-                });
+                code = code.max(forget_exit_code(e));
             }
             reports.push(result.map_err(|e| e.to_string()));
         }
