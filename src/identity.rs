@@ -205,6 +205,69 @@ pub fn apply(current: &State, next: &State, changes: &[Diff]) -> State {
     s
 }
 
+/// One person's reporting line, for [`management_cycles`].
+#[derive(Debug, Clone)]
+pub struct Reports {
+    /// The person.
+    pub email: String,
+    /// Their manager's work email.
+    pub manager: Option<String>,
+    /// Not terminated: only current people are reported as in a cycle, though a chain may
+    /// pass through anyone.
+    pub current: bool,
+}
+
+/// The current people whose management chain leads back to them (each chain followed
+/// through the directory, whatever its length), sorted.
+pub fn management_cycles(people: &[Reports]) -> Vec<&str> {
+    let index: HashMap<&str, usize> = people
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.email.as_str(), i))
+        .collect();
+    let next: Vec<Option<usize>> = people
+        .iter()
+        .map(|p| p.manager.as_deref().and_then(|m| index.get(m).copied()))
+        .collect();
+    // 0: not visited, 1: on the path being walked, 2: done.
+    let mut state = vec![0u8; people.len()];
+    let mut on_cycle = vec![false; people.len()];
+    let mut path = Vec::new();
+    for start in 0..people.len() {
+        let mut cur = Some(start);
+        path.clear();
+        while let Some(i) = cur {
+            match state[i] {
+                0 => {
+                    state[i] = 1;
+                    path.push(i);
+                    cur = next[i];
+                }
+                1 => {
+                    // Back on this walk's own path: everyone from `i` on is on a cycle.
+                    let from = path.iter().position(|&p| p == i).unwrap_or(path.len());
+                    for &p in &path[from..] {
+                        on_cycle[p] = true;
+                    }
+                    break;
+                }
+                _ => break,
+            }
+        }
+        for &p in &path {
+            state[p] = 2;
+        }
+    }
+    let mut out: Vec<&str> = people
+        .iter()
+        .zip(&on_cycle)
+        .filter(|(p, c)| **c && p.current)
+        .map(|(p, _)| p.email.as_str())
+        .collect();
+    out.sort_unstable();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -372,6 +435,51 @@ mod tests {
         let s = apply(&before, &after, &d);
         assert_eq!(s["team"], ("Core".into(), "it".into()));
         assert_eq!(s["office"], ("Rome".into(), "it".into()));
+    }
+
+    fn reports(rows: &[(&str, Option<&str>, bool)]) -> Vec<Reports> {
+        rows.iter()
+            .map(|(e, m, c)| Reports {
+                email: e.to_string(),
+                manager: m.map(str::to_string),
+                current: *c,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn management_cycles_are_found_whatever_their_length() {
+        let mut rows: Vec<(&str, Option<&str>, bool)> = vec![
+            ("ceo", None, true),
+            ("a", Some("ceo"), true),
+            ("b", Some("a"), true),
+            // A three-person loop with a tail hanging off it.
+            ("x", Some("y"), true),
+            ("y", Some("z"), true),
+            ("z", Some("x"), true),
+            ("tail", Some("x"), true),
+            // Their own manager.
+            ("self", Some("self"), true),
+            // A loop through someone who left: the leaver is not reported.
+            ("p", Some("gone"), true),
+            ("gone", Some("p"), false),
+            // A manager outside the directory.
+            ("q", Some("nobody"), true),
+        ];
+        let people = reports(&rows);
+        assert_eq!(management_cycles(&people), ["p", "self", "x", "y", "z"]);
+        rows.clear();
+        assert!(management_cycles(&reports(&rows)).is_empty());
+        // A chain longer than any fixed depth limit.
+        let names: Vec<String> = (0..500).map(|i| format!("p{i}")).collect();
+        let long: Vec<Reports> = (0..500)
+            .map(|i| Reports {
+                email: names[i].clone(),
+                manager: Some(names[(i + 1) % 500].clone()),
+                current: true,
+            })
+            .collect();
+        assert_eq!(management_cycles(&long).len(), 500);
     }
 
     #[test]

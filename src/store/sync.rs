@@ -897,17 +897,36 @@ impl Store {
 
     /// Recomputes `data_problems`. Returns how many there are.
     fn recompute_problems(&self, run: i64) -> Result<u64, StoreError> {
+        // Management cycles, found in Rust (a recursive SQL walk carrying each chain as a list
+        // took 0.2-0.4 s at 100k people, on every applied sync).
+        let mut edges = Vec::new();
+        {
+            let mut stmt = self.conn.prepare(
+                "SELECT work_email, manager_email, status IS DISTINCT FROM 'terminated' FROM people",
+            )?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                edges.push(crate::identity::Reports {
+                    email: r.get(0)?,
+                    manager: r.get(1)?,
+                    current: r.get(2)?,
+                });
+            }
+        }
+        self.conn
+            .execute_batch("CREATE OR REPLACE TEMP TABLE manager_cycles (start VARCHAR)")?;
+        {
+            let mut app = self
+                .conn
+                .appender_to_catalog_and_db("manager_cycles", "temp", "main")?;
+            for email in crate::identity::management_cycles(&edges) {
+                app.append_row([email])?;
+            }
+            app.flush()?;
+        }
         let sql = "
           WITH recs_all AS (SELECT * FROM source_records),
-          cycles AS (
-            WITH RECURSIVE walk(start, cur, depth, path) AS (
-              SELECT work_email, manager_email, 1, [work_email] FROM people
-              WHERE manager_email IS NOT NULL AND status <> 'terminated'
-              UNION ALL
-              SELECT w.start, p.manager_email, w.depth + 1, list_append(w.path, w.cur)
-              FROM walk w JOIN people p ON p.work_email = w.cur
-              WHERE p.manager_email IS NOT NULL AND NOT list_contains(w.path, w.cur) AND w.depth < 64)
-            SELECT DISTINCT start FROM walk WHERE cur = start),
+          cycles AS (SELECT start FROM manager_cycles),
           roots AS (
             SELECT work_email FROM people
             WHERE status <> 'terminated' AND manager_email IS NULL)

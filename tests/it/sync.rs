@@ -884,3 +884,31 @@ async fn roster_plan_and_sync_forget_source_on_the_command_line() {
     assert_eq!(code, 64);
     assert!(err.contains("no records of a source `side`"), "{err}");
 }
+
+#[tokio::test]
+async fn a_management_cycle_is_a_data_problem_for_everyone_on_it() {
+    let e = env().await;
+    // Ed (5) now reports to Flo (6), who reports to Ed.
+    e.hris.lock().unwrap().core[4]["attrs"]["manager"] = json!(6);
+    e.sync("core", Options::default()).await.unwrap();
+    let cycle = e.query(
+        "select work_email, detail from data_problems where kind = 'manager_cycle' order by 1",
+    );
+    assert_eq!(
+        cycle,
+        [
+            vec![
+                "ed@corp.example".to_string(),
+                "the management chain of ed@corp.example leads back to them".into()
+            ],
+            vec![
+                "flo@corp.example".into(),
+                "the management chain of flo@corp.example leads back to them".into()
+            ],
+        ]
+    );
+    // Gus reports into the loop but is not on it.
+    assert!(e
+        .query("select 1 from data_problems where kind = 'manager_cycle' and work_email = 'gus@corp.example'")
+        .is_empty());
+}
