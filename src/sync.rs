@@ -323,14 +323,7 @@ pub fn forget_source(
     let start_ts = jiff::Timestamp::now();
     let precedence = precedence_table(cfg);
     let merge_key = merge_key(&precedence);
-    let mut run = RunRow {
-        id: store.next_run_id()?,
-        source: name.to_string(),
-        started_at: utc(start_ts),
-        config_version: Some(config_version(cfg)),
-        config_commit: config_commit(&cfg.dir),
-        ..RunRow::default()
-    };
+    let mut run = new_run(cfg, store, name, start_ts)?;
     let gone: Vec<i64> = store.known_hashes(name)?.into_keys().collect();
     let remerge_all = store.meta("merge_key")?.as_deref() != Some(merge_key.as_str());
     // An empty listing, applied on purpose.
@@ -370,6 +363,23 @@ pub fn forget_source(
         applied,
         coverage: Vec::new(),
         published,
+    })
+}
+
+/// The run row a sync (or a forget) of `source` starts with.
+fn new_run(
+    cfg: &Config,
+    store: &Store,
+    source: &str,
+    start_ts: jiff::Timestamp,
+) -> Result<RunRow, StoreError> {
+    Ok(RunRow {
+        id: store.next_run_id()?,
+        source: source.to_string(),
+        started_at: utc(start_ts),
+        config_version: Some(config_version(cfg)),
+        config_commit: config_commit(&cfg.dir),
+        ..RunRow::default()
     })
 }
 
@@ -518,14 +528,7 @@ pub async fn sync_with_client(
     let precedence = precedence_table(cfg);
     // The merge depends on the precedence; a change to it re-merges even without new records.
     let seed = mapper.fingerprint();
-    let mut run = RunRow {
-        id: store.next_run_id()?,
-        source: plan.name.clone(),
-        started_at: utc(start_ts),
-        config_version: Some(config_version(cfg)),
-        config_commit: config_commit(&cfg.dir),
-        ..RunRow::default()
-    };
+    let mut run = new_run(cfg, store, &plan.name, start_ts)?;
 
     let mut laps = crate::store::Laps::new("sync");
     let known = store.known_hashes(&plan.name)?;

@@ -90,6 +90,14 @@ pub(crate) fn load_config(arg: &ConfigArg) -> Result<Config, u8> {
     }
 }
 
+/// Opens the config's state database, or prints why not and returns exit code 1.
+pub(crate) fn open_store(cfg: &Config) -> Result<crate::store::Store, u8> {
+    crate::sync::open_store(cfg).map_err(|e| {
+        eprintln!("error: {e}");
+        1
+    })
+}
+
 /// Runs the command and returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::fetch::{EX_UNAVAILABLE, EX_USAGE};
-use super::{ConfigArg, EX_CONFIG, load_config};
+use super::{ConfigArg, EX_CONFIG, load_config, open_store};
 use crate::config::Config;
 use crate::config::compile::SourcePlan;
 use crate::store::sync::{Change, PersonChange};
@@ -207,12 +207,9 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
 
 /// `roster sync --forget-source`: forgets each source, then publishes.
 fn forget(cfg: &Config, names: &[String]) -> anyhow::Result<u8> {
-    let mut store = match sync::open_store(cfg) {
+    let mut store = match open_store(cfg) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(1);
-        }
+        Err(code) => return Ok(code),
     };
     let mut code = 0u8;
     for name in names {
@@ -354,12 +351,9 @@ async fn sync_now(config: &ConfigArg, sources: &[String]) -> anyhow::Result<u8> 
 
 /// Syncs the given sources in order and prints a summary per source. Returns the exit code.
 pub async fn sync_all(cfg: &Config, plans: &[&SourcePlan], opts: &Options) -> anyhow::Result<u8> {
-    let mut store = match sync::open_store(cfg) {
+    let mut store = match open_store(cfg) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(1);
-        }
+        Err(code) => return Ok(code),
     };
     let mut code = 0u8;
     let mut published = false;
@@ -448,12 +442,9 @@ pub fn plan(args: &PlanArgs) -> anyhow::Result<u8> {
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let mut store = match sync::open_store(&cfg) {
+        let mut store = match open_store(&cfg) {
             Ok(s) => s,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return Ok(1);
-            }
+            Err(code) => return Ok(code),
         };
         let mut code = 0u8;
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());

@@ -109,11 +109,6 @@ impl Staging<'_> {
         Ok(())
     }
 
-    /// Records staged so far.
-    pub fn staged(&self) -> u64 {
-        self.staged
-    }
-
     /// Flushes the appenders.
     pub fn finish(mut self) -> Result<u64, StoreError> {
         self.stage.flush()?;
@@ -298,15 +293,6 @@ impl Store {
         )?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
         Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// Number of a source's stored records.
-    pub fn record_count(&self, source: &str) -> Result<u64, StoreError> {
-        Ok(self.conn.query_row(
-            "SELECT count(*) FROM source_records WHERE source = ?",
-            [source],
-            |r| r.get::<_, i64>(0),
-        )? as u64)
     }
 
     /// True when some person's derived status would change today although no record did
