@@ -100,29 +100,38 @@ pub fn derive_status(
 /// Merges the records of one person: for every field, the non-empty value of the best-ranked
 /// source (ties: the source name), then `status` derived. Empty when there are no records.
 pub fn merge(records: &[SourceRecord], precedence: &Precedence, today: &str) -> State {
-    let mut best: BTreeMap<String, (i32, &str, &str)> = BTreeMap::new();
+    // Keys borrowed where they can be (canonical names are static): this runs once per
+    // affected person, 100k times in a first sync.
+    let mut best: BTreeMap<std::borrow::Cow<'_, str>, (i32, &str, &str)> = BTreeMap::new();
     for r in records {
         let canonical = Field::ALL
             .iter()
             .zip(&r.values)
-            .filter_map(|(f, v)| Some((field_key(*f).to_string(), v.as_deref()?)));
-        let custom = r
-            .custom
-            .iter()
-            .map(|(name, v)| (format!("custom.{name}"), v.as_str()));
+            .filter_map(|(f, v)| Some((std::borrow::Cow::Borrowed(field_key(*f)), v.as_deref()?)));
+        let custom = r.custom.iter().map(|(name, v)| {
+            (
+                std::borrow::Cow::Owned(format!("custom.{name}")),
+                v.as_str(),
+            )
+        });
         for (field, value) in canonical.chain(custom) {
             let rank = precedence.rank(&field, &r.source);
-            let better = best
-                .get(&field)
-                .is_none_or(|(br, bs, _)| (rank, r.source.as_str()) < (*br, *bs));
-            if better {
-                best.insert(field, (rank, r.source.as_str(), value));
+            match best.entry(field) {
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert((rank, r.source.as_str(), value));
+                }
+                std::collections::btree_map::Entry::Occupied(mut e) => {
+                    let (br, bs, _) = *e.get();
+                    if (rank, r.source.as_str()) < (br, bs) {
+                        e.insert((rank, r.source.as_str(), value));
+                    }
+                }
             }
         }
     }
     let mut state: State = best
         .into_iter()
-        .map(|(f, (_, s, v))| (f, (v.to_string(), s.to_string())))
+        .map(|(f, (_, s, v))| (f.into_owned(), (v.to_string(), s.to_string())))
         .collect();
     if !state.is_empty() {
         let get = |k: &str| state.get(k).map(|(v, _)| v.as_str());
@@ -151,12 +160,13 @@ pub fn departed(current: &State) -> State {
     s
 }
 
-/// One field-level difference: (field, old, new, source of the new value, else of the old).
-pub type Diff = (String, Option<String>, Option<String>, String);
+/// One field-level difference: (field, old, new, source of the new value, else of the old),
+/// borrowed from the two states compared.
+pub type Diff<'a> = (&'a str, Option<&'a str>, Option<&'a str>, &'a str);
 
 /// The fields whose value differs between `current` and `next` (a source change alone is no
 /// change), in field order.
-pub fn diff(current: &State, next: &State) -> Vec<Diff> {
+pub fn diff<'a>(current: &'a State, next: &'a State) -> Vec<Diff<'a>> {
     let mut out = Vec::new();
     let mut a = current.iter().peekable();
     let mut b = next.iter().peekable();
@@ -170,17 +180,22 @@ pub fn diff(current: &State, next: &State) -> Vec<Diff> {
         match order {
             std::cmp::Ordering::Less => {
                 let (k, (v, s)) = a.next().expect("peeked");
-                out.push((k.clone(), Some(v.clone()), None, s.clone()));
+                out.push((k.as_str(), Some(v.as_str()), None, s.as_str()));
             }
             std::cmp::Ordering::Greater => {
                 let (k, (v, s)) = b.next().expect("peeked");
-                out.push((k.clone(), None, Some(v.clone()), s.clone()));
+                out.push((k.as_str(), None, Some(v.as_str()), s.as_str()));
             }
             std::cmp::Ordering::Equal => {
                 let (k, (va, _)) = a.next().expect("peeked");
                 let (_, (vb, sb)) = b.next().expect("peeked");
                 if va != vb {
-                    out.push((k.clone(), Some(va.clone()), Some(vb.clone()), sb.clone()));
+                    out.push((
+                        k.as_str(),
+                        Some(va.as_str()),
+                        Some(vb.as_str()),
+                        sb.as_str(),
+                    ));
                 }
             }
         }
@@ -188,21 +203,19 @@ pub fn diff(current: &State, next: &State) -> Vec<Diff> {
     out
 }
 
-/// The state after applying `changes` to `current`: changed fields take the new value and
-/// source, the others keep theirs (so provenance names who set the value in force).
-pub fn apply(current: &State, next: &State, changes: &[Diff]) -> State {
-    let mut s = current.clone();
-    for (field, _, new, _) in changes {
-        match (new, next.get(field)) {
-            (Some(_), Some(v)) => {
-                s.insert(field.clone(), v.clone());
-            }
-            _ => {
-                s.remove(field);
-            }
+/// The state in force after moving from `current` to `next`: `next`'s values, but a value
+/// that did not change keeps the source `current` names for it (provenance names who set the
+/// value in force, see [`diff`]).
+pub fn apply(current: &State, mut next: State) -> State {
+    for (field, (value, source)) in next.iter_mut() {
+        if let Some((was, was_source)) = current.get(field)
+            && was == value
+            && was_source != source
+        {
+            source.clone_from(was_source);
         }
     }
-    s
+    next
 }
 
 /// One person's reporting line, for [`management_cycles`].
@@ -424,15 +437,10 @@ mod tests {
         let d = diff(&before, &after);
         assert_eq!(
             d,
-            vec![(
-                "office".to_string(),
-                None,
-                Some("Rome".to_string()),
-                "it".to_string()
-            )],
+            vec![("office", None, Some("Rome"), "it")],
             "a value now set by another source is no change"
         );
-        let s = apply(&before, &after, &d);
+        let s = apply(&before, after.clone());
         assert_eq!(s["team"], ("Core".into(), "it".into()));
         assert_eq!(s["office"], ("Rome".into(), "it".into()));
     }
@@ -497,15 +505,14 @@ mod tests {
         let d = diff(&before, &after);
         assert_eq!(
             d,
-            vec![(
-                "status".to_string(),
-                Some("active".to_string()),
-                Some("terminated".to_string()),
-                ROSTER.to_string()
-            )]
+            vec![("status", Some("active"), Some("terminated"), ROSTER)]
         );
+        let s = apply(&before, after.clone());
+        assert_eq!(s["status"], ("terminated".into(), ROSTER.into()));
+        assert_eq!(s["team"], before["team"]);
         assert!(departed(&State::new()).is_empty());
-        let gone = diff(&before, &State::new());
+        let nothing = State::new();
+        let gone = diff(&before, &nothing);
         assert_eq!(gone.len(), before.len());
         assert!(gone.iter().all(|c| c.2.is_none()));
     }

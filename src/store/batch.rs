@@ -89,6 +89,10 @@ impl History {
         ])
         .map_err(arrow_err)?;
         app.append_record_batch(batch)?;
+        // The appender buffers what it is given in memory DuckDB's limit does not cover (a
+        // 100k first sync held 120 MB there); flushed, the rows go to the transaction's
+        // storage, which spills.
+        app.flush()?;
         Ok(())
     }
 }
@@ -217,6 +221,7 @@ impl People {
         cols.push(Arc::new(self.first_seen.finish()));
         cols.push(Arc::new(self.last_changed.finish()));
         app.append_record_batch(finish(cols).map_err(arrow_err)?)?;
+        app.flush()?;
         Ok(())
     }
 }

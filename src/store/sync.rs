@@ -658,9 +658,9 @@ impl Store {
                             PersonChange::Reactivated => applied.reactivated += 1,
                         }
                         changed.append_row([email.as_str()])?;
-                        for (field, old, new, source) in &diffs {
+                        for &(field, old, new, source) in &diffs {
                             if old.is_some() {
-                                closes.append_row([email.as_str(), field.as_str()])?;
+                                closes.append_row([email.as_str(), field])?;
                             }
                             if let Some(v) = new {
                                 history_rows.push(&email, field, v, source, input.now_us, run.id);
@@ -670,12 +670,12 @@ impl Store {
                             let changes = if want_changes {
                                 diffs
                                     .iter()
-                                    .map(|(field, old, new, source)| Change {
+                                    .map(|&(field, old, new, source)| Change {
                                         work_email: email.clone(),
-                                        field: field.clone(),
-                                        old: old.clone(),
-                                        new: new.clone(),
-                                        source: source.clone(),
+                                        field: field.to_string(),
+                                        old: old.map(str::to_string),
+                                        new: new.map(str::to_string),
+                                        source: source.to_string(),
                                     })
                                     .collect()
                             } else {
@@ -684,11 +684,12 @@ impl Store {
                             by_person.push((email.clone(), kind, changes));
                         }
                     }
-                    let state = crate::identity::apply(&person.current, &next, &diffs);
+                    let changed = !diffs.is_empty();
+                    let state = crate::identity::apply(&person.current, next);
                     if state.is_empty() {
                         continue;
                     }
-                    let last_changed = if diffs.is_empty() {
+                    let last_changed = if !changed {
                         person.last_changed.unwrap_or(input.now_us)
                     } else {
                         input.now_us
