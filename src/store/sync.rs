@@ -256,8 +256,9 @@ fn status_due_sql(param: &str) -> String {
     )
 }
 
-/// People merged per round trip (bounds the memory of a merge of the whole directory).
-const CHUNK: i64 = 5_000;
+/// People merged per round trip (bounds the memory of a merge of the whole directory: at
+/// 100k people, 5,000 peaked 11 MB higher than 2,000, in the same time).
+const CHUNK: i64 = 2_000;
 
 /// One affected person, as [`Store::read_chunk`] reads them.
 #[derive(Debug, Default)]
