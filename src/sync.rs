@@ -133,10 +133,16 @@ pub fn directory_path(cfg: &Config) -> PathBuf {
 /// Opens the store of a config.
 pub fn open_store(cfg: &Config) -> Result<Store, StoreError> {
     let mut store = Store::open(&cfg.state_dir(), &directory_path(cfg))?;
-    store.set_routing(crate::events::Routing::from_deployment(
-        &cfg.deployment.spec,
-    ));
+    configure_store(cfg, &mut store)?;
     Ok(store)
+}
+
+/// What the config says about an open store: where events go and DuckDB's memory limit (the
+/// daemon applies it again with each reloaded config).
+pub fn configure_store(cfg: &Config, store: &mut Store) -> Result<(), StoreError> {
+    let spec = &cfg.deployment.spec;
+    store.set_routing(crate::events::Routing::from_deployment(spec));
+    store.set_memory_limit(spec.store.memory_limit.as_ref().map(|m| m.bytes()))
 }
 
 /// The precedence table: for every field (`*` = default), each source's rank (0 wins).

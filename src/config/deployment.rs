@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use super::mapping::FieldMapping;
 use super::secret::{CredentialValue, SecretRef};
-use super::value::{CronExpr, Duration, HttpUrl, Name, Offset, Ratio, TimeOfDay, TimeZoneName};
+use super::value::{
+    ByteSize, CronExpr, Duration, HttpUrl, Name, Offset, Ratio, TimeOfDay, TimeZoneName,
+};
 
 /// The deployment: what Roster syncs, where it stores it, and who hears about changes.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
@@ -56,6 +58,9 @@ pub struct Store {
     /// The published directory file that people query read-only with SQL; replaced atomically after each sync. Default: `directory.duckdb` in `state_dir`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub directory: Option<PathBuf>,
+    /// Memory DuckDB may use before it spills to disk (under `state_dir`). Default: `48MB`, enough for 100k people. Raise it only when a sync fails with DuckDB's `Out of Memory Error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit: Option<ByteSize>,
 }
 
 /// One HR system to sync from.

@@ -90,12 +90,79 @@ pub fn check_format(format: &str, s: &str) -> Option<Result<(), ValueError>> {
         "roster-time-of-day" => TimeOfDay::parse(s).map(drop),
         "roster-name" => Name::parse(s).map(drop),
         "roster-ratio" => Ratio::parse_str(s).map(drop),
+        "roster-byte-size" => ByteSize::parse(s).map(drop),
         _ => return None,
     };
     Some(r)
 }
 
 // ---------------------------------------------------------------------------------------------
+
+/// An amount of memory: `48MB`, `256MiB`, `1GB` (KB, MB, GB are powers of 1000; KiB, MiB, GiB
+/// of 1024). At least 16 MiB.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ByteSize {
+    text: String,
+    bytes: u64,
+}
+
+impl ByteSize {
+    const MIN: u64 = 16 << 20;
+
+    /// Parses `48MB`, `256 MiB`, `1GB`.
+    pub fn parse(s: &str) -> Result<ByteSize, ValueError> {
+        let help = "write a number and a unit, e.g. `48MB`, `256MB` or `1GB`";
+        let t = s.trim();
+        let split = t
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(t.len());
+        let (number, unit) = t.split_at(split);
+        let number: f64 = number
+            .parse()
+            .map_err(|_| ValueError::new(format!("`{s}` is not an amount of memory"), help))?;
+        let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+            "kb" => 1_000,
+            "mb" => 1_000_000,
+            "gb" => 1_000_000_000,
+            "kib" => 1 << 10,
+            "mib" => 1 << 20,
+            "gib" => 1 << 30,
+            "" => return Err(ValueError::new(format!("`{s}` has no unit"), help)),
+            other => {
+                return Err(ValueError::new(
+                    format!("`{other}` is not a unit of memory"),
+                    "use KB, MB, GB, KiB, MiB or GiB",
+                ));
+            }
+        };
+        let bytes = (number * scale as f64) as u64;
+        if bytes < Self::MIN {
+            return Err(ValueError::new(
+                format!("`{s}` is too little memory for DuckDB"),
+                "use at least `16MiB`",
+            ));
+        }
+        Ok(ByteSize {
+            text: s.to_string(),
+            bytes,
+        })
+    }
+
+    /// The amount in bytes.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The text as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+string_value!(
+    ByteSize,
+    "roster-byte-size",
+    "An amount of memory such as `48MB`, `256MiB` or `1GB`."
+);
 
 /// A non-negative length of time: `30s`, `10m`, `4h`, `1h30m`, `7d`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -773,6 +840,21 @@ mod tests {
             "29 February comes in leap years"
         );
         assert!(CronExpr::parse("0 6-18/2 * * MON-FRI").is_ok());
+    }
+
+    #[test]
+    fn memory_sizes() {
+        assert_eq!(ByteSize::parse("48MB").unwrap().bytes(), 48_000_000);
+        assert_eq!(ByteSize::parse("256 MiB").unwrap().bytes(), 256 << 20);
+        assert_eq!(ByteSize::parse("1.5GB").unwrap().bytes(), 1_500_000_000);
+        assert_eq!(ByteSize::parse("1gib").unwrap().bytes(), 1 << 30);
+        let e = ByteSize::parse("48").unwrap_err().to_string();
+        assert!(e.contains("has no unit"), "{e}");
+        let e = ByteSize::parse("48 megs").unwrap_err().to_string();
+        assert!(e.contains("`megs` is not a unit"), "{e}");
+        let e = ByteSize::parse("8MB").unwrap_err().to_string();
+        assert!(e.contains("too little"), "{e}");
+        assert!(ByteSize::parse("lots").is_err());
     }
 
     #[test]

@@ -666,10 +666,11 @@ fn sync_thread(
                 config,
                 reply,
             } => {
-                // The events of this sync go to the endpoints of the config it runs on.
-                store.set_routing(crate::events::Routing::from_deployment(
-                    &config.deployment.spec,
-                ));
+                // The events of this sync go to the endpoints of the config it runs on, with
+                // its memory limit.
+                if let Err(e) = crate::sync::configure_store(&config, &mut store) {
+                    tracing::warn!(error = %e, "the store settings of this config were not applied");
+                }
                 let result = rt.block_on(sync_one(&config, &mut store, &source, &shared, &cancel));
                 warn_orphans(&config, &store, &mut warned);
                 evaluate(&config, &store, &shared);

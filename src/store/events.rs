@@ -4,7 +4,7 @@
 //! is called inside `apply`). Delivery workers each own an `Outbox` handle (their own
 //! connection to the same database), so one endpoint's bookkeeping never waits for another's.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use duckdb::{Connection, params};
 use serde_json::{Map, Value};
@@ -140,8 +140,17 @@ pub(crate) fn write_events(
          CREATE OR REPLACE TEMP TABLE dl_stage (event_id VARCHAR, endpoint VARCHAR);",
     )?;
     {
+        // Duplicates are dropped here, not by a DISTINCT ON in SQL: that aggregate holds every
+        // event's data and ran out of DuckDB's memory at 100k events.
+        let mut seen: HashSet<&str> = HashSet::with_capacity(events.len());
         let mut app = conn.appender_to_catalog_and_db("ev_stage", "temp", "main")?;
         for (e, _) in events {
+            if !seen.insert(e.id.as_str()) {
+                continue;
+            }
+            if seen.len() % super::APPEND_BATCH == 0 {
+                app.flush()?;
+            }
             app.append_row(params![
                 e.id,
                 e.kind,
@@ -157,24 +166,26 @@ pub(crate) fn write_events(
         }
         app.flush()?;
         let mut app = conn.appender_to_catalog_and_db("dl_stage", "temp", "main")?;
+        let mut seen: HashSet<(&str, &str)> = HashSet::with_capacity(events.len());
         for (e, endpoints) in events {
             for ep in endpoints {
-                app.append_row(params![e.id, ep])?;
+                if seen.insert((e.id.as_str(), ep.as_str())) {
+                    app.append_row(params![e.id, ep])?;
+                }
             }
         }
         app.flush()?;
     }
     let new = conn.execute(
         "INSERT INTO events
-         SELECT DISTINCT ON (id) id, type, $1::TIMESTAMP, work_email, source, sync_run, trigger,
+         SELECT id, type, $1::TIMESTAMP, work_email, source, sync_run, trigger,
                 occurrence::DATE, scheduled_at::TIMESTAMPTZ::TIMESTAMP, late, data
          FROM ev_stage WHERE id NOT IN (SELECT id FROM events)",
         [now],
     )?;
     conn.execute(
         "INSERT INTO deliveries
-         SELECT DISTINCT ON (event_id, endpoint) event_id, endpoint, 'pending', 0, $1::TIMESTAMP,
-                NULL, NULL, NULL, NULL
+         SELECT event_id, endpoint, 'pending', 0, $1::TIMESTAMP, NULL, NULL, NULL, NULL
          FROM dl_stage d
          WHERE NOT EXISTS (SELECT 1 FROM deliveries x WHERE x.event_id = d.event_id AND x.endpoint = d.endpoint)",
         [now],

@@ -68,9 +68,6 @@ pub struct Staging<'a> {
     staged: u64,
 }
 
-/// Rows the appenders buffer before handing them to DuckDB (bounded memory per listing).
-const FLUSH_EVERY: u64 = 2048;
-
 impl std::fmt::Debug for Staging<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Staging")
@@ -102,7 +99,7 @@ impl Staging<'_> {
                 .append_row(params![self.source, r.hash, name.as_str(), value.as_str()])?;
         }
         self.staged += 1;
-        if self.staged % FLUSH_EVERY == 0 {
+        if self.staged % super::APPEND_BATCH as u64 == 0 {
             self.stage.flush()?;
             self.custom.flush()?;
         }

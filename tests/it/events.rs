@@ -771,3 +771,52 @@ async fn a_delivery_process_killed_mid_run_loses_nothing_and_duplicates_keep_the
         assert!(same.iter().all(|x| x.body == r.body && x.signed_by_new));
     }
 }
+
+#[test]
+fn an_event_written_twice_is_stored_once_with_one_delivery_per_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let event = |id: &str| roster::events::NewEvent {
+        id: id.to_string(),
+        kind: "person.updated".into(),
+        work_email: Some("a@x.io".into()),
+        source: Some("hr".into()),
+        sync_run: Some(1),
+        trigger: None,
+        occurrence: None,
+        scheduled_at: None,
+        late: false,
+        data: json!({"big": "x".repeat(2000)}),
+    };
+    let now = "2026-11-22 10:00:00";
+    {
+        let store = roster::store::Store::open(&state, &state.join("directory.duckdb")).unwrap();
+        // The same event twice in one batch, one endpoint named twice.
+        let batch = vec![
+            (event("evt_1"), vec!["hook".to_string(), "hook".to_string()]),
+            (event("evt_1"), vec!["hook".to_string()]),
+            (event("evt_2"), vec!["hook".to_string()]),
+        ];
+        assert_eq!(store.write_events(&batch, now).unwrap(), 2);
+        // Again, with a new endpoint for a stored event: no new event, one new delivery.
+        let again = vec![(event("evt_1"), vec!["hook".to_string(), "crm".to_string()])];
+        assert_eq!(store.write_events(&again, now).unwrap(), 0);
+    }
+    let c = duckdb::Connection::open(state.join(roster::store::STATE_FILE)).unwrap();
+    let rows: Vec<(String, String)> = c
+        .prepare("SELECT event_id, endpoint FROM deliveries ORDER BY ALL")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let pairs: Vec<(&str, &str)> = rows.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    assert_eq!(
+        pairs,
+        [("evt_1", "crm"), ("evt_1", "hook"), ("evt_2", "hook")]
+    );
+    let events: i64 = c
+        .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(events, 2);
+}
