@@ -682,12 +682,12 @@ impl Store {
                             by_person.push((email.clone(), kind, changes));
                         }
                     }
-                    let changed = !diffs.is_empty();
+                    let any_change = !diffs.is_empty();
                     let state = crate::identity::apply(&person.current, next);
                     if state.is_empty() {
                         continue;
                     }
-                    let last_changed = if !changed {
+                    let last_changed = if !any_change {
                         person.last_changed.unwrap_or(input.now_us)
                     } else {
                         input.now_us
