@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use duckdb::{Connection, params};
 use serde_json::{Map, Value};
 
-use super::{Store, StoreError};
+use super::{Batched, Store, StoreError};
 use crate::events::NewEvent;
 
 /// A delivery that is due.
@@ -143,13 +143,10 @@ pub(crate) fn write_events(
         // Duplicates are dropped here, not by a DISTINCT ON in SQL: that aggregate holds every
         // event's data and ran out of DuckDB's memory at 100k events.
         let mut seen: HashSet<&str> = HashSet::with_capacity(events.len());
-        let mut app = conn.appender_to_catalog_and_db("ev_stage", "temp", "main")?;
+        let mut app = Batched::temp(conn, "ev_stage")?;
         for (e, _) in events {
             if !seen.insert(e.id.as_str()) {
                 continue;
-            }
-            if seen.len() % super::APPEND_BATCH == 0 {
-                app.flush()?;
             }
             app.append_row(params![
                 e.id,
@@ -164,8 +161,8 @@ pub(crate) fn write_events(
                 e.data.to_string(),
             ])?;
         }
-        app.flush()?;
-        let mut app = conn.appender_to_catalog_and_db("dl_stage", "temp", "main")?;
+        app.finish()?;
+        let mut app = Batched::temp(conn, "dl_stage")?;
         let mut seen: HashSet<(&str, &str)> = HashSet::with_capacity(events.len());
         for (e, endpoints) in events {
             for ep in endpoints {
@@ -174,7 +171,7 @@ pub(crate) fn write_events(
                 }
             }
         }
-        app.flush()?;
+        app.finish()?;
     }
     let new = conn.execute(
         "INSERT INTO events
@@ -291,13 +288,11 @@ impl Store {
         self.conn
             .execute_batch("CREATE OR REPLACE TEMP TABLE wanted (e VARCHAR)")?;
         {
-            let mut app = self
-                .conn
-                .appender_to_catalog_and_db("wanted", "temp", "main")?;
+            let mut app = Batched::temp(&self.conn, "wanted")?;
             for e in emails {
                 app.append_row([e])?;
             }
-            app.flush()?;
+            app.finish()?;
         }
         people_snapshots(&self.conn, "SELECT e FROM wanted")
     }
@@ -453,9 +448,7 @@ impl Outbox {
                at_time VARCHAR, next_at VARCHAR, status INTEGER, error VARCHAR)",
         )?;
         {
-            let mut app = self
-                .conn
-                .appender_to_catalog_and_db("attempt_stage", "temp", "main")?;
+            let mut app = Batched::temp(&self.conn, "attempt_stage")?;
             for a in attempts {
                 app.append_row(params![
                     a.event_id,
@@ -466,7 +459,7 @@ impl Outbox {
                     a.error
                 ])?;
             }
-            app.flush()?;
+            app.finish()?;
         }
         self.conn.execute(
             "UPDATE deliveries d SET state = s.state, attempts = d.attempts + 1,

@@ -143,6 +143,50 @@ impl std::fmt::Debug for Store {
 /// held 120 MB there before its appenders were flushed in batches.
 pub(crate) const APPEND_BATCH: usize = 2048;
 
+/// An appender that hands its rows to DuckDB every [`APPEND_BATCH`] rows (and at
+/// [`Batched::finish`]), so what it buffers stays bounded whatever the number of rows.
+pub(crate) struct Batched<'a> {
+    app: duckdb::Appender<'a>,
+    rows: usize,
+}
+
+impl<'a> Batched<'a> {
+    /// Appends to `table` of the main database.
+    pub(crate) fn new(conn: &'a Connection, table: &str) -> Result<Batched<'a>, StoreError> {
+        Ok(Batched {
+            app: conn.appender(table)?,
+            rows: 0,
+        })
+    }
+
+    /// Appends to a temporary table.
+    pub(crate) fn temp(conn: &'a Connection, table: &str) -> Result<Batched<'a>, StoreError> {
+        Ok(Batched {
+            app: conn.appender_to_catalog_and_db(table, "temp", "main")?,
+            rows: 0,
+        })
+    }
+
+    /// Appends one row.
+    pub(crate) fn append_row<P: duckdb::AppenderParams>(
+        &mut self,
+        row: P,
+    ) -> Result<(), StoreError> {
+        self.app.append_row(row)?;
+        self.rows += 1;
+        if self.rows % APPEND_BATCH == 0 {
+            self.app.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Hands the remaining rows to DuckDB.
+    pub(crate) fn finish(mut self) -> Result<(), StoreError> {
+        self.app.flush()?;
+        Ok(())
+    }
+}
+
 /// Memory DuckDB's buffer manager may use before it spills to disk (the sync's uncommitted
 /// records included). Nothing in a sync needs an unspillable operator over the whole
 /// directory any more (the merge runs in Rust, 2,000 people at a time), so this is low.

@@ -9,10 +9,10 @@
 
 use std::collections::HashMap;
 
+use duckdb::params;
 use duckdb::types::Value;
-use duckdb::{Appender, params};
 
-use super::{Store, StoreError};
+use super::{Batched, Store, StoreError};
 use crate::config::person::Field;
 
 /// What became of a record.
@@ -60,8 +60,8 @@ pub struct StagedRecord<'a> {
 /// to `source_custom`) while it is fetched, inside the sync's transaction: a failed fetch
 /// rolls them back with everything else.
 pub struct Staging<'a> {
-    stage: Appender<'a>,
-    custom: Appender<'a>,
+    stage: Batched<'a>,
+    custom: Batched<'a>,
     source: String,
     run: i64,
     now: Value,
@@ -99,17 +99,13 @@ impl Staging<'_> {
                 .append_row(params![self.source, r.hash, name.as_str(), value.as_str()])?;
         }
         self.staged += 1;
-        if self.staged % super::APPEND_BATCH as u64 == 0 {
-            self.stage.flush()?;
-            self.custom.flush()?;
-        }
         Ok(())
     }
 
     /// Flushes the appenders.
-    pub fn finish(mut self) -> Result<u64, StoreError> {
-        self.stage.flush()?;
-        self.custom.flush()?;
+    pub fn finish(self) -> Result<u64, StoreError> {
+        self.stage.finish()?;
+        self.custom.finish()?;
         Ok(self.staged)
     }
 }
@@ -316,13 +312,13 @@ impl Store {
         // A transaction some earlier error path left open must not carry into this run.
         self.discard_staging()?;
         self.conn.execute_batch("BEGIN TRANSACTION")?;
-        let stage = self.conn.appender("source_records");
-        let custom = self.conn.appender("source_custom");
+        let stage = Batched::new(&self.conn, "source_records");
+        let custom = Batched::new(&self.conn, "source_custom");
         let (stage, custom) = match (stage, custom) {
             (Ok(a), Ok(b)) => (a, b),
             (Err(e), _) | (_, Err(e)) => {
                 self.conn.execute_batch("ROLLBACK").ok();
-                return Err(e.into());
+                return Err(e);
             }
         };
         Ok(Staging {
@@ -441,11 +437,11 @@ impl Store {
         // a record that now fails to map (it still counts as present, with its old values).
         c.execute_batch("CREATE OR REPLACE TEMP TABLE gone (hash BIGINT)")?;
         {
-            let mut app = c.appender_to_catalog_and_db("gone", "temp", "main")?;
+            let mut app = Batched::temp(c, "gone")?;
             for h in input.gone {
                 app.append_row([*h])?;
             }
-            app.flush()?;
+            app.finish()?;
         }
         c.execute(
             "CREATE OR REPLACE TEMP TABLE dropped AS
@@ -623,8 +619,8 @@ impl Store {
             let mut people = c.appender("people")?;
             let mut history_rows = super::batch::History::new();
             let mut people_rows = super::batch::People::new();
-            let mut closes = c.appender_to_catalog_and_db("closes", "temp", "main")?;
-            let mut changed = c.appender_to_catalog_and_db("changed", "temp", "main")?;
+            let mut closes = Batched::temp(c, "closes")?;
+            let mut changed = Batched::temp(c, "changed")?;
             for chunk in 0..chunks {
                 let batch = self.read_chunk(chunk)?;
                 for person in batch {
@@ -704,8 +700,8 @@ impl Store {
             }
             history.flush()?;
             people.flush()?;
-            closes.flush()?;
-            changed.flush()?;
+            closes.finish()?;
+            changed.finish()?;
         }
         by_person.sort_by(|a, b| a.0.cmp(&b.0));
         laps.lap("merge");
@@ -901,13 +897,11 @@ impl Store {
         self.conn
             .execute_batch("CREATE OR REPLACE TEMP TABLE manager_cycles (start VARCHAR)")?;
         {
-            let mut app = self
-                .conn
-                .appender_to_catalog_and_db("manager_cycles", "temp", "main")?;
+            let mut app = Batched::temp(&self.conn, "manager_cycles")?;
             for email in crate::identity::management_cycles(&edges) {
                 app.append_row([email])?;
             }
-            app.flush()?;
+            app.finish()?;
         }
         let sql = "
           WITH recs_all AS (SELECT * FROM source_records),
