@@ -6,7 +6,7 @@
 //! the end); a record that fails to map still counts as present; a run that would remove too
 //! many people, or that lists nobody, is held.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -18,7 +18,9 @@ use crate::mapping::{Mapped, Mapper};
 use crate::provider::fetch::{FetchError, Observer, SourceClient};
 use crate::provider::request::Context;
 use crate::provider::tokens::TokenStore;
-use crate::store::sync::{Applied, ApplyInput, Outcome, RunRow, StagedRecord, Staging};
+use crate::store::sync::{
+    Applied, ApplyInput, ListingProblem, Outcome, RunRow, StagedRecord, Staging,
+};
 use crate::store::{Store, StoreError};
 
 /// Why a sync could not run or failed.
@@ -44,6 +46,21 @@ pub enum SyncError {
     /// The store failed; nothing was applied.
     #[error("{0}")]
     Store(#[from] StoreError),
+    /// The listing repeated record keys and its distinct keys fall short of the reported
+    /// total; nothing was applied.
+    #[error(
+        "source `{source_name}`: incomplete listing: the API reported {reported} records but only {distinct} distinct record keys arrived ({repeated} records repeated a key already listed); nothing was applied (help: this happens when an API ignores the paging parameter or the data changed while it was paged; run the sync again, and if it repeats check the provider's `pagination:` with `roster fetch {source_name}`)"
+    )]
+    Repeated {
+        /// The source.
+        source_name: String,
+        /// The API's total.
+        reported: u64,
+        /// Distinct record keys that arrived.
+        distinct: u64,
+        /// Records that repeated a key.
+        repeated: u64,
+    },
     /// A coverage rule with `action: fail` was violated; nothing was applied.
     #[error(
         "source `{source_name}`: {detail}; nothing was applied (help: check the mapping's paths with `roster fetch {source_name} --limit 3`, or relax `coverage:` in the mapping)"
@@ -56,6 +73,28 @@ pub enum SyncError {
     },
 }
 
+impl SyncError {
+    /// A stable code for `sync_runs.error_code` and `sync.failed` events.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SyncError::Secret { .. } => "secret_unreadable",
+            SyncError::Fetch(e) => e.code(),
+            SyncError::Store(_) => "store_error",
+            SyncError::Repeated { .. } => "listing_incomplete",
+            SyncError::Coverage { .. } => "coverage_failed",
+        }
+    }
+
+    /// Roster's own words for what failed, with no text from the HRIS (no response body, no
+    /// URL query): what may leave the process, in `sync_runs` and `sync.failed` events.
+    pub fn public_message(&self) -> String {
+        match self {
+            SyncError::Fetch(e) => format!("{}; nothing was applied", e.public_message()),
+            other => other.to_string(),
+        }
+    }
+}
+
 /// Options of a sync.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -65,6 +104,9 @@ pub struct Options {
     pub dry_run: bool,
     /// Return the field-level changes.
     pub want_changes: bool,
+    /// Create a missing state database even where an old one left traces (`--rebaseline`;
+    /// used where the store is opened for the run).
+    pub rebaseline: bool,
 }
 
 /// Progress of a fetch, for a progress bar or log lines.
@@ -94,6 +136,10 @@ pub struct Report {
     pub coverage: Vec<String>,
     /// True when the directory was published.
     pub published: bool,
+    /// Records missing from the listing that a confirmation listing found again (they stay).
+    pub relisted: u64,
+    /// Records whose key the listing had already returned (not staged; a data problem).
+    pub duplicates: u64,
 }
 
 /// Builds the HTTP client of a source: resolves its secrets and keeps rotated OAuth refresh
@@ -130,10 +176,23 @@ pub fn directory_path(cfg: &Config) -> PathBuf {
     }
 }
 
-/// Opens the store of a config.
+/// Opens the store of a config, and republishes the directory when the published copy is
+/// behind the state (a crash between a commit and its publish): start-up catches up.
 pub fn open_store(cfg: &Config) -> Result<Store, StoreError> {
-    let mut store = Store::open(&cfg.state_dir(), &directory_path(cfg))?;
+    open_store_with(cfg, false)
+}
+
+/// [`open_store`]; with `rebaseline`, a missing state database is created even where an old
+/// one left traces (`--rebaseline`: the operator starts over on purpose).
+pub fn open_store_with(cfg: &Config, rebaseline: bool) -> Result<Store, StoreError> {
+    let (state, directory) = (cfg.state_dir(), directory_path(cfg));
+    let mut store = if rebaseline {
+        Store::open_rebaseline(&state, &directory)?
+    } else {
+        Store::open(&state, &directory)?
+    };
     configure_store(cfg, &mut store)?;
+    store.publish_if_stale()?;
     Ok(store)
 }
 
@@ -330,7 +389,11 @@ pub fn forget_source(
     let precedence = precedence_table(cfg);
     let merge_key = merge_key(&precedence);
     let mut run = new_run(cfg, store, name, start_ts)?;
-    let gone: Vec<i64> = store.known_hashes(name)?.into_keys().collect();
+    let gone: Vec<i64> = store
+        .known_records(name)?
+        .into_iter()
+        .map(|(h, _)| h)
+        .collect();
     let remerge_all = store.meta("merge_key")?.as_deref() != Some(merge_key.as_str());
     // An empty listing, applied on purpose.
     store
@@ -353,22 +416,22 @@ pub fn forget_source(
         want_changes: opts.want_changes,
         coverage: &[],
         merge_key: &merge_key,
+        source_problems: &[],
     };
     run.finished_at = Some(utc(jiff::Timestamp::now()));
     run.duration_ms = started.elapsed().as_millis() as u64;
     let applied = store.apply(&input, &mut run);
     store.discard_staging().ok();
     let applied = applied?;
-    let published = !opts.dry_run && !applied.unchanged;
-    if published {
-        store.publish()?;
-    }
+    let published = !opts.dry_run && store.publish_if_stale()?;
     Ok(Report {
         source: name.to_string(),
         run,
         applied,
         coverage: Vec::new(),
         published,
+        relisted: 0,
+        duplicates: 0,
     })
 }
 
@@ -393,12 +456,40 @@ fn utc(ts: jiff::Timestamp) -> String {
     ts.strftime("%Y-%m-%d %H:%M:%S%.6f").to_string()
 }
 
-/// The observer that hashes, maps and stages records as pages arrive.
+/// A stored record of the source, as the stager knows it: a hash of its record key (the
+/// key itself is not kept: 500k strings would cost more memory than the listing's page) and
+/// whether this listing had it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Known {
+    key: u64,
+    seen: bool,
+}
+
+fn key_hash(key: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(key.as_bytes())
+}
+
+/// A record key a listing returned more than once.
+#[derive(Debug, Clone)]
+struct Duplicate {
+    /// The key when the mapping gave it (else it is read from the stored record by hash).
+    key: Option<String>,
+    /// The content hash of the repeated record.
+    hash: i64,
+}
+
+/// The observer that hashes, maps and stages records as pages arrive, and counts the
+/// listing's distinct record keys (a repeated key is the symptom of a page that shifted
+/// while it was read, or of an API that ignores the paging parameter: the first occurrence
+/// wins, the others are a data problem).
 struct Stager<'a, 's> {
     source: &'a str,
     mapper: &'a Mapper,
     seed: u64,
-    known: HashMap<i64, bool>,
+    known: HashMap<i64, Known>,
+    keys: HashSet<u64>,
+    duplicates: Vec<Duplicate>,
+    problems: Vec<crate::provider::fetch::SourceProblem>,
     staging: Staging<'s>,
     progress: &'a mut dyn Progress,
     pages: u64,
@@ -413,6 +504,10 @@ impl Observer for Stager<'_, '_> {
         self.progress.page(self.source, self.pages, self.records);
     }
 
+    fn problem(&mut self, problem: crate::provider::fetch::SourceProblem) {
+        self.problems.push(problem);
+    }
+
     fn record(&mut self, record: serde_json::Value) -> bool {
         self.records += 1;
         self.buf.clear();
@@ -420,13 +515,39 @@ impl Observer for Stager<'_, '_> {
             return true;
         }
         let hash = xxhash_rust::xxh3::xxh3_64_with_seed(&self.buf, self.seed) as i64;
-        if let Some(seen) = self.known.get_mut(&hash) {
-            *seen = true;
+        if let Some(k) = self.known.get_mut(&hash) {
+            if k.seen || !self.keys.insert(k.key) {
+                self.duplicates.push(Duplicate { key: None, hash });
+            }
+            k.seen = true;
             return true;
         }
+        let mapped = self.mapper.map(&record);
+        let hash_key = format!("#{:016x}", hash as u64);
+        let key = match &mapped {
+            Mapped::Kept(p) => p.key().to_string(),
+            Mapped::Excluded { key, .. } | Mapped::Failed { key, .. } => {
+                key.clone().unwrap_or(hash_key)
+            }
+        };
+        let kh = key_hash(&key);
+        if !self.keys.insert(kh) {
+            // The first occurrence in listing order wins; this one is not staged.
+            self.duplicates.push(Duplicate {
+                key: Some(key),
+                hash,
+            });
+            return true;
+        }
+        self.known.insert(
+            hash,
+            Known {
+                key: kh,
+                seen: true,
+            },
+        );
         let raw = std::str::from_utf8(&self.buf).unwrap_or_default();
-        let r = stage_one(&mut self.staging, self.mapper, &record, hash, raw);
-        if let Err(e) = r {
+        if let Err(e) = stage_one(&mut self.staging, mapped, &key, hash, raw) {
             self.error = Some(e);
             return false;
         }
@@ -434,16 +555,50 @@ impl Observer for Stager<'_, '_> {
     }
 }
 
+/// The observer of a confirmation listing: which of the departure candidates (by record key
+/// hash) it lists again.
+struct Confirmer<'a> {
+    mapper: &'a Mapper,
+    seed: u64,
+    known: &'a HashMap<i64, Known>,
+    candidates: &'a HashSet<u64>,
+    listed: HashSet<u64>,
+    buf: Vec<u8>,
+}
+
+impl Observer for Confirmer<'_> {
+    fn record(&mut self, record: serde_json::Value) -> bool {
+        self.buf.clear();
+        if serde_json::to_writer(&mut self.buf, &record).is_err() {
+            return true;
+        }
+        let hash = xxhash_rust::xxh3::xxh3_64_with_seed(&self.buf, self.seed) as i64;
+        let kh = match self.known.get(&hash) {
+            Some(k) => k.key,
+            None => match self.mapper.map(&record) {
+                Mapped::Kept(p) => key_hash(p.key()),
+                Mapped::Excluded { key: Some(k), .. } | Mapped::Failed { key: Some(k), .. } => {
+                    key_hash(&k)
+                }
+                _ => return true,
+            },
+        };
+        if self.candidates.contains(&kh) {
+            self.listed.insert(kh);
+        }
+        true
+    }
+}
+
 fn stage_one(
     staging: &mut Staging<'_>,
-    mapper: &Mapper,
-    record: &serde_json::Value,
+    mapped: Mapped,
+    key: &str,
     hash: i64,
     raw: &str,
 ) -> Result<(), StoreError> {
-    let hash_key = format!("#{:016x}", hash as u64);
     let empty: Vec<Option<String>> = Vec::new();
-    match mapper.map(record) {
+    match mapped {
         Mapped::Kept(p) => {
             let custom: Vec<(String, String)> = p
                 .custom
@@ -463,29 +618,42 @@ fn stage_one(
                     .collect::<Vec<_>>()
                     .join("\n")
             });
+            // Fields whose value failed to convert keep the previous version's value.
+            let failed: Vec<&str> = p
+                .problems
+                .iter()
+                .filter(|e| Field::from_name(&e.field).is_some())
+                .map(|e| e.field.as_str())
+                .collect();
             staging.stage(&StagedRecord {
-                record_key: p.key(),
+                record_key: key,
                 hash,
                 outcome: Outcome::Kept,
                 values: &p.values,
                 custom: &custom,
                 problems,
                 raw,
+                failed_fields: (!failed.is_empty()).then(|| failed.join(",")),
             })
         }
-        Mapped::Excluded { key, reason } => staging.stage(&StagedRecord {
-            record_key: key.as_deref().unwrap_or(&hash_key),
+        Mapped::Excluded { reason, .. } => staging.stage(&StagedRecord {
+            record_key: key,
             hash,
             outcome: Outcome::Excluded,
             values: &empty,
             custom: &[],
             problems: Some(reason),
             raw,
+            failed_fields: None,
         }),
-        Mapped::Failed { key, email, errors } => {
+        Mapped::Failed {
+            key: id,
+            email,
+            errors,
+        } => {
             let mut values = vec![None; Field::ALL.len()];
             // The key is the employee id, else the email: keep only a real id as employee_id.
-            values[Field::employee_id as usize] = key.clone().filter(|k| Some(k) != email.as_ref());
+            values[Field::employee_id as usize] = id.filter(|k| Some(k) != email.as_ref());
             values[Field::work_email as usize] = email;
             let problems = errors
                 .iter()
@@ -493,16 +661,60 @@ fn stage_one(
                 .collect::<Vec<_>>()
                 .join("\n");
             staging.stage(&StagedRecord {
-                record_key: key.as_deref().unwrap_or(&hash_key),
+                record_key: key,
                 hash,
                 outcome: Outcome::Failed,
                 values: &values,
                 custom: &[],
                 problems: Some(problems),
                 raw,
+                failed_fields: None,
             })
         }
     }
+}
+
+/// The listing's problems that belong to no single stored record: repeated record keys and
+/// the engine's (related records sharing a join key). Messages carry no personal value; the
+/// key is in its own column.
+fn listing_problems(
+    store: &Store,
+    source: &str,
+    duplicates: &[Duplicate],
+    fetch_problems: &[crate::provider::fetch::SourceProblem],
+) -> Result<Vec<ListingProblem>, StoreError> {
+    let by_hash: Vec<i64> = duplicates
+        .iter()
+        .filter(|d| d.key.is_none())
+        .map(|d| d.hash)
+        .collect();
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    for key in duplicates
+        .iter()
+        .filter_map(|d| d.key.clone())
+        .chain(store.record_keys(source, &by_hash)?)
+    {
+        *counts.entry(key).or_default() += 1;
+    }
+    let mut out: Vec<ListingProblem> = counts
+        .into_iter()
+        .map(|(key, n)| ListingProblem {
+            kind: "duplicate_record_key".into(),
+            record_key: Some(key),
+            field: None,
+            detail: format!(
+                "the listing returned this record key {} times; the first occurrence in listing order was used (the HRIS changed while it was paged, or its API repeats records)",
+                n + 1
+            ),
+        })
+        .collect();
+    out.extend(fetch_problems.iter().map(|p| ListingProblem {
+        kind: p.kind.into(),
+        record_key: Some(p.key.clone()),
+        field: Some(p.stream.clone()),
+        detail: p.detail.clone(),
+    }));
+    Ok(out)
 }
 
 /// Syncs (or plans) one source: the whole pipeline, one transaction, then publish.
@@ -537,14 +749,21 @@ pub async fn sync_with_client(
     let mut run = new_run(cfg, store, &plan.name, start_ts)?;
 
     let mut laps = crate::store::Laps::new("sync");
-    let known = store.known_hashes(&plan.name)?;
-    laps.lap("known_hashes");
+    let known: HashMap<i64, Known> = store
+        .known_records(&plan.name)?
+        .into_iter()
+        .map(|(hash, key)| (hash, Known { key, seen: false }))
+        .collect();
+    laps.lap("known_records");
     let staging = store.begin_staging(&plan.name, run.id, start_ts.as_microsecond())?;
     let mut stager = Stager {
         source: &plan.name,
         mapper: &mapper,
         seed,
         known,
+        keys: HashSet::new(),
+        duplicates: Vec::new(),
+        problems: Vec::new(),
         staging,
         progress,
         pages: 0,
@@ -556,7 +775,10 @@ pub async fn sync_with_client(
         .fetch_stream(mapping.stream.as_str(), &mut stager)
         .await;
     let Stager {
-        known,
+        mut known,
+        keys,
+        duplicates,
+        problems: fetch_problems,
         staging,
         pages,
         records,
@@ -567,19 +789,32 @@ pub async fn sync_with_client(
     laps.lap("fetch+map+stage");
     run.pages = pages;
     run.records = records;
+    let mut listed_pages = 0;
     let failure: Option<SyncError> = match (result, error, staged) {
         (Err(e), _, _) => Some(e.into()),
         (_, Some(e), _) | (_, _, Err(e)) => Some(e.into()),
-        (Ok(_), None, Ok(n)) => {
+        (Ok(summary), None, Ok(n)) => {
             run.changed_records = n;
-            None
+            listed_pages = summary.pages;
+            // Completeness counts distinct record keys: a repeated record (an API that
+            // ignores the offset, a page that shifted) must not stand in for a missing one.
+            match summary.reported {
+                Some(reported) if (keys.len() as u64) < reported => Some(SyncError::Repeated {
+                    source_name: plan.name.clone(),
+                    reported,
+                    distinct: keys.len() as u64,
+                    repeated: duplicates.len() as u64,
+                }),
+                _ => None,
+            }
         }
     };
     if let Some(e) = failure {
         store.discard_staging().ok();
         if !opts.dry_run {
             run.outcome = "failed".into();
-            run.error = Some(e.to_string());
+            run.error_code = Some(e.code().to_string());
+            run.error = Some(e.public_message());
             run.finished_at = Some(utc(jiff::Timestamp::now()));
             run.duration_ms = started.elapsed().as_millis() as u64;
             store.record_run(&run)?;
@@ -587,17 +822,81 @@ pub async fn sync_with_client(
         return Err(e);
     }
 
+    // Departures are confirmed by a second listing: with offset or page paging, a record
+    // removed from an earlier page while the listing was read shifts every later record one
+    // slot, so one record is skipped; if a hire arrived meanwhile, the reported total still
+    // matches. A record missing from one paged listing therefore leaves only when a second
+    // listing does not list it either. A one-page listing is a snapshot and needs none.
+    let candidates: HashSet<u64> = known
+        .values()
+        .filter(|k| !k.seen && !keys.contains(&k.key))
+        .map(|k| k.key)
+        .collect();
+    let mut relisted = 0u64;
+    if !candidates.is_empty() && listed_pages > 1 {
+        let mut confirmer = Confirmer {
+            mapper: &mapper,
+            seed,
+            known: &known,
+            candidates: &candidates,
+            listed: HashSet::new(),
+            buf: Vec::with_capacity(4096),
+        };
+        let confirmed = client
+            .fetch_stream(mapping.stream.as_str(), &mut confirmer)
+            .await;
+        let keep = match confirmed {
+            Ok(_) => confirmer.listed,
+            Err(e) => {
+                // The departures wait for a listing that confirms them; the rest applies.
+                tracing::warn!(
+                    source = %plan.name,
+                    code = e.code(),
+                    "could not confirm {} departures with a second listing ({}); they stay until a later sync confirms them",
+                    candidates.len(),
+                    e.public_message()
+                );
+                candidates.clone()
+            }
+        };
+        if !keep.is_empty() {
+            tracing::warn!(
+                source = %plan.name,
+                "{} records missing from the listing were listed again by a confirmation read (the HRIS changed while it was paged); they stay",
+                keep.len()
+            );
+        }
+        for k in known.values_mut() {
+            if !k.seen && keep.contains(&k.key) {
+                k.seen = true;
+                relisted += 1;
+            }
+        }
+        laps.lap("confirm departures");
+    }
+
+    let source_problems = match listing_problems(store, &plan.name, &duplicates, &fetch_problems) {
+        Ok(p) => p,
+        Err(e) => {
+            store.discard_staging().ok();
+            return Err(e.into());
+        }
+    };
     let gone: Vec<i64> = known
         .iter()
-        .filter(|(_, s)| !**s)
+        .filter(|(_, k)| !k.seen)
         .map(|(h, _)| *h)
         .collect();
     let all_seen = gone.is_empty();
     let merge_key = merge_key(&precedence);
     let checks = (|| {
         let remerge_all = store.meta("merge_key")?.as_deref() != Some(merge_key.as_str());
-        let quiet =
-            run.changed_records == 0 && all_seen && !remerge_all && !store.status_due(&today)?;
+        let quiet = run.changed_records == 0
+            && all_seen
+            && !remerge_all
+            && source_problems.is_empty()
+            && !store.has_source_problems(&plan.name)?
+            && !store.status_due(&today)?;
         Ok::<_, StoreError>((remerge_all, quiet, store.outcome_counts(&plan.name)?))
     })();
     let (remerge_all, quiet, (kept, excluded, failed)) = match checks {
@@ -615,8 +914,11 @@ pub async fn sync_with_client(
         run.outcome = "unchanged".into();
         run.finished_at = Some(utc(jiff::Timestamp::now()));
         run.duration_ms = started.elapsed().as_millis() as u64;
+        let mut published = false;
         if !opts.dry_run {
             store.record_run(&run)?;
+            // Catch up a directory left behind (a crash between commit and publish).
+            published = store.publish_if_stale()?;
         }
         return Ok(Report {
             source: plan.name.clone(),
@@ -626,7 +928,9 @@ pub async fn sync_with_client(
                 ..Applied::default()
             },
             coverage: Vec::new(),
-            published: false,
+            published,
+            relisted,
+            duplicates: duplicates.len() as u64,
         });
     }
 
@@ -659,6 +963,7 @@ pub async fn sync_with_client(
         want_changes: opts.want_changes,
         coverage: &coverage_rules,
         merge_key: &merge_key,
+        source_problems: &source_problems,
     };
     run.finished_at = Some(utc(jiff::Timestamp::now()));
     run.duration_ms = started.elapsed().as_millis() as u64;
@@ -672,16 +977,17 @@ pub async fn sync_with_client(
             detail: detail.clone(),
         });
     }
-    let published = !opts.dry_run && applied.held.is_none() && !applied.unchanged;
-    if published {
-        store.publish()?;
-        laps.lap("publish");
-    }
+    // Every run ends with a directory as fresh as the state: an applied run publishes its
+    // change, and any run catches up a directory a crash left behind.
+    let published = !opts.dry_run && store.publish_if_stale()?;
+    laps.lap("publish");
     Ok(Report {
         source: plan.name.clone(),
         run,
         applied,
         coverage,
         published,
+        relisted,
+        duplicates: duplicates.len() as u64,
     })
 }

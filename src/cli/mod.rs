@@ -92,7 +92,12 @@ pub(crate) fn load_config(arg: &ConfigArg) -> Result<Config, u8> {
 
 /// Opens the config's state database, or prints why not and returns exit code 1.
 pub(crate) fn open_store(cfg: &Config) -> Result<crate::store::Store, u8> {
-    crate::sync::open_store(cfg).map_err(|e| {
+    open_store_with(cfg, false)
+}
+
+/// [`open_store`], starting over on purpose with `rebaseline` (`--rebaseline`).
+pub(crate) fn open_store_with(cfg: &Config, rebaseline: bool) -> Result<crate::store::Store, u8> {
+    crate::sync::open_store_with(cfg, rebaseline).map_err(|e| {
         eprintln!("error: {e}");
         1
     })

@@ -43,6 +43,11 @@ pub struct Args {
     /// `roster plan --forget-source NAME`.
     #[arg(long = "forget-source", value_name = "NAME", conflicts_with_all = ["now", "sources"])]
     pub forget: Vec<String>,
+    /// Start over on purpose when the state database is missing although a published
+    /// directory or saved tokens show there was one (restored nothing from a backup): the
+    /// first sync is a baseline that sends no person events, and history starts again.
+    #[arg(long, conflicts_with = "now")]
+    pub rebaseline: bool,
 }
 
 /// Arguments of `roster plan`.
@@ -91,7 +96,7 @@ fn pick<'c>(cfg: &'c Config, names: &[String]) -> Result<Vec<&'c SourcePlan>, u8
 /// The exit code for a sync error.
 pub(crate) fn exit_code(e: &SyncError) -> u8 {
     match e {
-        SyncError::Fetch(_) => EX_UNAVAILABLE,
+        SyncError::Fetch(_) | SyncError::Repeated { .. } => EX_UNAVAILABLE,
         SyncError::Secret { .. } => EX_CONFIG,
         _ => 1,
     }
@@ -160,6 +165,18 @@ pub fn summary(r: &Report) -> String {
         run.excluded,
         run.failed,
     );
+    if r.relisted > 0 {
+        s.push_str(&format!(
+            "; {} missing from the listing but found by a second listing (kept: the HRIS changed while it was paged)",
+            plural(r.relisted, "record", "records")
+        ));
+    }
+    if r.duplicates > 0 {
+        s.push_str(&format!(
+            "; {} repeated a record key (first occurrence used, see data_problems)",
+            plural(r.duplicates, "record", "records")
+        ));
+    }
     if a.unchanged {
         s.push_str("; no changes");
     } else {
@@ -200,6 +217,7 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
     };
     let opts = Options {
         allow_removals: args.allow_removals,
+        rebaseline: args.rebaseline,
         ..Options::default()
     };
     rt.block_on(sync_all(&cfg, &plans, &opts))
@@ -351,7 +369,7 @@ async fn sync_now(config: &ConfigArg, sources: &[String]) -> anyhow::Result<u8> 
 
 /// Syncs the given sources in order and prints a summary per source. Returns the exit code.
 pub async fn sync_all(cfg: &Config, plans: &[&SourcePlan], opts: &Options) -> anyhow::Result<u8> {
-    let mut store = match open_store(cfg) {
+    let mut store = match super::open_store_with(cfg, opts.rebaseline) {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
@@ -379,11 +397,19 @@ pub async fn sync_all(cfg: &Config, plans: &[&SourcePlan], opts: &Options) -> an
             }
         }
     }
+    // A run that failed still leaves a directory as fresh as the state.
+    match store.publish_if_stale() {
+        Ok(p) => published |= p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            code = code.max(1);
+        }
+    }
     let dir = store.directory_path().display().to_string();
     if published {
         println!("directory published: {dir}");
     } else if store.directory_path().exists() {
-        println!("directory unchanged: {dir}");
+        println!("directory up to date: {dir}");
     }
     warn_orphans(cfg, &store);
     let events = super::events::evaluate_and_deliver(cfg, &store, crate::webhook::Mode::Due).await;

@@ -51,6 +51,16 @@ pub enum StoreError {
         /// DuckDB's words.
         detail: String,
     },
+    /// The state database is missing although files beside it show this deployment had one.
+    #[error(
+        "the state database {path} is missing, but {evidence}: this deployment had state (history, the event outbox and pending deliveries live in that file), and Roster never starts over silently (help: restore {path} from a backup (README: Recovery); or, to start over on purpose, run `roster sync --rebaseline` or `roster run --rebaseline`: the first sync is then a baseline that sends no person events, history and first-seen dates start again, and the published directory is replaced)"
+    )]
+    StateMissing {
+        /// The missing file.
+        path: PathBuf,
+        /// What shows there was state.
+        evidence: String,
+    },
     /// The database was written by a newer Roster.
     #[error(
         "{path} has schema version {found}, newer than this roster understands ({known}) (help: run the newer roster, or restore a backup made by this version)"
@@ -256,17 +266,66 @@ fn create_dir_private(dir: &Path) -> Result<(), StoreError> {
     })
 }
 
+/// What shows that a deployment had a state database: a published directory, saved OAuth
+/// tokens, a write-ahead log. `None` when there is no sign of one (a new deployment).
+fn prior_state(state_path: &Path, directory: &Path) -> Option<String> {
+    let mut signs = Vec::new();
+    if directory.exists() {
+        signs.push(format!(
+            "the published directory {} exists",
+            directory.display()
+        ));
+    }
+    let mut wal = state_path.as_os_str().to_owned();
+    wal.push(".wal");
+    if Path::new(&wal).exists() {
+        signs.push(format!(
+            "its write-ahead log {} exists",
+            Path::new(&wal).display()
+        ));
+    }
+    let tokens = state_path.with_file_name("tokens");
+    if std::fs::read_dir(&tokens).is_ok_and(|mut d| d.next().is_some()) {
+        signs.push(format!("saved OAuth tokens are in {}", tokens.display()));
+    }
+    (!signs.is_empty()).then(|| signs.join(" and "))
+}
+
 impl Store {
-    /// Opens (or creates) the state database in `state_dir` and brings its schema up to date.
-    /// `directory` is where the directory is published.
+    /// Opens the state database in `state_dir` (creating it for a new deployment) and brings
+    /// its schema up to date. `directory` is where the directory is published. A missing
+    /// state database is created only when nothing shows there was one
+    /// ([`StoreError::StateMissing`]); [`Store::open_rebaseline`] starts over on purpose.
     pub fn open(state_dir: &Path, directory: &Path) -> Result<Store, StoreError> {
+        Store::open_with(state_dir, directory, false)
+    }
+
+    /// [`Store::open`], creating a new state database even where an old one left traces
+    /// (`--rebaseline`).
+    pub fn open_rebaseline(state_dir: &Path, directory: &Path) -> Result<Store, StoreError> {
+        Store::open_with(state_dir, directory, true)
+    }
+
+    fn open_with(
+        state_dir: &Path,
+        directory: &Path,
+        rebaseline: bool,
+    ) -> Result<Store, StoreError> {
+        let state_path = state_dir.join(STATE_FILE);
+        if !rebaseline && !state_path.exists() {
+            if let Some(evidence) = prior_state(&state_path, directory) {
+                return Err(StoreError::StateMissing {
+                    path: state_path,
+                    evidence,
+                });
+            }
+        }
         create_dir_private(state_dir)?;
         if let Some(parent) = directory.parent() {
             if !parent.as_os_str().is_empty() {
                 create_dir_private(parent)?;
             }
         }
-        let state_path = state_dir.join(STATE_FILE);
         let config = Config::default()
             .max_memory(MEMORY_LIMIT)?
             .threads(2)?
@@ -283,6 +342,7 @@ impl Store {
             routing: None,
         };
         store.migrate()?;
+        store.clean_stale_copies();
         Ok(store)
     }
 
@@ -351,21 +411,17 @@ impl Store {
     /// fsync, rename over the directory, fsync the folder. Readers that have the old file open
     /// keep reading it; new readers get the new one.
     pub fn publish(&self) -> Result<(), StoreError> {
-        let dir = self
-            .directory_path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let name = self
-            .directory_path
-            .file_name()
-            .map_or_else(|| "directory.duckdb".into(), |n| n.to_string_lossy());
+        let (dir, name) = self.directory_parts();
         let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
         let io = |what: &'static str, path: &Path| {
             let path = path.to_path_buf();
             move |source| StoreError::Io { what, path, source }
         };
-        std::fs::remove_file(&tmp).ok();
+        self.clean_stale_copies();
+        self.conn.execute(
+            "UPDATE directory_info SET published_at = now()::TIMESTAMP",
+            [],
+        )?;
         if !self.copy_checkpointed(&tmp) {
             self.copy_through_duckdb(&tmp)?;
         }
@@ -386,6 +442,111 @@ impl Store {
             d.sync_all().ok();
         }
         Ok(())
+    }
+
+    /// Publishes when the published directory is not the state's: missing, unreadable, or
+    /// reflecting another run than the last one applied (a crash or a full disk between a
+    /// commit and its publish, a state rebuilt beside an old directory). Returns true when it
+    /// published. Idempotent: called at start-up and after every run.
+    pub fn publish_if_stale(&self) -> Result<bool, StoreError> {
+        let state = self.applied_stamp(None)?;
+        let synced: i64 = self.conn.query_row(
+            "SELECT count(*) FROM sync_runs WHERE outcome IN ('applied', 'unchanged')",
+            [],
+            |r| r.get(0),
+        )?;
+        if state.is_none() && synced == 0 {
+            // Nothing was ever synced: there is nothing to publish yet.
+            return Ok(false);
+        }
+        if self.directory_path.exists() && self.published_stamp() == Some(state.clone()) {
+            return Ok(false);
+        }
+        tracing::info!(
+            directory = %self.directory_path.display(),
+            "publishing the directory (the published copy is behind the state database)"
+        );
+        self.publish()?;
+        Ok(true)
+    }
+
+    /// The run and time the directory reflects (`directory_info`), from the state database
+    /// or (with `catalog`) an attached copy.
+    fn applied_stamp(&self, catalog: Option<&str>) -> Result<Option<(i64, String)>, StoreError> {
+        let table = catalog.map_or("directory_info".to_string(), |c| {
+            format!("{c}.directory_info")
+        });
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT run_id, applied_at::VARCHAR FROM {table} LIMIT 1"
+        ))?;
+        let mut rows = stmt.query([])?;
+        Ok(match rows.next()? {
+            Some(r) => Some((r.get(0)?, r.get(1)?)),
+            None => None,
+        })
+    }
+
+    /// What the published copy reflects: `None` when it cannot be read (missing, damaged,
+    /// from a Roster without `directory_info`), which makes it stale.
+    fn published_stamp(&self) -> Option<Option<(i64, String)>> {
+        let quoted = self.directory_path.to_string_lossy().replace('\'', "''");
+        self.conn
+            .execute_batch(&format!(
+                "ATTACH '{quoted}' AS roster_published (READ_ONLY)"
+            ))
+            .ok()?;
+        let stamp = self.applied_stamp(Some("roster_published")).ok();
+        self.conn
+            .execute_batch("DETACH DATABASE IF EXISTS roster_published")
+            .ok();
+        stamp
+    }
+
+    /// The published directory's folder and file name.
+    fn directory_parts(&self) -> (PathBuf, String) {
+        let dir = self
+            .directory_path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        let name = self.directory_path.file_name().map_or_else(
+            || "directory.duckdb".into(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        (dir, name)
+    }
+
+    /// Removes temporary copies a crashed or failed publish left beside the directory
+    /// (`.<name>.<pid>.tmp` and its `.wal`: full personal data). Safe for every PID: this
+    /// process holds the state database's lock, so no other process publishes this directory.
+    fn clean_stale_copies(&self) {
+        let (dir, name) = self.directory_parts();
+        let prefix = format!(".{name}.");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let file = entry.file_name();
+            let file = file.to_string_lossy();
+            let Some(rest) = file.strip_prefix(&prefix) else {
+                continue;
+            };
+            let stale = rest
+                .strip_suffix(".tmp")
+                .or_else(|| rest.strip_suffix(".tmp.wal"))
+                .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()));
+            if stale {
+                match std::fs::remove_file(entry.path()) {
+                    Ok(()) => {
+                        tracing::info!(file = %entry.path().display(), "removed a temporary copy left by an interrupted publish")
+                    }
+                    Err(e) => {
+                        tracing::warn!(file = %entry.path().display(), "cannot remove a temporary copy left by an interrupted publish: {e}")
+                    }
+                }
+            }
+        }
     }
 
     /// The fast path of [`Store::publish`]: checkpoint, then copy the state file as it is on

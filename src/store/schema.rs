@@ -24,12 +24,28 @@
 //! own choice, and the commit of a first sync compresses it in half the time), and
 //! `person_values`' text is dict_fsst, what DuckDB picks anyway, without trying the others
 //! for every row group first (a quarter less time to append 2.3 M rows).
+//!
+//! v4 (sync integrity):
+//! - `source_records.failed_fields`: the canonical fields of a kept record whose value failed
+//!   to convert (comma-separated); the record keeps the previous version's value for them.
+//! - `source_problems`: problems of a source's last listing that belong to no single stored
+//!   record (a record key listed twice, related records sharing a join key), replaced by
+//!   each applied or unchanged run of the source.
+//! - `directory_info`: one row, the last run that changed the directory (id, source, time):
+//!   published with the directory, so readers see how fresh it is, and compared with the
+//!   published copy to republish after a crash between commit and publish.
+//! - `sync_runs.error_code`: a stable code for a failed run (`error` is Roster's own words).
 
 use crate::config::person::{Field, FieldKind};
 
 /// The migrations, in order. The first element is the version.
 pub fn migrations() -> Vec<(i32, String)> {
-    vec![(1, v1()), (2, V2.to_string()), (3, v3())]
+    vec![
+        (1, v1()),
+        (2, V2.to_string()),
+        (3, v3()),
+        (4, V4.to_string()),
+    ]
 }
 
 /// The canonical columns of `people`, typed, in `Field::ALL` order.
@@ -236,6 +252,28 @@ ALTER TABLE person_values_v3 RENAME TO person_values;
     )
 }
 
+const V4: &str = r#"
+ALTER TABLE source_records ADD COLUMN failed_fields VARCHAR;
+ALTER TABLE sync_runs ADD COLUMN error_code VARCHAR;
+
+CREATE TABLE source_problems (
+  source VARCHAR NOT NULL,
+  kind VARCHAR NOT NULL,
+  record_key VARCHAR,
+  field VARCHAR,
+  detail VARCHAR NOT NULL,
+  sync_run BIGINT NOT NULL
+);
+
+CREATE TABLE directory_info (
+  run_id BIGINT NOT NULL,
+  source VARCHAR NOT NULL,
+  applied_at TIMESTAMP NOT NULL,
+  published_at TIMESTAMP,
+  roster_version VARCHAR NOT NULL
+);
+"#;
+
 const V2: &str = r#"
 CREATE TABLE events (
   id VARCHAR PRIMARY KEY,
@@ -321,7 +359,7 @@ mod tests {
                 r.get(0)
             })
             .unwrap();
-        assert_eq!(version, 3);
+        assert_eq!(version, 4);
         let (key, raw, seen): (String, String, String) = c
             .query_row(
                 "SELECT record_key, raw, first_seen::VARCHAR FROM raw_records WHERE source = 'hr'",

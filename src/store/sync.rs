@@ -54,6 +54,9 @@ pub struct StagedRecord<'a> {
     pub problems: Option<String>,
     /// The raw record as JSON.
     pub raw: &'a str,
+    /// Canonical fields whose value failed to convert, comma-separated: the record keeps the
+    /// previous version's value for them (a bad value never erases a good one).
+    pub failed_fields: Option<String>,
 }
 
 /// Appends a listing's new and changed records to `source_records` (and their custom fields
@@ -79,7 +82,7 @@ impl std::fmt::Debug for Staging<'_> {
 impl Staging<'_> {
     /// Stages a new or changed record.
     pub fn stage(&mut self, r: &StagedRecord<'_>) -> Result<(), StoreError> {
-        let mut row: Vec<&dyn duckdb::ToSql> = Vec::with_capacity(Field::ALL.len() + 9);
+        let mut row: Vec<&dyn duckdb::ToSql> = Vec::with_capacity(Field::ALL.len() + 10);
         row.push(&self.source);
         row.push(&r.record_key);
         row.push(&r.hash);
@@ -93,6 +96,7 @@ impl Staging<'_> {
         row.push(&self.now);
         row.push(&self.now);
         row.push(&self.run);
+        row.push(&r.failed_fields);
         self.stage.append_row(row.as_slice())?;
         for (name, value) in r.custom {
             self.custom
@@ -108,6 +112,19 @@ impl Staging<'_> {
         self.custom.finish()?;
         Ok(self.staged)
     }
+}
+
+/// A problem of a source's listing that is not one stored record's (`source_problems`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListingProblem {
+    /// `duplicate_record_key`, `duplicate_join_key`.
+    pub kind: String,
+    /// The record (or join) key.
+    pub record_key: Option<String>,
+    /// The field, or the related stream.
+    pub field: Option<String>,
+    /// Roster's words; no personal value.
+    pub detail: String,
 }
 
 /// What a sync asks the store to do with a staged listing.
@@ -128,6 +145,8 @@ pub struct ApplyInput<'a> {
     pub today: String,
     /// `(field, source, rank)`; field `*` is the default order.
     pub precedence: &'a [(String, String, i32)],
+    /// The listing's own problems (replace the source's in `source_problems`).
+    pub source_problems: &'a [ListingProblem],
     /// Apply even if the safety thresholds would hold the run.
     pub allow_removals: bool,
     /// Largest share of a source's people one run may remove.
@@ -267,17 +286,44 @@ struct ChunkPerson {
 }
 
 impl Store {
-    /// The content hashes of a source's stored records.
-    pub fn known_hashes(&self, source: &str) -> Result<HashMap<i64, bool>, StoreError> {
+    /// The stored records of a source: each content hash with the xxh3 hash of its record
+    /// key (the keys themselves are not kept in memory).
+    pub fn known_records(&self, source: &str) -> Result<Vec<(i64, u64)>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT DISTINCT content_hash FROM source_records WHERE source = ?")?;
-        let rows = stmt.query_map([source], |r| r.get::<_, i64>(0))?;
-        let mut out = HashMap::new();
-        for h in rows {
-            out.insert(h?, false);
+            .prepare("SELECT content_hash, record_key FROM source_records WHERE source = ?")?;
+        let mut rows = stmt.query([source])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let key: String = r.get(1)?;
+            out.push((r.get(0)?, xxhash_rust::xxh3::xxh3_64(key.as_bytes())));
         }
         Ok(out)
+    }
+
+    /// The record keys of a source's stored records with these content hashes.
+    pub fn record_keys(&self, source: &str, hashes: &[i64]) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT record_key FROM source_records WHERE source = ? AND content_hash = ?",
+        )?;
+        let mut out = Vec::new();
+        for h in hashes {
+            let mut rows = stmt.query(params![source, h])?;
+            if let Some(r) = rows.next()? {
+                out.push(r.get(0)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// True when the source's last listing left problems of its own (`source_problems`).
+    pub fn has_source_problems(&self, source: &str) -> Result<bool, StoreError> {
+        let n: i64 = self.conn.query_row(
+            "SELECT count(*) FROM source_problems WHERE source = ?",
+            [source],
+            |r| r.get(0),
+        )?;
+        Ok(n > 0)
     }
 
     /// Every source with stored records, and how many.
@@ -348,7 +394,7 @@ impl Store {
     /// Records a sync run and its `sync.*` event in the current transaction.
     fn insert_run(&self, run: &RunRow) -> Result<(), StoreError> {
         self.conn.execute(
-            "INSERT INTO sync_runs VALUES (?, ?, ?::TIMESTAMP, ?::TIMESTAMP, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO sync_runs VALUES (?, ?, ?::TIMESTAMP, ?::TIMESTAMP, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             params![
                 run.id,
                 run.source,
@@ -371,6 +417,7 @@ impl Store {
                 run.config_version,
                 run.config_commit,
                 env!("CARGO_PKG_VERSION"),
+                run.error_code,
             ],
         )?;
         if let Some(routing) = &self.routing {
@@ -456,6 +503,7 @@ impl Store {
             params![s, run.id],
         )?;
         laps.lap("dropped");
+        self.keep_last_good_values(s, run.id)?;
 
         let mut applied = Applied::default();
         let (kept, excluded, failed): (i64, i64, i64) = c.query_row(
@@ -468,7 +516,7 @@ impl Store {
         run.kept = kept as u64;
         run.excluded = excluded as u64;
         run.failed = failed as u64;
-        self.check_coverage(input, kept as u64, &mut applied)?;
+        self.check_coverage(input, (kept + failed) as u64, &mut applied)?;
         if applied.coverage_failed.is_some() {
             return Ok(applied);
         }
@@ -741,6 +789,14 @@ impl Store {
         if input.want_changes {
             applied.people = by_person;
         }
+        c.execute("DELETE FROM source_problems WHERE source = $1", [s])?;
+        {
+            let mut app = Batched::new(c, "source_problems")?;
+            for p in input.source_problems {
+                app.append_row(params![s, p.kind, p.record_key, p.field, p.detail, run.id])?;
+            }
+            app.finish()?;
+        }
         applied.problems = self.recompute_problems(run.id)?;
         laps.lap("problems");
         if input.dry_run {
@@ -765,6 +821,13 @@ impl Store {
             return Ok(applied);
         }
         self.set_meta("merge_key", input.merge_key)?;
+        // What the published directory reflects (compared with the published copy to catch up
+        // after a crash between this commit and the publish).
+        c.execute_batch("DELETE FROM directory_info")?;
+        c.execute(
+            "INSERT INTO directory_info VALUES ($1, $2, now()::TIMESTAMP, NULL, $3)",
+            params![run.id, s, env!("CARGO_PKG_VERSION")],
+        )?;
         run.created = applied.created;
         run.updated = applied.updated + applied.reactivated;
         run.terminated = applied.terminated;
@@ -876,6 +939,37 @@ impl Store {
         Ok(out)
     }
 
+    /// A value that failed to convert never erases a good one: a staged record's failed fields
+    /// take the value of the record's previous version (same source and key), which is still
+    /// stored until the apply deletes it. The problem stays in `data_problems`.
+    fn keep_last_good_values(&self, source: &str, run: i64) -> Result<(), StoreError> {
+        let sets = Field::ALL
+            .iter()
+            .map(|f| {
+                let f = f.name();
+                format!(
+                    "{f} = CASE WHEN list_contains(string_split(source_records.failed_fields, ','), '{f}') THEN o.{f} ELSE source_records.{f} END"
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(",\n ");
+        self.conn.execute(
+            &format!(
+                "UPDATE source_records SET {sets}
+                 FROM (SELECT * FROM source_records
+                       WHERE source = $1 AND sync_run <> $2 AND outcome = 'kept'
+                         AND record_key IN (SELECT record_key FROM source_records
+                           WHERE source = $1 AND sync_run = $2 AND failed_fields IS NOT NULL)
+                       QUALIFY row_number() OVER (PARTITION BY record_key ORDER BY last_changed DESC) = 1) o
+                 WHERE source_records.source = $1 AND source_records.sync_run = $2
+                   AND source_records.failed_fields IS NOT NULL
+                   AND source_records.record_key = o.record_key"
+            ),
+            params![source, run],
+        )?;
+        Ok(())
+    }
+
     /// Recomputes `data_problems`. Returns how many there are.
     fn recompute_problems(&self, run: i64) -> Result<u64, StoreError> {
         // Management cycles, found in Rust (a recursive SQL walk carrying each chain as a list
@@ -915,8 +1009,10 @@ impl Store {
                    NULL AS field, coalesce(problems, 'could not be mapped') AS detail, sync_run
             FROM recs_all WHERE outcome = 'failed'
             UNION ALL
-            SELECT source, record_key, work_email, 'field_problem', NULL, problems, sync_run
+            SELECT source, record_key, work_email, 'field_problem', failed_fields, problems, sync_run
             FROM recs_all WHERE outcome = 'kept' AND problems IS NOT NULL
+            UNION ALL
+            SELECT source, record_key, NULL, kind, field, detail, sync_run FROM source_problems
             UNION ALL
             SELECT source, min(record_key), work_email, 'duplicate_work_email', 'work_email',
                    count(*) || ' records of ' || source || ' have this work email; the one with the lowest key (' || min(record_key) || ') is used',
@@ -948,7 +1044,9 @@ impl Store {
         Ok(n as u64)
     }
 
-    /// Checks the mapping's coverage rules on the kept records of the new listing.
+    /// Checks the mapping's coverage rules over every record of the new listing that is not
+    /// excluded by the filter: a record that could not be mapped (no work email, say) counts,
+    /// with the fields it could not give as empty, so 100% missing emails is 100%.
     fn check_coverage(
         &self,
         input: &ApplyInput<'_>,
@@ -963,7 +1061,7 @@ impl Store {
             let empty: i64 = if let Some(name) = field.strip_prefix("custom.") {
                 self.conn.query_row(
                     "SELECT count(*) FROM source_records n
-                     WHERE n.source = $1 AND n.outcome = 'kept'
+                     WHERE n.source = $1 AND n.outcome IN ('kept', 'failed')
                        AND n.content_hash NOT IN (SELECT hash FROM dropped)
                        AND NOT EXISTS (SELECT 1 FROM source_custom cu
                          WHERE cu.source = $1 AND cu.content_hash = n.content_hash AND cu.name = $2)",
@@ -973,7 +1071,7 @@ impl Store {
             } else if Field::from_name(field).is_some() {
                 self.conn.query_row(
                     &format!(
-                        "SELECT count(*) FROM source_records WHERE source = $1 AND outcome = 'kept'
+                        "SELECT count(*) FROM source_records WHERE source = $1 AND outcome IN ('kept', 'failed')
                            AND content_hash NOT IN (SELECT hash FROM dropped) AND {field} IS NULL"
                     ),
                     [input.source],
@@ -1072,8 +1170,10 @@ pub struct RunRow {
     pub terminated: u64,
     /// Duration.
     pub duration_ms: u64,
-    /// The error of a failed run.
+    /// The error of a failed run: Roster's own words, never text from the HRIS.
     pub error: Option<String>,
+    /// A stable code for the error of a failed run.
+    pub error_code: Option<String>,
     /// Why a run was held.
     pub held_reason: Option<String>,
     /// Coverage warnings.

@@ -23,6 +23,13 @@ struct Hris {
     /// Fail this page (1-based) of `core` with this status.
     fail_core_page: Option<(usize, u16)>,
     core_pages: usize,
+    /// Serve every page of `core` from offset 0 (an API that ignores the offset).
+    ignore_offset: bool,
+    /// After serving this request of `core` (1-based), change the listing (the HRIS changes
+    /// while it is paged).
+    after_core_page: Option<(usize, fn(&mut Vec<Value>))>,
+    /// On this request of `core`, append a copy of the record at this index to the page.
+    repeat_on_core_page: Option<(usize, usize)>,
 }
 
 type Shared = Arc<Mutex<Hris>>;
@@ -53,7 +60,19 @@ async fn core(
         }
     }
     let total = h.core.len();
-    let data: Vec<Value> = h.core.iter().skip(offset).take(limit).cloned().collect();
+    let offset = if h.ignore_offset { 0 } else { offset };
+    let mut data: Vec<Value> = h.core.iter().skip(offset).take(limit).cloned().collect();
+    let page = h.core_pages;
+    if let Some((p, i)) = h.repeat_on_core_page {
+        if p == page {
+            data.push(h.core[i].clone());
+        }
+    }
+    if let Some((p, change)) = h.after_core_page {
+        if p == page {
+            change(&mut h.core);
+        }
+    }
     Json(json!({"data": data, "meta": {"total": total}})).into_response()
 }
 
@@ -666,9 +685,10 @@ async fn coverage_rules_warn_or_fail_on_the_whole_listing() {
     )
     .unwrap();
     let r = e.sync("core", Options::default()).await.unwrap();
+    // 10 kept and Kim, who has no email and could not be mapped: she counts too.
     assert_eq!(
         r.coverage,
-        ["`end_date` is empty in 10 of 10 records (100%, allowed 50%)"]
+        ["`end_date` is empty in 11 of 11 records (100%, allowed 50%)"]
     );
     assert_eq!(
         e.query("select coverage from sync_runs")[0][0],
@@ -911,4 +931,277 @@ async fn a_management_cycle_is_a_data_problem_for_everyone_on_it() {
     assert!(e
         .query("select 1 from data_problems where kind = 'manager_cycle' and work_email = 'gus@corp.example'")
         .is_empty());
+}
+
+// ---- Sync integrity (issue 14) ----
+
+fn stamp(e: &Env) -> Vec<String> {
+    one(&e.query("select run_id, source, applied_at is not null, published_at is not null from directory_info")).to_vec()
+}
+
+#[tokio::test]
+async fn a_leaver_removed_while_paging_plus_a_hire_terminates_nobody_who_is_still_listed() {
+    let e = env().await;
+    e.sync("core", Options::default()).await.unwrap();
+    {
+        let mut h = e.hris.lock().unwrap();
+        h.core_pages = 0;
+        // After page 1 ([1, 2, 3]) Cy (id 3, already read) leaves and a hire arrives: page 2
+        // at offset 3 now starts at Ed, so Di (id 4) is skipped, and the total still matches.
+        h.after_core_page = Some((1, |core| {
+            core.remove(2);
+            core.push(person(13, "Nia", "Hire", "nia@corp.example", Some(1)));
+        }));
+    }
+    let r = e.sync("core", Options::default()).await.unwrap();
+    assert_eq!(r.applied.terminated, 0, "{:?}", r.applied);
+    assert_eq!(
+        r.relisted, 1,
+        "Di was found again by the confirmation listing"
+    );
+    assert_eq!(r.applied.created, 1, "the hire");
+    assert_eq!(
+        one(&e.query("select status from people where work_email = 'di@corp.example'"))[0],
+        "active"
+    );
+    // Cy really left: the next listing (which cannot skip) confirms it.
+    e.hris.lock().unwrap().after_core_page = None;
+    let r = e.sync("core", Options::default()).await.unwrap();
+    assert_eq!(
+        (r.applied.terminated, r.relisted),
+        (1, 0),
+        "{:?}",
+        r.applied
+    );
+    assert_eq!(
+        one(&e.query("select status from people where work_email = 'cy@corp.example'"))[0],
+        "terminated"
+    );
+    assert_eq!(
+        one(&e.query("select status from people where work_email = 'di@corp.example'"))[0],
+        "active"
+    );
+}
+
+#[tokio::test]
+async fn a_real_leaver_is_confirmed_by_the_second_listing_and_leaves_in_the_same_run() {
+    let e = env().await;
+    e.sync("core", Options::default()).await.unwrap();
+    let pages_before = {
+        let mut h = e.hris.lock().unwrap();
+        h.core.remove(3); // Di leaves
+        h.core_pages = 0;
+        0
+    };
+    let r = e.sync("core", Options::default()).await.unwrap();
+    assert_eq!((r.applied.terminated, r.relisted), (1, 0));
+    // 11 records at 3 per page, twice: the departure was confirmed by a second listing.
+    assert_eq!(e.hris.lock().unwrap().core_pages - pages_before, 8);
+}
+
+#[tokio::test]
+async fn an_api_that_ignores_the_offset_fails_as_an_incomplete_listing() {
+    let e = env().await;
+    e.sync("core", Options::default()).await.unwrap();
+    e.hris.lock().unwrap().ignore_offset = true;
+    let err = e.sync("core", Options::default()).await.unwrap_err();
+    assert!(matches!(err, SyncError::Repeated { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("reported 12 records but only 3 distinct record keys arrived"),
+        "{text}"
+    );
+    assert!(text.contains("nothing was applied"), "{text}");
+    assert_eq!(
+        e.query("select count(*) from people where status = 'terminated'")[0][0],
+        "0"
+    );
+    // The failed run is on record in the state database, with a code.
+    let state = e.cfg().state_dir().join("state.duckdb");
+    let failed = query_file(
+        &state,
+        "select outcome, error_code from sync_runs order by id desc limit 1",
+    );
+    assert_eq!(one(&failed), ["failed", "listing_incomplete"]);
+}
+
+#[tokio::test]
+async fn a_repeated_record_is_a_data_problem_and_the_first_occurrence_wins() {
+    let e = env().await;
+    {
+        let mut h = e.hris.lock().unwrap();
+        // The last page carries a copy of Ed (index 4) again; the total stays 12. (On an
+        // earlier page the extra record would move the next offset past one record: the
+        // listing would then be incomplete, which the next test covers.)
+        h.repeat_on_core_page = Some((4, 4));
+    }
+    let r = e.sync("core", Options::default()).await.unwrap();
+    assert_eq!(r.duplicates, 1);
+    assert_eq!(r.run.records, 13);
+    let problems = e.query(
+        "select source, record_key, kind, detail from data_problems where kind = 'duplicate_record_key'",
+    );
+    let p = one(&problems);
+    assert_eq!(&p[..3], ["core", "5", "duplicate_record_key"]);
+    assert!(p[3].contains("2 times"), "{p:?}");
+    // Resolved by a clean listing.
+    e.hris.lock().unwrap().repeat_on_core_page = None;
+    e.sync("core", Options::default()).await.unwrap();
+    assert_eq!(
+        e.query("select count(*) from data_problems where kind = 'duplicate_record_key'")[0][0],
+        "0"
+    );
+}
+
+#[tokio::test]
+async fn a_value_that_fails_to_convert_keeps_the_last_good_one() {
+    let e = env().await;
+    e.sync("core", Options::default()).await.unwrap();
+    {
+        let mut h = e.hris.lock().unwrap();
+        h.core[2]["attrs"]["hired"] = json!("2023-02-30");
+        h.core[2]["attrs"]["kind"] = json!("freelance");
+        h.core[2]["attrs"]["title"] = json!("Staff Engineer");
+    }
+    let r = e.sync("core", Options::default()).await.unwrap();
+    assert_eq!(
+        r.applied.updated, 1,
+        "only the title changed: {:?}",
+        r.applied
+    );
+    let cy = e.query(
+        "select start_date, worker_type, job_title from people where work_email = 'cy@corp.example'",
+    );
+    assert_eq!(one(&cy), ["2020-03-01", "employee", "Staff Engineer"]);
+    // No history row closed for the fields that failed.
+    assert_eq!(
+        e.query(
+            "select count(*) from person_values where work_email = 'cy@corp.example'
+             and field in ('start_date', 'worker_type') and valid_to is not null"
+        )[0][0],
+        "0"
+    );
+    let problems = e.query(
+        "select record_key, field, detail from data_problems
+         where kind = 'field_problem' and record_key = '3'",
+    );
+    let p = one(&problems);
+    let mut fields: Vec<&str> = p[1].split(',').collect();
+    fields.sort();
+    assert_eq!(fields, ["start_date", "worker_type"], "{p:?}");
+    // And the good value stays through later syncs of the same bad record.
+    let again = e.sync("core", Options::default()).await.unwrap();
+    assert!(again.applied.unchanged);
+    assert_eq!(
+        one(&e.query("select start_date from people where work_email = 'cy@corp.example'"))[0],
+        "2020-03-01"
+    );
+}
+
+#[tokio::test]
+async fn a_crash_between_commit_and_publish_is_caught_up_by_the_next_start_and_run() {
+    let e = env().await;
+    e.sync("core", Options::default()).await.unwrap();
+    let first = stamp(&e);
+    assert_eq!(first[1], "core");
+    let old = std::fs::read(e.directory()).unwrap();
+    e.hris.lock().unwrap().core[0]["attrs"]["title"] = json!("CEO");
+    e.sync("core", Options::default()).await.unwrap();
+    // The published copy as a crash before the rename leaves it: the previous run's.
+    std::fs::write(e.directory(), &old).unwrap();
+    assert_eq!(stamp(&e), first);
+    // Start-up catches up.
+    drop(roster::sync::open_store(&e.cfg()).unwrap());
+    assert_ne!(stamp(&e), first);
+    assert_eq!(
+        one(&e.query("select job_title from people where work_email = 'ada@corp.example'"))[0],
+        "CEO"
+    );
+    // So does a run that changes nothing, in a process that was already running.
+    let cfg = e.cfg();
+    let mut store = roster::sync::open_store(&cfg).unwrap();
+    std::fs::write(e.directory(), &old).unwrap();
+    let plan = cfg.sources.iter().find(|s| s.name == "core").unwrap();
+    let r = roster::sync::sync_source(&cfg, &mut store, plan, &Options::default(), &mut NoProgress)
+        .await
+        .unwrap();
+    drop(store);
+    assert!(r.applied.unchanged && r.published, "{r:?}");
+    assert_eq!(
+        one(&e.query("select job_title from people where work_email = 'ada@corp.example'"))[0],
+        "CEO"
+    );
+    // A fresh directory is not published again.
+    let r = e.sync("core", Options::default()).await.unwrap();
+    assert!(!r.published);
+}
+
+#[tokio::test]
+async fn temporary_copies_left_by_a_crashed_publish_are_removed() {
+    let e = env().await;
+    e.sync("core", Options::default()).await.unwrap();
+    let dir = e.directory().parent().unwrap().to_path_buf();
+    let leaks = [
+        ".directory.duckdb.4242.tmp",
+        ".directory.duckdb.4242.tmp.wal",
+    ];
+    for f in leaks {
+        std::fs::write(dir.join(f), "personal data").unwrap();
+    }
+    let unrelated = dir.join(".other.duckdb.4242.tmp");
+    std::fs::write(&unrelated, "not ours").unwrap();
+    drop(roster::sync::open_store(&e.cfg()).unwrap());
+    for f in leaks {
+        assert!(!dir.join(f).exists(), "{f} was left behind");
+    }
+    assert!(unrelated.exists());
+}
+
+#[tokio::test]
+async fn an_empty_first_listing_publishes_an_empty_directory() {
+    let e = env().await;
+    e.hris.lock().unwrap().core.clear();
+    let r = e.sync("core", Options::default()).await.unwrap();
+    assert!(r.published, "{r:?}");
+    assert_eq!(e.query("select count(*) from people")[0][0], "0");
+}
+
+#[tokio::test]
+async fn a_missing_state_database_is_refused_when_a_directory_shows_there_was_one() {
+    let e = env().await;
+    e.sync("core", Options::default()).await.unwrap();
+    let cfg = e.cfg();
+    std::fs::remove_file(cfg.state_dir().join("state.duckdb")).unwrap();
+    let err = roster::sync::open_store(&cfg).unwrap_err().to_string();
+    assert!(err.contains("is missing"), "{err}");
+    assert!(err.contains("the published directory"), "{err}");
+    assert!(err.contains("--rebaseline"), "{err}");
+    assert!(!cfg.state_dir().join("state.duckdb").exists());
+    // Starting over on purpose works, and the first sync is a baseline.
+    drop(roster::sync::open_store_with(&cfg, true).unwrap());
+    let r = e.sync("core", Options::default()).await.unwrap();
+    assert_eq!(r.applied.created, 10);
+}
+
+#[tokio::test]
+async fn coverage_of_the_work_email_counts_records_that_could_not_be_mapped() {
+    let e = env().await;
+    let mapping = e.config.join("mappings/core.yaml");
+    let base = std::fs::read_to_string(&mapping).unwrap();
+    std::fs::write(
+        &mapping,
+        format!("{base}coverage:\n  work_email: {{max_empty: 5%}}\n"),
+    )
+    .unwrap();
+    {
+        let mut h = e.hris.lock().unwrap();
+        for p in h.core.iter_mut().skip(1) {
+            p["attrs"]["email"] = Value::Null;
+        }
+    }
+    let r = e.sync("core", Options::default()).await.unwrap();
+    assert_eq!(
+        r.coverage,
+        ["`work_email` is empty in 10 of 11 records (91%, allowed 5%)"]
+    );
 }
