@@ -516,7 +516,7 @@ impl Store {
         run.kept = kept as u64;
         run.excluded = excluded as u64;
         run.failed = failed as u64;
-        self.check_coverage(input, (kept + failed) as u64, &mut applied)?;
+        self.check_coverage(input, (kept as u64, failed as u64), &mut applied)?;
         if applied.coverage_failed.is_some() {
             return Ok(applied);
         }
@@ -1022,7 +1022,7 @@ impl Store {
             SELECT r.source, r.record_key, r.work_email, 'unresolved_manager', 'manager_id',
                    'manager id ' || r.manager_id || ' matches no record of ' || r.source
                      || CASE WHEN r.manager_email IS NULL THEN ' and no manager email is mapped'
-                             ELSE ' and manager email ' || r.manager_email || ' is not in the directory' END,
+                             ELSE ' and the mapped manager email is not in the directory' END,
                    r.sync_run
             FROM recs_all r
             WHERE r.outcome = 'kept' AND r.manager_id IS NOT NULL
@@ -1030,7 +1030,7 @@ impl Store {
               AND (r.manager_email IS NULL OR r.manager_email NOT IN (SELECT work_email FROM people))
             UNION ALL
             SELECT NULL, NULL, start, 'manager_cycle', 'manager_email',
-                   'the management chain of ' || start || ' leads back to them', $1
+                   'the management chain of this person leads back to them', $1
             FROM cycles
             UNION ALL
             SELECT NULL, NULL, work_email, 'no_manager', 'manager_email',
@@ -1044,24 +1044,30 @@ impl Store {
         Ok(n as u64)
     }
 
-    /// Checks the mapping's coverage rules over every record of the new listing that is not
-    /// excluded by the filter: a record that could not be mapped (no work email, say) counts,
-    /// with the fields it could not give as empty, so 100% missing emails is 100%.
+    /// Checks the mapping's coverage rules on the new listing. `work_email` counts every
+    /// record the filter did not exclude, also those that could not be mapped (a missing work
+    /// email is why most records fail, so 100% missing emails is 100%); the other fields count
+    /// the records that could be mapped (a record that failed gave no values to judge).
     fn check_coverage(
         &self,
         input: &ApplyInput<'_>,
-        kept: u64,
+        (kept, failed): (u64, u64),
         applied: &mut Applied,
     ) -> Result<(), StoreError> {
-        if kept == 0 {
-            return Ok(());
-        }
         let mut fails = Vec::new();
         for (field, max_empty, fail) in input.coverage {
+            let (outcomes, total) = if field == "work_email" {
+                ("('kept', 'failed')", kept + failed)
+            } else {
+                ("('kept')", kept)
+            };
+            if total == 0 {
+                continue;
+            }
             let empty: i64 = if let Some(name) = field.strip_prefix("custom.") {
                 self.conn.query_row(
                     "SELECT count(*) FROM source_records n
-                     WHERE n.source = $1 AND n.outcome IN ('kept', 'failed')
+                     WHERE n.source = $1 AND n.outcome = 'kept'
                        AND n.content_hash NOT IN (SELECT hash FROM dropped)
                        AND NOT EXISTS (SELECT 1 FROM source_custom cu
                          WHERE cu.source = $1 AND cu.content_hash = n.content_hash AND cu.name = $2)",
@@ -1071,7 +1077,7 @@ impl Store {
             } else if Field::from_name(field).is_some() {
                 self.conn.query_row(
                     &format!(
-                        "SELECT count(*) FROM source_records WHERE source = $1 AND outcome IN ('kept', 'failed')
+                        "SELECT count(*) FROM source_records WHERE source = $1 AND outcome IN {outcomes}
                            AND content_hash NOT IN (SELECT hash FROM dropped) AND {field} IS NULL"
                     ),
                     [input.source],
@@ -1080,10 +1086,10 @@ impl Store {
             } else {
                 continue;
             };
-            let share = empty as f64 / kept as f64;
+            let share = empty as f64 / total as f64;
             if share > *max_empty {
                 let line = format!(
-                    "`{field}` is empty in {empty} of {kept} records ({:.0}%, allowed {:.0}%)",
+                    "`{field}` is empty in {empty} of {total} records ({:.0}%, allowed {:.0}%)",
                     share * 100.0,
                     max_empty * 100.0
                 );

@@ -630,7 +630,11 @@ async fn a_sync_lands_every_employee_with_managers_pre_hires_and_contractors() {
     let e = env(DOMAIN, API_KEY).await;
     let r = e.sync().await.unwrap();
     assert!(r.published, "{r:?}");
-    assert!(r.coverage.is_empty(), "{:?}", r.coverage);
+    // One of the eight has no work email (a data problem): above the built-in 5% warning.
+    assert_eq!(
+        r.coverage,
+        ["`work_email` is empty in 1 of 8 records (12%, allowed 5%)"]
+    );
 
     // What the fake saw: JSON asked for as BambooHR wants it, every field the mapping reads.
     let requests = e.requests();
