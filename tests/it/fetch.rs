@@ -867,9 +867,26 @@ async fn a_self_signed_certificate_fails_naming_the_host_and_works_with_the_ca_f
     let streams = "auth: {kind: none}\nstreams:\n  people:\n    request: {path: /people}\n    records: $.data[*]\n";
     let s = spec(&base, streams);
     let (_, r) = fetch(&client(&s, &[]), "people").await;
-    let e = r.unwrap_err().to_string();
+    let err = r.unwrap_err();
+    let e = err.to_string();
     assert!(e.contains("cannot connect to localhost"), "{e}");
     assert!(e.contains("tls.ca_file"), "the help points at the fix: {e}");
+    assert!(
+        e.contains("presented a certificate this machine does not trust"),
+        "{e}"
+    );
+    assert!(
+        !e.contains("/v1/people: error sending request for url"),
+        "no second URL: {e}"
+    );
+    assert_eq!(err.code(), "hris_tls", "{e}");
+    assert!(
+        err.public_message().starts_with(
+            "source `hr`: the TLS handshake with `localhost` failed on page 1 of stream `people`"
+        ),
+        "{}",
+        err.public_message()
+    );
 
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("hris-ca.pem"), pem).unwrap();
