@@ -12,13 +12,15 @@
 //! the rotated refresh token persisted before use; joins, lookups and per-record sub-requests
 //! with a concurrency cap; the declared rate limit.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use indexmap::IndexMap;
 use serde_json::Value;
 
+pub use super::error::{Cut, FetchError, FetchErrorKind};
 use super::paginate::{Next, Page, PageError, Pager, Summary};
 use super::rate::Limiter;
 use super::request::{Context, Plan, PlannedBody, Redactor, RenderError};
@@ -26,99 +28,6 @@ use super::retry::{Decision, Failure, Policy};
 use super::tokens::TokenStore;
 use crate::config::provider::{Auth, ClientAuth, Method, ProviderSpec, Stream, SubRequest};
 use crate::config::value::JsonPath;
-
-/// A fetch failure, with where it happened and what to do.
-#[derive(Debug, thiserror::Error)]
-#[error("source `{source_name}`: {}{kind}{}", request.as_ref().map(|r| format!("{r}: ")).unwrap_or_default(), help.as_ref().map(|h| format!(" (help: {h})")).unwrap_or_default())]
-pub struct FetchError {
-    /// The source.
-    pub source_name: String,
-    /// The request, described with secrets masked.
-    pub request: Option<String>,
-    /// What went wrong (boxed: errors travel through every `?`, and should stay small).
-    pub kind: Box<FetchErrorKind>,
-    /// What to do.
-    pub help: Option<String>,
-}
-
-/// What went wrong.
-#[derive(Debug, thiserror::Error)]
-pub enum FetchErrorKind {
-    /// A non-success status after retries.
-    #[error("HTTP {status}{detail}")]
-    Status {
-        /// The status.
-        status: u16,
-        /// A short, redacted excerpt of the body, with a leading separator.
-        detail: String,
-    },
-    /// Login (token exchange, OAuth) failed.
-    #[error("login failed with HTTP {status}{detail}")]
-    Login {
-        /// The status.
-        status: u16,
-        /// A short, redacted excerpt of the body.
-        detail: String,
-    },
-    /// The login response had no token where the spec says.
-    #[error("the login response has no token at `{0}`")]
-    NoToken(String),
-    /// DNS, TCP or TLS failure.
-    #[error("cannot connect to {host}: {reason}")]
-    Connect {
-        /// The host.
-        host: String,
-        /// Why (redacted).
-        reason: String,
-    },
-    /// No answer in time.
-    #[error("no answer from {host} in time")]
-    Timeout {
-        /// The host.
-        host: String,
-    },
-    /// The whole fetch took longer than `timeouts.fetch`.
-    #[error("reading stream `{stream}` took longer than {limit}")]
-    FetchTimeout {
-        /// The stream.
-        stream: String,
-        /// The limit, e.g. `30m` or `300ms`.
-        limit: String,
-    },
-    /// The body is not JSON.
-    #[error("page {page} is not valid JSON: {reason}")]
-    Json {
-        /// 1-based page number.
-        page: u32,
-        /// The parser's message.
-        reason: String,
-    },
-    /// The selector matched nothing in a body that has content.
-    #[error("page {page} has content but `{selector}` selects no records")]
-    SchemaDrift {
-        /// 1-based page number.
-        page: u32,
-        /// The stream's record selector.
-        selector: String,
-    },
-    /// Paging failed (repeated cursor, too many pages, incomplete listing).
-    #[error("stream `{stream}`: {error}")]
-    Paging {
-        /// The stream.
-        stream: String,
-        /// The paging error.
-        error: PageError,
-    },
-    /// A request could not be built.
-    #[error("{0}")]
-    Render(#[from] RenderError),
-    /// The spec asks for something this build cannot do yet.
-    #[error("{0}")]
-    Unsupported(String),
-    /// The HTTP client could not be set up (e.g. an unreadable CA file).
-    #[error("{0}")]
-    Setup(String),
-}
 
 /// One source's HTTP client.
 pub struct SourceClient {
@@ -178,6 +87,26 @@ pub trait Observer {
     fn request(&mut self, _described: &str, _status: u16) {}
     /// A record was selected. Return false to stop early (a test read with `--limit`).
     fn record(&mut self, record: Value) -> bool;
+    /// The source's data has a problem the fetch worked around by a documented rule (see
+    /// [`SourceProblem`]); the caller records it as a data problem. Reported once per
+    /// (stream, key) per fetch.
+    fn problem(&mut self, _problem: SourceProblem) {}
+}
+
+/// A problem in the source's data that the fetch resolved by a rule rather than failing on.
+/// Its fields are Roster's words and the source's identifiers, never a person's values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceProblem {
+    /// What kind: `duplicate_join_key` (several records of a related stream share the key a
+    /// join or lookup matches on; the first in listing order is attached, the others ignored).
+    pub kind: &'static str,
+    /// The stream whose data has the problem (the related stream of a join or lookup).
+    pub stream: String,
+    /// The key concerned, as text.
+    pub key: String,
+    /// Roster's sentence about it, e.g. "3 records of stream `personal` share key 42; the
+    /// first in listing order was joined".
+    pub detail: String,
 }
 
 impl SourceClient {
@@ -192,6 +121,9 @@ impl SourceClient {
         let err = |kind| FetchError {
             source_name: source.to_string(),
             request: None,
+            stream: None,
+            page: None,
+            sub_request: None,
             kind: Box::new(kind),
             help: None,
         };
@@ -254,6 +186,9 @@ impl SourceClient {
         FetchError {
             source_name: self.source.clone(),
             request,
+            stream: None,
+            page: None,
+            sub_request: None,
             kind: Box::new(kind),
             help,
         }
@@ -326,9 +261,18 @@ impl SourceClient {
             FetchErrorKind::Status { status: 500..=599, .. } | FetchErrorKind::Timeout { .. } => {
                 "the HRIS is failing or slow; nothing was applied, and the next sync tries again".into()
             }
+            FetchErrorKind::Connect { host, tls: true, .. } => format!(
+                "`{host}` presented a certificate this machine does not trust; for a private CA set `tls.ca_file` in the provider spec, otherwise check the host name and the HRIS's certificate"
+            ),
             FetchErrorKind::Connect { host, .. } => format!(
                 "check that `{host}` is the right host, that DNS resolves it and this machine may reach it; for a private CA set `tls.ca_file` in the provider spec"
             ),
+            FetchErrorKind::Truncated { cut: Cut::Empty, .. } => {
+                "the HRIS answered with an empty body on every attempt; nothing was applied, and the next sync tries again".into()
+            }
+            FetchErrorKind::Truncated { .. } => {
+                "the HRIS, or a proxy or load balancer in between, closed the response early on every attempt; nothing was applied, and the next sync tries again. If it keeps happening, look for a response size or time limit on the way".into()
+            }
             FetchErrorKind::SchemaDrift { .. } => {
                 "the API's response shape may have changed; compare a raw page (`roster fetch --show-requests`) with the stream's `records` selector".into()
             }
@@ -384,17 +328,27 @@ impl SourceClient {
         // record to each main record under `into`. Related streams are read whole (they are
         // departments, offices, or per-person sections like Kenjo's personals), before the
         // main stream, and without joins of their own. When several related records share a
-        // key, the first one read wins.
+        // key, the first in listing order is attached and the others are ignored: that is
+        // the one rule that gives the same answer on every run of an unchanged listing. It is
+        // never silent: each shared key is reported once as a `duplicate_join_key` problem
+        // (an HRIS that returned every person's section under one key would otherwise give
+        // everyone the same personal data without a word).
         let mut links = Vec::new();
+        let mut reported: HashSet<(String, String)> = HashSet::new();
         let joins = stream
             .join
             .iter()
-            .map(|j| (&j.stream, &j.on, j.key.as_ref(), &j.into));
-        let lookups = stream
-            .lookups
-            .iter()
-            .map(|l| (&l.stream, &l.key, l.matches.as_ref(), &l.into));
-        for (target, local_path, key_path, into) in joins.chain(lookups) {
+            .map(|j| (&j.stream, &j.on, j.key.as_ref(), &j.into, "joined"));
+        let lookups = stream.lookups.iter().map(|l| {
+            (
+                &l.stream,
+                &l.key,
+                l.matches.as_ref(),
+                &l.into,
+                "used for the lookup",
+            )
+        });
+        for (target, local_path, key_path, into, verb) in joins.chain(lookups) {
             let related = &self.spec.streams[target];
             let key_path = key_path
                 .or(related.id.as_ref())
@@ -403,14 +357,30 @@ impl SourceClient {
             let mut index = Index {
                 key: key_path,
                 records: HashMap::new(),
+                shared: IndexMap::new(),
                 outer: &mut *obs,
             };
             self.fetch_pages(target.as_str(), &[], false, &mut index)
                 .await?;
+            let Index {
+                records, shared, ..
+            } = index;
+            for (key, count) in shared {
+                if reported.insert((target.to_string(), key.clone())) {
+                    obs.problem(SourceProblem {
+                        kind: "duplicate_join_key",
+                        stream: target.to_string(),
+                        detail: format!(
+                            "{count} records of stream `{target}` share key `{key}`; the first in listing order was {verb}"
+                        ),
+                        key,
+                    });
+                }
+            }
             links.push(Link {
                 local: local_path.clone(),
                 into: into.clone(),
-                records: index.records,
+                records,
             });
         }
         self.fetch_pages(stream_name, &links, true, obs).await
@@ -424,6 +394,22 @@ impl SourceClient {
         links: &[Link],
         enrich: bool,
         obs: &mut dyn Observer,
+    ) -> Result<Summary, FetchError> {
+        let mut page_no = 0u32;
+        self.read_pages(stream_name, links, enrich, obs, &mut page_no)
+            .await
+            .map_err(|e| e.at(stream_name, page_no))
+    }
+
+    /// [`SourceClient::fetch_pages`], counting pages in `page_no` so an error can say where
+    /// it happened.
+    async fn read_pages(
+        &self,
+        stream_name: &str,
+        links: &[Link],
+        enrich: bool,
+        obs: &mut dyn Observer,
+        page_no: &mut u32,
     ) -> Result<Summary, FetchError> {
         let Some((stream_key, stream)) = self.spec.streams.get_key_value(stream_name) else {
             let names: Vec<&str> = self.spec.streams.keys().map(|k| k.as_str()).collect();
@@ -439,10 +425,10 @@ impl SourceClient {
         let mut pager = Pager::new(stream);
         let mut query = pager.first_query();
         let mut next_url: Option<String> = None;
-        let mut page_no = 0u32;
         let mut delivered = 0u64;
         loop {
-            page_no += 1;
+            *page_no += 1;
+            let page_no = *page_no;
             let mut plan = Plan::build(&self.spec, &stream.request, &self.ctx, &query)
                 .map_err(|e| self.error(None, e.into()))?;
             if let Some(u) = &next_url {
@@ -451,16 +437,7 @@ impl SourceClient {
                     .join(u)
                     .map_err(|_| self.error(None, RenderError::BadUrl(u.clone()).into()))?;
             }
-            let (described, headers, bytes) = self.send(plan, obs).await?;
-            let body: Value = serde_json::from_slice(&bytes).map_err(|e| {
-                self.error(
-                    Some(described.clone()),
-                    FetchErrorKind::Json {
-                        page: page_no,
-                        reason: e.to_string(),
-                    },
-                )
-            })?;
+            let (described, headers, body) = self.send(plan, page_no, obs).await?;
             let count = stream.records.select(&body).len();
             if count == 0 && page_no == 1 && has_content(&body) {
                 return Err(self.error(
@@ -540,7 +517,7 @@ impl SourceClient {
                         list
                     }
                     Err(_) if sub.optional => Value::Null,
-                    Err(e) => return Err(e),
+                    Err(e) => return Err(e.in_sub_request(&sub.into)),
                 };
                 if let Some(obj) = record.as_object_mut() {
                     obj.insert(sub.into.clone(), value);
@@ -570,21 +547,21 @@ impl SourceClient {
         let plan = Plan::build(&self.spec, &sub.request, &ctx, &[])
             .map_err(|e| self.error(None, e.into()))?;
         let mut reports = Reports(Vec::new());
-        let (described, _, bytes) = self.send(plan, &mut reports).await?;
-        let body: Value = serde_json::from_slice(&bytes).map_err(|e| {
-            self.error(
-                Some(described),
-                FetchErrorKind::Json {
-                    page: 1,
-                    reason: e.to_string(),
-                },
-            )
-        })?;
+        let (_, _, body) = self.send(plan, 1, &mut reports).await?;
         let list = Value::Array(sub.records.select(&body).into_iter().cloned().collect());
         Ok((list, reports.0))
     }
 
-    fn paging_error(&self, stream: &str, error: PageError) -> FetchError {
+    fn paging_error(&self, stream: &str, mut error: PageError) -> FetchError {
+        // A repeated next link is the server's text and may carry a token in its query.
+        if let PageError::Repeated { value, .. } = &mut error {
+            let masked = self.redactor().redact(value);
+            *value = if masked.chars().count() > EXCERPT_CHARS {
+                masked.chars().take(EXCERPT_CHARS).chain(['…']).collect()
+            } else {
+                masked
+            };
+        }
         self.error(
             None,
             FetchErrorKind::Paging {
@@ -604,12 +581,16 @@ impl SourceClient {
         .increment(1);
     }
 
-    /// Sends one request with auth, retries and one re-login on 401.
+    /// Sends one request with auth, retries and one re-login on 401, and parses its JSON body
+    /// (`page` names it in errors). A response that ends early (cut mid-transfer, JSON that
+    /// stops in the middle, an empty body) is retried like a reset connection, with the same
+    /// attempts and backoff: one glitch must not fail a sync.
     async fn send(
         &self,
         plan: Plan,
+        page: u32,
         obs: &mut dyn Observer,
-    ) -> Result<(String, reqwest::header::HeaderMap, bytes::Bytes), FetchError> {
+    ) -> Result<(String, reqwest::header::HeaderMap, Value), FetchError> {
         let mut relogged = false;
         let mut attempt = 0u32;
         loop {
@@ -618,89 +599,105 @@ impl SourceClient {
             let described = authed.describe(&self.redactor());
             let host = authed.url.host_str().unwrap_or_default().to_string();
             self.pace().await;
-            let result = self.request(&authed).send().await;
-            let failure_wait = match result {
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    obs.request(&described, status);
-                    self.count(status);
-                    self.note_rotated_token(resp.headers()).await;
-                    if resp.status().is_success() {
-                        let headers = resp.headers().clone();
-                        match resp.bytes().await {
-                            Ok(b) => return Ok((described, headers, b)),
-                            // A body cut short is a connection failure: retry.
-                            Err(_) => self.policy.decide(
-                                attempt,
-                                Failure::Connection,
-                                jiff::Timestamp::now(),
-                            ),
-                        }
-                    } else if status == 401 && self.token_based() && !relogged {
-                        relogged = true;
-                        attempt -= 1;
-                        *self.token.lock().await = None;
-                        continue;
-                    } else {
-                        let headers = resp.headers().clone();
-                        let lookup = move |name: &str| {
-                            headers
-                                .get(name)
-                                .and_then(|v| v.to_str().ok())
-                                .map(str::to_string)
-                        };
-                        let decision = self.policy.decide(
-                            attempt,
-                            Failure::Status(status, &lookup),
-                            jiff::Timestamp::now(),
-                        );
-                        if decision == Decision::GiveUp {
-                            let text = resp.text().await.unwrap_or_default();
-                            let detail = self.excerpt(&text);
-                            return Err(self.error(
-                                Some(described),
-                                FetchErrorKind::Status { status, detail },
-                            ));
-                        }
-                        decision
-                    }
-                }
+            let resp = match self.request(&authed).send().await {
+                Ok(resp) => resp,
                 Err(e) => {
                     obs.request(&described, 0);
-                    let timeout = e.is_timeout();
-                    let failure = if timeout {
-                        Failure::Timeout
+                    let (failure, kind) = if e.is_timeout() {
+                        (Failure::Timeout, FetchErrorKind::Timeout { host })
                     } else {
-                        Failure::Connection
+                        (Failure::Connection, self.connect_error(host, e))
                     };
-                    let decision = self.policy.decide(attempt, failure, jiff::Timestamp::now());
-                    if decision == Decision::GiveUp {
-                        let kind = if timeout {
-                            FetchErrorKind::Timeout { host }
-                        } else {
-                            FetchErrorKind::Connect {
-                                host,
-                                reason: self.redactor().redact(&error_chain(&e)),
-                            }
-                        };
-                        return Err(self.error(Some(described), kind));
-                    }
-                    decision
+                    self.retry_or_fail(attempt, failure, described, kind)
+                        .await?;
+                    continue;
                 }
             };
-            if let Decision::RetryAfter(d) = failure_wait {
-                tokio::time::sleep(d).await;
-            } else {
-                // Out of attempts on a truncated body.
-                return Err(self.error(
-                    Some(described),
-                    FetchErrorKind::Connect {
-                        host,
-                        reason: "the response body was cut short".into(),
-                    },
-                ));
+            let status = resp.status().as_u16();
+            obs.request(&described, status);
+            self.count(status);
+            self.note_rotated_token(resp.headers()).await;
+            if status == 401 && self.token_based() && !relogged {
+                relogged = true;
+                attempt -= 1;
+                *self.token.lock().await = None;
+                continue;
             }
+            if !resp.status().is_success() {
+                let headers = resp.headers().clone();
+                let lookup = move |name: &str| {
+                    headers
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string)
+                };
+                let decision = self.policy.decide(
+                    attempt,
+                    Failure::Status(status, &lookup),
+                    jiff::Timestamp::now(),
+                );
+                match decision {
+                    Decision::RetryAfter(d) => tokio::time::sleep(d).await,
+                    Decision::GiveUp => {
+                        let detail = self.excerpt_of(resp).await;
+                        return Err(
+                            self.error(Some(described), FetchErrorKind::Status { status, detail })
+                        );
+                    }
+                }
+                continue;
+            }
+            let headers = resp.headers().clone();
+            let expected = resp.content_length();
+            let (failure, kind) = match read_body(resp, usize::MAX).await {
+                Ok(bytes) => match parse_json(&bytes, page) {
+                    Ok(body) => return Ok((described, headers, body)),
+                    Err(kind @ FetchErrorKind::Truncated { .. }) => (Failure::Connection, kind),
+                    Err(kind) => return Err(self.error(Some(described), kind)),
+                },
+                Err(cut) if cut.timeout => (Failure::Timeout, FetchErrorKind::Timeout { host }),
+                Err(cut) => (
+                    Failure::Connection,
+                    FetchErrorKind::Truncated {
+                        page,
+                        received: cut.received,
+                        expected,
+                        cut: Cut::MidTransfer,
+                    },
+                ),
+            };
+            self.retry_or_fail(attempt, failure, described, kind)
+                .await?;
         }
+    }
+
+    /// After a failed attempt: waits as the retry policy says, or fails with `kind`.
+    async fn retry_or_fail(
+        &self,
+        attempt: u32,
+        failure: Failure<'_>,
+        described: String,
+        kind: FetchErrorKind,
+    ) -> Result<(), FetchError> {
+        match self.policy.decide(attempt, failure, jiff::Timestamp::now()) {
+            Decision::RetryAfter(d) => {
+                tokio::time::sleep(d).await;
+                Ok(())
+            }
+            Decision::GiveUp => Err(self.error(Some(described), kind)),
+        }
+    }
+
+    /// A request that got no response: DNS, TCP or TLS. The URL is left out of the reason
+    /// (the request description names it, secrets masked).
+    fn connect_error(&self, host: String, e: reqwest::Error) -> FetchErrorKind {
+        let reason = self.redactor().redact(&error_chain(&e.without_url()));
+        // reqwest does not type TLS failures; rustls's messages name the certificate or TLS.
+        let lower = reason.to_ascii_lowercase();
+        let tls = ["certificate", "tls", "handshake"]
+            .iter()
+            .any(|w| lower.contains(w));
+        FetchErrorKind::Connect { host, reason, tls }
     }
 
     fn request(&self, plan: &Plan) -> reqwest::RequestBuilder {
@@ -908,31 +905,31 @@ impl SourceClient {
         self.pace().await;
         let resp = self.request(&plan).send().await.map_err(|e| {
             let host = plan.url.host_str().unwrap_or_default().to_string();
-            self.error(
-                Some(described.clone()),
-                FetchErrorKind::Connect {
-                    host,
-                    reason: self.redactor().redact(&error_chain(&e)),
-                },
-            )
+            let kind = if e.is_timeout() {
+                FetchErrorKind::Timeout { host }
+            } else {
+                self.connect_error(host, e)
+            };
+            self.error(Some(described.clone()), kind)
         })?;
         let status = resp.status().as_u16();
         obs.request(&described, status);
         self.count(status);
-        let text = resp.text().await.unwrap_or_default();
-        if !(200..300).contains(&status) {
-            let detail = self.excerpt(&text);
+        if !resp.status().is_success() {
+            let detail = self.excerpt_of(resp).await;
             return Err(self.error(Some(described), FetchErrorKind::Login { status, detail }));
         }
-        let body: Value = serde_json::from_str(&text).map_err(|e| {
-            self.error(
-                Some(described.clone()),
-                FetchErrorKind::Json {
-                    page: 0,
-                    reason: e.to_string(),
-                },
-            )
-        })?;
+        let expected = resp.content_length();
+        let body = match read_body(resp, usize::MAX).await {
+            Ok(bytes) => parse_json(&bytes, 0),
+            Err(cut) => Err(FetchErrorKind::Truncated {
+                page: 0,
+                received: cut.received,
+                expected,
+                cut: Cut::MidTransfer,
+            }),
+        }
+        .map_err(|kind| self.error(Some(described.clone()), kind))?;
         let path = JsonPath::parse(&token_path).expect("validated JSONPath");
         let token = match path.first(&body) {
             Some(Value::String(t)) if !t.is_empty() => t,
@@ -1002,16 +999,96 @@ impl SourceClient {
         Ok(plan)
     }
 
-    /// At most 200 characters of an error body, secrets masked.
+    /// At most [`EXCERPT_CHARS`] characters of an error response's body, secrets masked, with
+    /// a leading `: ` (nothing for an empty body). For logs and the terminal only.
+    async fn excerpt_of(&self, resp: reqwest::Response) -> String {
+        // A body that breaks off still has a readable start; what arrived is enough.
+        let bytes = match read_body(resp, ERROR_BODY_LIMIT).await {
+            Ok(b) => b,
+            Err(cut) => cut.bytes,
+        };
+        self.excerpt(&String::from_utf8_lossy(&bytes))
+    }
+
+    /// [`SourceClient::excerpt_of`] for text at hand. The whole text is masked before it is
+    /// cut, so a secret that straddles the cut cannot leave its first half behind.
     fn excerpt(&self, text: &str) -> String {
-        let t = text.trim();
+        let t = self.redactor().redact(text.trim());
         if t.is_empty() {
             return String::new();
         }
-        let cut: String = t.chars().take(200).collect();
-        let more = if t.chars().count() > 200 { "…" } else { "" };
-        format!(": {}{more}", self.redactor().redact(&cut))
+        let cut: String = t.chars().take(EXCERPT_CHARS).collect();
+        let more = if cut.len() < t.len() { "…" } else { "" };
+        format!(": {cut}{more}")
     }
+}
+
+/// The longest excerpt of an error body shown in a log line.
+const EXCERPT_CHARS: usize = 200;
+
+/// How much of an error response's body is read for its excerpt: enough for any error
+/// message, and a proxy's multi-megabyte HTML page is not held in memory for 200 characters.
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
+/// A body that stopped arriving before its end.
+struct BodyCut {
+    /// What arrived.
+    bytes: Vec<u8>,
+    /// How many bytes that is.
+    received: u64,
+    /// A read timeout stopped it (the server went quiet), not the connection closing.
+    timeout: bool,
+}
+
+/// Reads a body, at most `limit` bytes of it. Chunk by chunk, so a body cut mid-transfer
+/// still says how much arrived.
+async fn read_body(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, BodyCut> {
+    // Capacity from Content-Length, capped: a server's number is not a reason to allocate.
+    let hint = resp.content_length().unwrap_or(0).min(16 << 20) as usize;
+    let mut bytes = Vec::with_capacity(hint.min(limit));
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = limit - bytes.len();
+                bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                if bytes.len() >= limit {
+                    return Ok(bytes);
+                }
+            }
+            Ok(None) => return Ok(bytes),
+            Err(e) => {
+                return Err(BodyCut {
+                    received: bytes.len() as u64,
+                    bytes,
+                    timeout: e.is_timeout(),
+                });
+            }
+        }
+    }
+}
+
+/// A success response's body as JSON. A body that is empty, or whose JSON stops in the middle,
+/// is [`FetchErrorKind::Truncated`] (retried); other bad JSON is [`FetchErrorKind::Json`].
+fn parse_json(bytes: &[u8], page: u32) -> Result<Value, FetchErrorKind> {
+    let truncated = |cut| FetchErrorKind::Truncated {
+        page,
+        received: bytes.len() as u64,
+        expected: None,
+        cut,
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(truncated(Cut::Empty));
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
+        if e.is_eof() {
+            truncated(Cut::IncompleteJson)
+        } else {
+            FetchErrorKind::Json {
+                page,
+                reason: e.to_string(),
+            }
+        }
+    })
 }
 
 /// A token and when it stops working, if known.
@@ -1031,7 +1108,11 @@ fn seconds(v: &Value) -> Option<Duration> {
 /// Collects a related stream's records by key, passing request reports on.
 struct Index<'o> {
     key: JsonPath,
+    /// The first record of each key, in listing order.
     records: HashMap<String, Value>,
+    /// How many records share each key that more than one has, in the order the second
+    /// such record arrived (a stable order for the problems reported).
+    shared: IndexMap<String, u32>,
     outer: &'o mut dyn Observer,
 }
 
@@ -1042,9 +1123,20 @@ impl Observer for Index<'_> {
 
     fn record(&mut self, record: Value) -> bool {
         if let Some(k) = self.key.first(&record).and_then(key_text) {
-            self.records.entry(k).or_insert(record);
+            match self.records.entry(k) {
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(record);
+                }
+                std::collections::hash_map::Entry::Occupied(first) => {
+                    *self.shared.entry(first.key().clone()).or_insert(1) += 1;
+                }
+            }
         }
         true
+    }
+
+    fn problem(&mut self, problem: SourceProblem) {
+        self.outer.problem(problem);
     }
 }
 

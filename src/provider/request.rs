@@ -2,9 +2,8 @@
 //! settings and sub-request vars, the URL joined to the base, static auth applied, and every
 //! secret value known so it can be masked wherever it might appear.
 //!
-//! Redaction is by value, not by position: [`Redactor`] masks each secret value (and its
-//! URL-encoded form) in any text. A secret therefore stays hidden whether it went into a
-//! header, a query parameter, a path or an error body the server echoed back.
+//! Every secret value that goes into a request is handed to a [`Redactor`] (see
+//! [`super::redact`]), which masks it in any form wherever it appears.
 //!
 //! Not here: sending (the engine), token acquisition (auth flows hand a token to
 //! [`Plan::with_token`]).
@@ -13,6 +12,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 
+pub use super::redact::{ROTATING_KEPT, Redactor};
 use crate::config::provider::{Auth, Body, KeyLocation, Method, ProviderSpec, Request};
 use crate::config::secret::Secret;
 use crate::config::value::Template;
@@ -104,81 +104,6 @@ impl Context {
                 .filter(|(_, s)| *s)
                 .map(|(v, _)| v.clone()),
         )
-    }
-}
-
-/// Masks secret values in text.
-#[derive(Debug, Clone, Default)]
-pub struct Redactor {
-    /// The secret values for the life of the source (credentials, derived values).
-    values: Vec<String>,
-    /// Tokens learned while fetching, newest last; only the last [`ROTATING_KEPT`] are kept,
-    /// so an API that rotates its token on every response (Personio) does not grow this.
-    rotating: std::collections::VecDeque<String>,
-    /// Every value above and its URL-encoded and base64 forms, longest first (so a secret
-    /// containing another is masked whole).
-    needles: Vec<String>,
-}
-
-/// How many rotated tokens stay masked after they were replaced.
-pub const ROTATING_KEPT: usize = 8;
-
-impl Redactor {
-    /// A redactor for these values. Values shorter than 4 characters are not masked: masking
-    /// `x` would garble every message, and such a value protects nothing.
-    pub fn new(values: impl IntoIterator<Item = String>) -> Redactor {
-        let mut r = Redactor::default();
-        for v in values {
-            r.add(&v);
-        }
-        r
-    }
-
-    /// Adds a value that stays secret for the life of the source.
-    pub fn add(&mut self, value: &str) {
-        if value.len() < 4 || self.values.iter().any(|v| v == value) {
-            return;
-        }
-        self.values.push(value.to_string());
-        self.rebuild();
-    }
-
-    /// Adds a token learned while fetching (a login, a rotated access or refresh token); the
-    /// oldest beyond the last [`ROTATING_KEPT`] is dropped.
-    pub fn add_rotating(&mut self, value: &str) {
-        if value.len() < 4 || self.values.iter().chain(&self.rotating).any(|v| v == value) {
-            return;
-        }
-        self.rotating.push_back(value.to_string());
-        while self.rotating.len() > ROTATING_KEPT {
-            self.rotating.pop_front();
-        }
-        self.rebuild();
-    }
-
-    fn rebuild(&mut self) {
-        self.needles.clear();
-        for value in self.values.iter().chain(&self.rotating) {
-            let encoded: String = url::form_urlencoded::byte_serialize(value.as_bytes()).collect();
-            let b64 = base64::engine::general_purpose::STANDARD.encode(value.as_bytes());
-            for n in [value.clone(), encoded, b64] {
-                if !self.needles.contains(&n) {
-                    self.needles.push(n);
-                }
-            }
-        }
-        self.needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
-    }
-
-    /// The text with every secret replaced by `***`.
-    pub fn redact(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for n in &self.needles {
-            if out.contains(n.as_str()) {
-                out = out.replace(n.as_str(), "***");
-            }
-        }
-        out
     }
 }
 

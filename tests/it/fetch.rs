@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use roster::config::provider::ProviderSpec;
 use roster::config::secret::Secret;
-use roster::provider::fetch::{FetchError, Observer, SourceClient};
+use roster::provider::fetch::{FetchError, Observer, SourceClient, SourceProblem};
 use roster::provider::request::Context;
 use serde_json::{Value, json};
 
@@ -67,7 +67,8 @@ async fn fake(
     (format!("http://{addr}/v1"), log)
 }
 
-fn spec(base: &str, body: &str) -> ProviderSpec {
+/// A provider spec on `base` (3 attempts, 10 ms backoff) with `body` (auth, streams).
+pub(crate) fn spec(base: &str, body: &str) -> ProviderSpec {
     let yaml = format!(
         "base_url: {base}\nretry: {{max_attempts: 3, initial_backoff: 10ms, max_backoff: 5s}}\n{body}"
     );
@@ -77,7 +78,8 @@ fn spec(base: &str, body: &str) -> ProviderSpec {
     .unwrap()
 }
 
-fn client(spec: &ProviderSpec, creds: &[(&str, &str)]) -> SourceClient {
+/// A client for source `hr` with these credentials.
+pub(crate) fn client(spec: &ProviderSpec, creds: &[(&str, &str)]) -> SourceClient {
     let creds: BTreeMap<String, Secret> = creds
         .iter()
         .map(|(k, v)| (k.to_string(), Secret::new(*v)))
@@ -86,10 +88,12 @@ fn client(spec: &ProviderSpec, creds: &[(&str, &str)]) -> SourceClient {
     SourceClient::new("hr", spec, ctx, std::path::Path::new(".")).unwrap()
 }
 
+/// Everything a fetch reported.
 #[derive(Default)]
-struct Collect {
-    records: Vec<Value>,
-    requests: Vec<(String, u16)>,
+pub(crate) struct Collect {
+    pub(crate) records: Vec<Value>,
+    pub(crate) requests: Vec<(String, u16)>,
+    pub(crate) problems: Vec<SourceProblem>,
 }
 
 impl Observer for Collect {
@@ -100,9 +104,13 @@ impl Observer for Collect {
         self.records.push(record);
         true
     }
+    fn problem(&mut self, problem: SourceProblem) {
+        self.problems.push(problem);
+    }
 }
 
-async fn fetch(
+/// Reads `stream` with `c`.
+pub(crate) async fn fetch(
     c: &SourceClient,
     stream: &str,
 ) -> (
@@ -551,26 +559,6 @@ async fn a_selector_that_matches_nothing_in_a_full_body_is_schema_drift() {
 }
 
 #[tokio::test]
-async fn a_truncated_json_body_is_reported_with_its_page() {
-    // The JSON fake always sends whole documents; this server sends half of one.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = axum::Router::new()
-        .fallback(|| async { (StatusCode::OK, "{\"data\": [{\"id\": 1}, {\"id\"") });
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let s = spec(
-        &format!("http://{addr}/v1"),
-        "auth: {kind: none}\nstreams:\n  people:\n    request: {path: /people}\n    records: $.data[*]\n",
-    );
-    let (_, r) = fetch(&client(&s, &[]), "people").await;
-    let e = r.unwrap_err().to_string();
-    assert!(
-        e.contains("GET /v1/people: page 1 is not valid JSON"),
-        "{e}"
-    );
-}
-
-#[tokio::test]
 async fn an_unreachable_host_names_the_host() {
     // A port nothing listens on: bind, note the port, close.
     let port = {
@@ -879,9 +867,26 @@ async fn a_self_signed_certificate_fails_naming_the_host_and_works_with_the_ca_f
     let streams = "auth: {kind: none}\nstreams:\n  people:\n    request: {path: /people}\n    records: $.data[*]\n";
     let s = spec(&base, streams);
     let (_, r) = fetch(&client(&s, &[]), "people").await;
-    let e = r.unwrap_err().to_string();
+    let err = r.unwrap_err();
+    let e = err.to_string();
     assert!(e.contains("cannot connect to localhost"), "{e}");
     assert!(e.contains("tls.ca_file"), "the help points at the fix: {e}");
+    assert!(
+        e.contains("presented a certificate this machine does not trust"),
+        "{e}"
+    );
+    assert!(
+        !e.contains("/v1/people: error sending request for url"),
+        "no second URL: {e}"
+    );
+    assert_eq!(err.code(), "hris_tls", "{e}");
+    assert!(
+        err.public_message().starts_with(
+            "source `hr`: the TLS handshake with `localhost` failed on page 1 of stream `people`"
+        ),
+        "{}",
+        err.public_message()
+    );
 
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("hris-ca.pem"), pem).unwrap();
@@ -1127,9 +1132,27 @@ async fn token_exchange_with_a_form_body_and_a_plain_token() {
     );
 }
 
-/// A raw TCP server whose first two connections fail (one reset at once, one cut mid-body);
-/// the third answers properly. Returns the base URL and the connection count.
-async fn flaky() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+/// How a raw server answers one connection.
+#[derive(Debug, Clone)]
+enum Raw {
+    /// Closes at once, without a response.
+    Reset,
+    /// A whole response with this JSON body.
+    Full(String),
+    /// Headers announcing `announced` bytes, then these bytes, then close.
+    Cut { announced: usize, sent: String },
+    /// A chunked body: these bytes as one chunk, then close without the last chunk.
+    ChunkedAborted(String),
+    /// 200 with an empty body.
+    Empty,
+}
+
+/// A raw TCP server (axum always sends whole bodies): `answer` picks the response from the
+/// connection number and the request line. Every full response closes its connection, so
+/// connections count requests. Returns the base URL and the connection count.
+async fn raw_server(
+    answer: impl Fn(usize, &str) -> Raw + Send + Sync + 'static,
+) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
     use std::sync::atomic::Ordering;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -1143,48 +1166,234 @@ async fn flaky() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
             };
             let n = c.fetch_add(1, Ordering::SeqCst);
             let mut buf = [0u8; 4096];
-            let _ = sock.read(&mut buf).await;
-            let body = r#"{"data":[{"id":1},{"id":2}]}"#;
-            match n {
-                0 => {
-                    // Closed with no response at all.
-                    drop(sock);
-                }
-                1 => {
-                    let head = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-                        body.len()
-                    );
-                    let _ = sock.write_all(head.as_bytes()).await;
-                    let _ = sock.write_all(&body.as_bytes()[..10]).await;
-                    drop(sock); // truncated body
-                }
-                _ => {
-                    let resp = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = sock.write_all(resp.as_bytes()).await;
-                }
-            }
+            let read = sock.read(&mut buf).await.unwrap_or(0);
+            let request = String::from_utf8_lossy(&buf[..read]);
+            let line = request.lines().next().unwrap_or("").to_string();
+            let head = |len: usize| {
+                format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len}\r\nconnection: close\r\n\r\n"
+                )
+            };
+            let out = match answer(n, &line) {
+                Raw::Reset => String::new(),
+                Raw::Full(body) => format!("{}{body}", head(body.len())),
+                Raw::Cut { announced, sent } => format!("{}{sent}", head(announced)),
+                Raw::ChunkedAborted(part) => format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{part}\r\n",
+                    part.len()
+                ),
+                Raw::Empty => head(0),
+            };
+            let _ = sock.write_all(out.as_bytes()).await;
+            let _ = sock.flush().await;
+            drop(sock);
         }
     });
     (format!("http://{addr}/v1"), conns)
 }
 
+/// One stream `people`, no auth, records at `$.data[*]`.
+pub(crate) const PLAIN: &str = "auth: {kind: none}\nstreams:\n  people:\n    request: {path: /people}\n    records: $.data[*]\n";
+
+fn conns(c: &std::sync::atomic::AtomicUsize) -> usize {
+    c.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 #[tokio::test]
 async fn a_connection_reset_and_a_truncated_body_are_retried() {
-    let (base, conns) = flaky().await;
-    let s = spec(
-        &base,
-        "auth: {kind: none}\nstreams:\n  people:\n    request: {path: /people}\n    records: $.data[*]\n",
-    );
+    let body = r#"{"data":[{"id":1},{"id":2}]}"#;
+    let (base, c) = raw_server(move |n, _| match n {
+        0 => Raw::Reset,
+        1 => Raw::Cut {
+            announced: body.len(),
+            sent: body[..10].to_string(),
+        },
+        _ => Raw::Full(body.to_string()),
+    })
+    .await;
+    let s = spec(&base, PLAIN);
     let (obs, r) = fetch(&client(&s, &[]), "people").await;
     r.unwrap();
     assert_eq!(obs.records.len(), 2);
-    assert_eq!(
-        conns.load(std::sync::atomic::Ordering::SeqCst),
-        3,
-        "reset, truncated, then good"
+    assert_eq!(conns(&c), 3, "reset, truncated, then good");
+}
+
+/// Issue 14.10: a page cut mid-transfer, an empty page and a page whose JSON stops halfway
+/// are each retried like a reset connection; the listing completes with every record.
+#[tokio::test]
+async fn cut_empty_and_half_json_pages_are_retried_and_every_record_arrives() {
+    let page =
+        |from: usize| json!({"data": people(from, from + 2), "meta": {"total": 6}}).to_string();
+    // Page 1 is whole; page 2 is cut mid-transfer, then empty, then whole; page 3 is half a
+    // JSON document (whole by HTTP's account), then chunked and aborted, then whole.
+    let (base, c) = raw_server(move |n, _| match n {
+        0 => Raw::Full(page(0)),
+        1 => Raw::Cut {
+            announced: 1000,
+            sent: page(2)[..30].to_string(),
+        },
+        2 => Raw::Empty,
+        3 => Raw::Full(page(2)),
+        4 => Raw::Full(page(4)[..25].to_string()),
+        5 => Raw::ChunkedAborted(page(4)[..20].to_string()),
+        _ => Raw::Full(page(4)),
+    })
+    .await;
+    let s = spec(
+        &base,
+        "auth: {kind: none}\nstreams:\n  people:\n    request: {path: /people}\n    pagination: {kind: offset, page_size: 2}\n    records: $.data[*]\n    total: $.meta.total\n",
     );
+    let (obs, r) = fetch(&client(&s, &[]), "people").await;
+    let summary = r.unwrap();
+    assert_eq!((summary.pages, summary.records), (3, 6));
+    let ids: Vec<u64> = obs
+        .records
+        .iter()
+        .map(|r| r["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, [0, 1, 2, 3, 4, 5], "each record once, in order");
+    assert_eq!(conns(&c), 7);
+}
+
+/// Issue 14.10: a body that is always cut is reported as what it is, with its page and byte
+/// count, never as a DNS or TLS problem.
+#[tokio::test]
+async fn a_body_always_cut_mid_transfer_names_the_truncation() {
+    let (base, c) = raw_server(|_, _| Raw::Cut {
+        announced: 1000,
+        sent: "x".repeat(100),
+    })
+    .await;
+    let s = spec(&base, PLAIN);
+    let (_, r) = fetch(&client(&s, &[]), "people").await;
+    let e = r.unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains("GET /v1/people: the connection closed after 100 bytes of page 1 (of 1000 announced); the response was cut mid-transfer"),
+        "{text}"
+    );
+    assert!(
+        text.contains("closed the response early on every attempt"),
+        "{text}"
+    );
+    for wrong in ["DNS", "cannot connect", "tls.ca_file", "certificate"] {
+        assert!(!text.contains(wrong), "{wrong}: {text}");
+    }
+    assert_eq!(e.code(), "truncated_body");
+    assert_eq!(
+        e.public_message().split(" (help:").next().unwrap(),
+        "source `hr`: the connection closed after 100 bytes of the response on page 1 of stream `people`; it was cut mid-transfer"
+    );
+    assert_eq!(conns(&c), 3, "retried with the same budget as a reset");
+}
+
+#[tokio::test]
+async fn an_aborted_chunked_body_empty_pages_and_half_json_name_what_happened() {
+    let cases = [
+        (
+            Raw::ChunkedAborted("{\"data\": [".into()),
+            "the connection closed after 10 bytes of page 1; the response was cut mid-transfer",
+        ),
+        (
+            Raw::Empty,
+            "page 1 arrived empty: a success status with no body",
+        ),
+        (
+            Raw::Full("{\"data\": [{\"id\": 1}, {\"id\"".into()),
+            "page 1 ended after 26 bytes, before its JSON was complete; the response was cut short",
+        ),
+    ];
+    for (raw, expect) in cases {
+        let (base, c) = raw_server(move |_, _| raw.clone()).await;
+        let s = spec(&base, PLAIN);
+        let (_, r) = fetch(&client(&s, &[]), "people").await;
+        let e = r.unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains(expect), "{text}");
+        assert!(!text.contains("DNS"), "{text}");
+        assert_eq!(e.code(), "truncated_body", "{text}");
+        assert_eq!(conns(&c), 3, "{text}");
+    }
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_json_fails_at_once_naming_its_page() {
+    let (base, c) = raw_server(|_, _| Raw::Full("<html>maintenance</html>".into())).await;
+    let s = spec(&base, PLAIN);
+    let (_, r) = fetch(&client(&s, &[]), "people").await;
+    let e = r.unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("GET /v1/people: page 1 is not valid JSON: expected value"),
+        "{e}"
+    );
+    assert_eq!(e.code(), "invalid_json");
+    assert_eq!(conns(&c), 1, "a page that is not JSON is not a glitch");
+}
+
+/// Issue 14.3: several related records on one join key are a data problem naming the stream
+/// and the key, reported once per (stream, key); the first in listing order is attached.
+#[tokio::test]
+async fn duplicate_join_keys_are_reported_once_and_the_first_record_is_joined() {
+    let (base, _) = fake(|r| match r.path.as_str() {
+        "/v1/accounts" => (
+            200,
+            vec![],
+            json!({"data": [{"_id": "a1"}, {"_id": "a2"}, {"_id": 42}]}),
+        ),
+        // An HRIS that answered every section under one key: three share 42, two share a1.
+        "/v1/personals" => (
+            200,
+            vec![],
+            json!({"data": [
+                {"_id": 42, "firstName": "First"},
+                {"_id": "a1", "firstName": "Ada"},
+                {"_id": "42", "firstName": "Second"},
+                {"_id": "a2", "firstName": "Bob"},
+                {"_id": 42, "firstName": "Third"},
+                {"_id": "a1", "firstName": "Other"},
+            ]}),
+        ),
+        _ => (404, vec![], json!({})),
+    })
+    .await;
+    // The same related stream twice (a join and a lookup): still one report per key.
+    let s = spec(
+        &base,
+        "auth: {kind: none}\nstreams:\n  accounts:\n    request: {path: /accounts}\n    records: $.data[*]\n    id: $._id\n    join:\n      - {stream: personals, on: $._id, into: personal}\n    lookups:\n      - {stream: personals, key: $._id, into: again}\n  personals:\n    request: {path: /personals}\n    records: $.data[*]\n    id: $._id\n",
+    );
+    let (obs, r) = fetch(&client(&s, &[]), "accounts").await;
+    assert_eq!(r.unwrap().records, 3);
+    let first: Vec<&str> = obs
+        .records
+        .iter()
+        .map(|r| r["personal"]["firstName"].as_str().unwrap())
+        .collect();
+    assert_eq!(first, ["Ada", "Bob", "First"], "the first in listing order");
+    assert_eq!(
+        obs.problems,
+        [
+            SourceProblem {
+                kind: "duplicate_join_key",
+                stream: "personals".into(),
+                key: "42".into(),
+                detail: "3 records of stream `personals` share key `42`; the first in listing order was joined".into(),
+            },
+            SourceProblem {
+                kind: "duplicate_join_key",
+                stream: "personals".into(),
+                key: "a1".into(),
+                detail: "2 records of stream `personals` share key `a1`; the first in listing order was joined".into(),
+            },
+        ]
+    );
+    for p in &obs.problems {
+        for value in ["First", "Second", "Third", "Ada", "Other"] {
+            assert!(
+                !p.detail.contains(value),
+                "no personal values: {}",
+                p.detail
+            );
+        }
+    }
 }

@@ -16,6 +16,7 @@ mod provider_justworks;
 mod provider_kenjo;
 mod provider_merge;
 mod provider_personio;
+mod redaction;
 mod schema;
 mod sync;
 mod validate;
