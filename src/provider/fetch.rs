@@ -54,35 +54,8 @@ impl std::fmt::Debug for SourceClient {
     }
 }
 
-/// A problem of a listing that belongs to no single record (reported once per stream and key).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SourceProblem {
-    /// `duplicate_join_key`.
-    pub kind: &'static str,
-    /// The related stream.
-    pub stream: String,
-    /// The key.
-    pub key: String,
-    /// Roster's words, no personal values.
-    pub detail: String,
-}
-
-impl FetchError {
-    /// A stable code (provisional).
-    pub fn code(&self) -> &'static str {
-        "hris_error"
-    }
-
-    /// Roster's own words (provisional).
-    pub fn public_message(&self) -> String {
-        self.to_string()
-    }
-}
-
 /// What a fetch reports to its caller as it goes.
 pub trait Observer {
-    /// A problem of the listing that is not one record's (see [`SourceProblem`]).
-    fn problem(&mut self, _problem: SourceProblem) {}
     /// A response arrived (or a request failed without one: status 0).
     fn request(&mut self, _described: &str, _status: u16) {}
     /// A record was selected. Return false to stop early (a test read with `--limit`).
