@@ -14,7 +14,9 @@ use std::sync::Arc;
 
 use indexmap::IndexMap;
 
-use super::deployment::{Conditions, Deployment, EVENT_TYPES, LifecycleEvent, Safety, Source};
+use super::deployment::{
+    Conditions, Deployment, EVENT_TYPES, LifecycleEvent, Limits, Safety, Source,
+};
 use super::diag::{
     Diagnostic, Diagnostics, KeyPath, Severity, SourceFile, did_you_mean, quote_list, suggest,
 };
@@ -22,7 +24,7 @@ use super::mapping::{FieldMapping, FieldSpec, MappingSpec, Unmapped, ValueType};
 use super::person::{Field, FieldKind, FieldMappings};
 use super::provider::{Auth, Body, CredentialDecl, Pagination, ProviderSpec, Request, SettingDecl};
 use super::secret::{CredentialValue, ProcessEnv, SecretRef};
-use super::value::{CronExpr, Duration, JsonPath, Name, Template};
+use super::value::{CronExpr, DataSize, Duration, JsonPath, Name, Template};
 use super::{Config, LoadOptions, Loaded, ReadFile};
 
 /// A source with its references resolved and defaults applied.
@@ -44,6 +46,8 @@ pub struct SourcePlan {
     pub enabled: bool,
     /// Effective safety thresholds.
     pub safety: SafetyPlan,
+    /// Effective size limits (`limits:`, defaults applied).
+    pub limits: LimitsPlan,
 }
 
 /// A resolved schedule.
@@ -70,6 +74,27 @@ pub struct SafetyPlan {
     /// Hold a sync with an empty listing.
     pub hold_on_empty: bool,
 }
+
+/// Effective size limits, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitsPlan {
+    /// Longest value of one field as text; longer is a conversion failure of that field.
+    pub max_field_bytes: u64,
+    /// Largest raw record as JSON; larger is not mapped.
+    pub max_record_bytes: u64,
+}
+
+impl Default for LimitsPlan {
+    fn default() -> LimitsPlan {
+        LimitsPlan {
+            max_field_bytes: 8 << 10,
+            max_record_bytes: 1 << 20,
+        }
+    }
+}
+
+/// Below this, ordinary values would fail: an email address alone may be 254 bytes.
+const MIN_FIELD_BYTES: u64 = 256;
 
 const DEFAULT_EVERY_SECS: u64 = 4 * 3600;
 const DEFAULT_JITTER_SECS: u64 = 600;
@@ -975,6 +1000,7 @@ fn check_deployment(
         );
     }
     let default_safety = safety_plan(&spec.safety, None);
+    let limits = limits_plan(cx, &root.key("limits"), &spec.limits);
     let mut plans = Vec::new();
     for (name, source) in &spec.sources {
         let sp = root.key("sources").key(name);
@@ -987,6 +1013,7 @@ fn check_deployment(
             mappings,
             &default_safety,
             &spec.safety,
+            limits,
         ) {
             plans.push(plan);
         }
@@ -1146,6 +1173,7 @@ fn check_source(
     mappings: &BTreeMap<String, ReadFile<MappingSpec>>,
     default_safety: &SafetyPlan,
     top_safety: &Safety,
+    limits: LimitsPlan,
 ) -> Option<SourcePlan> {
     let provider_name = source.provider.as_str();
     let provider = match providers.get(provider_name) {
@@ -1312,6 +1340,7 @@ fn check_source(
         schedule: schedule?,
         enabled: source.enabled,
         safety,
+        limits,
     })
 }
 
@@ -1358,6 +1387,52 @@ fn check_schedule(cx: &mut Cx, path: &KeyPath, source: &Source) -> Option<Schedu
             Some(Schedule::Every { period, jitter })
         }
     }
+}
+
+/// `limits:` with defaults applied. A field limit too small for ordinary values, or larger
+/// than the record limit (a field cannot be larger than its record), is an error.
+fn limits_plan(cx: &mut Cx, path: &KeyPath, l: &Limits) -> LimitsPlan {
+    let default = LimitsPlan::default();
+    let plan = LimitsPlan {
+        max_field_bytes: l
+            .max_field_bytes
+            .as_ref()
+            .map_or(default.max_field_bytes, |s| s.bytes()),
+        max_record_bytes: l
+            .max_record_bytes
+            .as_ref()
+            .map_or(default.max_record_bytes, |s| s.bytes()),
+    };
+    let shown = |v: &Option<DataSize>, default: &str| {
+        v.as_ref()
+            .map_or(format!("`{default}` (the default)"), |s| format!("`{s}`"))
+    };
+    let field = shown(&l.max_field_bytes, "8KiB");
+    let record = shown(&l.max_record_bytes, "1MiB");
+    if plan.max_field_bytes < MIN_FIELD_BYTES {
+        cx.error(
+            &path.key("max_field_bytes"),
+            format!(
+                "{field} is too small for ordinary values (an email address alone may be 254 bytes)"
+            ),
+            Some("use at least `1KiB`; the default is `8KiB`".into()),
+        );
+    } else if plan.max_field_bytes > plan.max_record_bytes {
+        // Point at the limit that was written (both may be).
+        let at = if l.max_field_bytes.is_some() {
+            "max_field_bytes"
+        } else {
+            "max_record_bytes"
+        };
+        cx.error(
+            &path.key(at),
+            format!(
+                "`max_field_bytes` {field} is more than `max_record_bytes` {record}; a field cannot be larger than its record"
+            ),
+            Some("lower `max_field_bytes` or raise `max_record_bytes`".into()),
+        );
+    }
+    plan
 }
 
 fn safety_plan(s: &Safety, base: Option<&SafetyPlan>) -> SafetyPlan {

@@ -1,5 +1,5 @@
 //! The deployment file (`roster.yaml`): store, time zone, sources, precedence, safety,
-//! webhooks, triggers, events and the admin endpoint.
+//! limits, webhooks, triggers, events and the admin endpoint.
 //!
 //! These are the types as written; `config::compile` checks every reference from here into
 //! the provider specs and mappings, and into this file's own names.
@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::mapping::FieldMapping;
 use super::secret::{CredentialValue, SecretRef};
 use super::value::{
-    ByteSize, CronExpr, Duration, HttpUrl, Name, Offset, Ratio, TimeOfDay, TimeZoneName,
+    ByteSize, CronExpr, DataSize, Duration, HttpUrl, Name, Offset, Ratio, TimeOfDay, TimeZoneName,
 };
 
 /// The deployment: what Roster syncs, where it stores it, and who hears about changes.
@@ -34,6 +34,9 @@ pub struct Deployment {
     /// Guards against applying a sync that would remove many people at once.
     #[serde(default)]
     pub safety: Safety,
+    /// Size limits on what a source may send, so one oversized value cannot bloat the directory or every webhook body.
+    #[serde(default)]
+    pub limits: Limits,
     /// Outbound webhook endpoints, by name.
     #[serde(default)]
     pub webhooks: IndexMap<String, Webhook>,
@@ -136,6 +139,18 @@ pub struct Safety {
     /// Hold a sync whose listing is empty while the directory has people from the source (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold_on_empty: Option<bool>,
+}
+
+/// Size limits on provider data. A value over its limit is never stored or sent: the person keeps the last value that fit, and the value is reported as a data problem.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Largest value of one field (canonical or custom), as text, e.g. `8KiB` (the default). A longer value is a data problem of that field and the person keeps its last value that fit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_field_bytes: Option<DataSize>,
+    /// Largest provider record, as JSON, e.g. `1MiB` (the default). A larger record is not mapped: it is a data problem, and the directory keeps what it had from that record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_record_bytes: Option<DataSize>,
 }
 
 /// An outbound webhook endpoint (Standard Webhooks signing).

@@ -1,5 +1,5 @@
 //! Typed config values that parse themselves: durations, offsets, JSONPath, templates, cron,
-//! time zones, URLs, times of day, ratios, names.
+//! time zones, URLs, times of day, ratios, names, memory and data sizes.
 //!
 //! Each type has one `parse` function. Serde calls it when decoding, and the schema checker
 //! calls it (through [`check_format`]) to report a located error first. The JSON Schema names
@@ -91,6 +91,7 @@ pub fn check_format(format: &str, s: &str) -> Option<Result<(), ValueError>> {
         "roster-name" => Name::parse(s).map(drop),
         "roster-ratio" => Ratio::parse_str(s).map(drop),
         "roster-byte-size" => ByteSize::parse(s).map(drop),
+        "roster-data-size" => DataSize::parse(s).map(drop),
         _ => return None,
     };
     Some(r)
@@ -101,17 +102,86 @@ pub fn check_format(format: &str, s: &str) -> Option<Result<(), ValueError>> {
 /// An amount of memory: `48MB`, `256MiB`, `1GB` (KB, MB, GB are powers of 1000; KiB, MiB, GiB
 /// of 1024). At least 16 MiB.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ByteSize {
+pub struct ByteSize(Amount);
+
+impl ByteSize {
+    /// Parses `48MB`, `256 MiB`, `1GB`.
+    pub fn parse(s: &str) -> Result<ByteSize, ValueError> {
+        Amount::parse(
+            s,
+            "memory",
+            "write a number and a unit, e.g. `48MB`, `256MB` or `1GB`",
+            (
+                16 << 20,
+                "is too little memory for DuckDB",
+                "use at least `16MiB`",
+            ),
+        )
+        .map(ByteSize)
+    }
+
+    /// The amount in bytes.
+    pub fn bytes(&self) -> u64 {
+        self.0.bytes
+    }
+
+    /// The text as written.
+    pub fn as_str(&self) -> &str {
+        &self.0.text
+    }
+}
+string_value!(
+    ByteSize,
+    "roster-byte-size",
+    "An amount of memory such as `48MB`, `256MiB` or `1GB`."
+);
+
+/// An amount of data, such as a size limit: `8KiB`, `64KB`, `1MiB` (KB, MB, GB are powers of
+/// 1000; KiB, MiB, GiB of 1024). More than zero. Memory has its own type, [`ByteSize`], because
+/// DuckDB needs a minimum.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataSize(Amount);
+
+impl DataSize {
+    /// Parses `8KiB`, `64 KB`, `1MiB`.
+    pub fn parse(s: &str) -> Result<DataSize, ValueError> {
+        Amount::parse(
+            s,
+            "data",
+            "write a number and a unit, e.g. `8KiB`, `64KB` or `1MiB`",
+            (1, "is zero bytes", "give a size above zero, e.g. `8KiB`"),
+        )
+        .map(DataSize)
+    }
+
+    /// The amount in bytes.
+    pub fn bytes(&self) -> u64 {
+        self.0.bytes
+    }
+
+    /// The text as written.
+    pub fn as_str(&self) -> &str {
+        &self.0.text
+    }
+}
+string_value!(
+    DataSize,
+    "roster-data-size",
+    "An amount of data such as `8KiB`, `64KB` or `1MiB`."
+);
+
+/// An amount of bytes as written: what [`ByteSize`] and [`DataSize`] hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Amount {
     text: String,
     bytes: u64,
 }
 
-impl ByteSize {
-    const MIN: u64 = 16 << 20;
-
-    /// Parses `48MB`, `256 MiB`, `1GB`.
-    pub fn parse(s: &str) -> Result<ByteSize, ValueError> {
-        let help = "write a number and a unit, e.g. `48MB`, `256MB` or `1GB`";
+impl Amount {
+    /// A number and a unit (KB, MB, GB: powers of 1000; KiB, MiB, GiB: of 1024). `of` names
+    /// what is measured in messages (`memory`), `help` shows examples; below `min.0` bytes is
+    /// an error with message `min.1` and help `min.2`.
+    fn parse(s: &str, of: &str, help: &str, min: (u64, &str, &str)) -> Result<Amount, ValueError> {
         let t = s.trim();
         let split = t
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -119,7 +189,7 @@ impl ByteSize {
         let (number, unit) = t.split_at(split);
         let number: f64 = number
             .parse()
-            .map_err(|_| ValueError::new(format!("`{s}` is not an amount of memory"), help))?;
+            .map_err(|_| ValueError::new(format!("`{s}` is not an amount of {of}"), help))?;
         let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
             "kb" => 1_000,
             "mb" => 1_000_000,
@@ -130,39 +200,22 @@ impl ByteSize {
             "" => return Err(ValueError::new(format!("`{s}` has no unit"), help)),
             other => {
                 return Err(ValueError::new(
-                    format!("`{other}` is not a unit of memory"),
+                    format!("`{other}` is not a unit of {of}"),
                     "use KB, MB, GB, KiB, MiB or GiB",
                 ));
             }
         };
         let bytes = (number * scale as f64) as u64;
-        if bytes < Self::MIN {
-            return Err(ValueError::new(
-                format!("`{s}` is too little memory for DuckDB"),
-                "use at least `16MiB`",
-            ));
+        let (least, message, fix) = min;
+        if bytes < least {
+            return Err(ValueError::new(format!("`{s}` {message}"), fix));
         }
-        Ok(ByteSize {
+        Ok(Amount {
             text: s.to_string(),
             bytes,
         })
     }
-
-    /// The amount in bytes.
-    pub fn bytes(&self) -> u64 {
-        self.bytes
-    }
-
-    /// The text as written.
-    pub fn as_str(&self) -> &str {
-        &self.text
-    }
 }
-string_value!(
-    ByteSize,
-    "roster-byte-size",
-    "An amount of memory such as `48MB`, `256MiB` or `1GB`."
-);
 
 /// A non-negative length of time: `30s`, `10m`, `4h`, `1h30m`, `7d`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -855,6 +908,27 @@ mod tests {
         let e = ByteSize::parse("8MB").unwrap_err().to_string();
         assert!(e.contains("too little"), "{e}");
         assert!(ByteSize::parse("lots").is_err());
+    }
+
+    #[test]
+    fn data_sizes() {
+        assert_eq!(DataSize::parse("8KiB").unwrap().bytes(), 8192);
+        assert_eq!(DataSize::parse("64 KB").unwrap().bytes(), 64_000);
+        assert_eq!(DataSize::parse("1MiB").unwrap().bytes(), 1 << 20);
+        // No minimum beyond zero: DuckDB's memory floor is not a field's.
+        assert_eq!(DataSize::parse("0.5KiB").unwrap().bytes(), 512);
+        let e = DataSize::parse("8 kilobytes").unwrap_err().to_string();
+        assert!(e.contains("`kilobytes` is not a unit of data"), "{e}");
+        let e = DataSize::parse("8192").unwrap_err().to_string();
+        assert!(e.contains("has no unit") && e.contains("`8KiB`"), "{e}");
+        let e = DataSize::parse("0KiB").unwrap_err().to_string();
+        assert!(e.contains("zero bytes"), "{e}");
+        assert!(
+            DataSize::parse("big")
+                .unwrap_err()
+                .to_string()
+                .contains("not an amount of data")
+        );
     }
 
     #[test]

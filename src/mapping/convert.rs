@@ -1,24 +1,12 @@
 //! Turning provider values into canonical ones: scalar to text, transforms, and the typed
-//! parsers (email, date, bool, int). Each parser returns the canonical value or a message
-//! that shows the value (shortened) and says what was expected.
+//! parsers (email, date, bool, int). Each parser returns the canonical value or a message that
+//! says what was expected and what to do, and never shows the value: messages end up in logs,
+//! `data_problems` and sync summaries, and a provider value is personal data (a birth date, a
+//! private email). Callers locate the record by its key.
 
 use serde_json::Value;
 
 use crate::config::mapping::Transform;
-
-/// Longest provider value quoted in a message, in characters.
-const QUOTE_MAX: usize = 80;
-
-/// A provider value quoted for a message: one line, at most [`QUOTE_MAX`] characters.
-pub(crate) fn quote(s: &str) -> String {
-    let escaped: String = s.escape_debug().collect();
-    if escaped.chars().count() <= QUOTE_MAX {
-        format!("`{escaped}`")
-    } else {
-        let head: String = escaped.chars().take(QUOTE_MAX - 3).collect();
-        format!("`{head}...` ({} characters)", s.chars().count())
-    }
-}
 
 /// A JSON scalar as text: strings as they are, numbers as their JSON text (`1042`, `12.0`),
 /// booleans `true`/`false`. `Ok(None)` for null; objects and lists are an error.
@@ -83,7 +71,7 @@ pub(crate) fn email(s: &str) -> Result<String, String> {
     };
     match why {
         None => Ok(e),
-        Some(why) => Err(format!("{} is not an email address: it {why}", quote(s))),
+        Some(why) => Err(format!("not an email address: it {why}")),
     }
 }
 
@@ -94,44 +82,61 @@ pub(crate) fn date(s: &str, format: Option<&str>) -> Result<String, String> {
     if let Some(d) = iso_date(s) {
         return Ok(d.to_string());
     }
-    let zero = s.starts_with("0000-00-00");
-    match format {
-        Some(f) => jiff::fmt::strtime::parse(f, s)
-            .and_then(|tm| tm.to_date())
-            .map(|d| d.to_string())
-            .map_err(|_| {
-                if zero {
-                    format!(
-                        "{} is not a date; if it means \"no date\", add it to `empty_values`",
-                        quote(s)
-                    )
-                } else {
-                    format!("{} is not a date in format {f}", quote(s))
-                }
-            }),
-        None if zero => Err(format!(
-            "{} is not a date; if it means \"no date\", add it to `empty_values`",
-            quote(s)
-        )),
-        None => Err(format!(
-            "{} is not a date (expected YYYY-MM-DD or an ISO date-time; set `date_format` for other formats)",
-            quote(s)
-        )),
+    if s.starts_with("0000-00-00") {
+        return Err("a zero date (0000-00-00), not a date; if it means \"no date\", add the provider's text for it to `empty_values`".into());
     }
+    if let Some(why) = impossible_iso_date(s) {
+        return Err(format!("not a valid date for format %Y-%m-%d ({why})"));
+    }
+    match format {
+        Some(f) => match jiff::fmt::strtime::parse(f, s) {
+            Ok(tm) => tm.to_date().map(|d| d.to_string()).map_err(|_| {
+                format!("not a valid date for format {f} (a day that does not exist in that month?)")
+            }),
+            Err(_) => Err(format!(
+                "not a date in format {f}; check `date_format` against the provider's dates"
+            )),
+        },
+        None => Err(
+            "not a date: expected YYYY-MM-DD or an ISO date-time; set `date_format` for other formats"
+                .into(),
+        ),
+    }
+}
+
+/// Why a value shaped `YYYY-MM-DD...` is no calendar date (`2023-02-30`, `2024-13-01`); `None`
+/// for any other shape, or a real date. Says which part is wrong, not what it is.
+fn impossible_iso_date(s: &str) -> Option<&'static str> {
+    let head = s.get(..10).filter(|h| iso_shaped(h))?;
+    if head.parse::<jiff::civil::Date>().is_ok() {
+        return None;
+    }
+    let month: u8 = head[5..7].parse().ok()?;
+    Some(if (1..=12).contains(&month) {
+        "a day that does not exist in that month"
+    } else {
+        "the month is not 01 to 12"
+    })
+}
+
+/// `NNNN-NN-NN`: the shape of an ISO date, whether or not it is a real one.
+fn iso_shaped(head: &str) -> bool {
+    let b = head.as_bytes();
+    b.len() == 10
+        && b.iter().enumerate().all(|(i, c)| {
+            if i == 4 || i == 7 {
+                *c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        })
 }
 
 /// `YYYY-MM-DD`, or an ISO 8601 date-time starting with it (with or without an offset, `Z`,
 /// fractional seconds or a `[zone]` annotation): its own calendar date.
 fn iso_date(s: &str) -> Option<jiff::civil::Date> {
     let b = s.as_bytes();
-    let dashed = b.len() >= 10
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && b[..10]
-            .iter()
-            .enumerate()
-            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
-    if !dashed {
+    if !s.get(..10).is_some_and(iso_shaped) {
         return None;
     }
     if b.len() == 10 {
@@ -152,10 +157,7 @@ pub(crate) fn boolean(s: &str) -> Result<bool, String> {
     match s.trim().to_ascii_lowercase().as_str() {
         "true" | "yes" | "y" | "1" | "on" => Ok(true),
         "false" | "no" | "n" | "0" | "off" => Ok(false),
-        _ => Err(format!(
-            "{} is not a yes/no value (true, false, yes, no, 1 or 0)",
-            quote(s)
-        )),
+        _ => Err("not a yes/no value (expected true, false, yes, no, 1 or 0)".into()),
     }
 }
 
@@ -167,8 +169,39 @@ pub(crate) fn integer(s: &str) -> Result<i64, String> {
     }
     match t.parse::<f64>() {
         Ok(f) if f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(f as i64),
-        _ => Err(format!("{} is not a whole number", quote(s))),
+        _ => Err("not a whole number".into()),
     }
+}
+
+/// A size for a message: `8 KiB`, `1 MiB`, `64 KB` when it is a whole number of one, else
+/// bytes with thousands separators (`5,242,880 bytes`).
+pub(crate) fn size(bytes: u64) -> String {
+    for (unit, scale) in [
+        ("GiB", 1u64 << 30),
+        ("MiB", 1 << 20),
+        ("KiB", 1 << 10),
+        ("GB", 1_000_000_000),
+        ("MB", 1_000_000),
+        ("KB", 1_000),
+    ] {
+        if bytes >= scale && bytes % scale == 0 {
+            return format!("{} {unit}", bytes / scale);
+        }
+    }
+    format!("{} bytes", thousands(bytes))
+}
+
+/// `5242880` as `5,242,880`.
+pub(crate) fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Loose equality for filter rules: JSON equality, plus a string matching a number or boolean
@@ -234,14 +267,13 @@ mod tests {
         assert_eq!(email("  Ada.L@Example.COM ").unwrap(), "ada.l@example.com");
         for (bad, why) in [
             ("ada", "has no `@`"),
-            ("a@b@c", "more than one `@`"),
-            ("@example.com", "nothing before"),
-            ("ada@", "nothing after"),
-            ("ada l@example.com", "white space"),
+            ("a@b@c", "has more than one `@`"),
+            ("@example.com", "has nothing before the `@`"),
+            ("ada@", "has nothing after the `@`"),
+            ("ada l@example.com", "contains white space"),
         ] {
             let e = email(bad).unwrap_err();
-            assert!(e.contains(why), "{bad}: {e}");
-            assert!(e.contains(&format!("`{bad}`")), "{e}");
+            assert_eq!(e, format!("not an email address: it {why}"), "{bad}");
         }
     }
 
@@ -260,20 +292,52 @@ mod tests {
             d("2022-05-10T08:15:00+02:00[Europe/Berlin]").unwrap(),
             "2022-05-10"
         );
-        for bad in [
-            "2024-02-30",
-            "2024-13-01",
-            "31.12.2024",
-            "2024-1-5",
-            "yesterday",
-            "2024-02-01Tnoon",
+    }
+
+    /// Every way a date fails says which part is wrong and what to do, never the value.
+    #[test]
+    fn date_errors_say_why_without_the_value() {
+        let impossible_day =
+            "not a valid date for format %Y-%m-%d (a day that does not exist in that month)";
+        let not_iso = "not a date: expected YYYY-MM-DD or an ISO date-time; set `date_format` for other formats";
+        for (value, format, want) in [
+            ("2023-02-30", None, impossible_day),
+            ("2023-02-29", None, impossible_day),
+            ("2024-04-31T00:00:00Z", None, impossible_day),
+            // ISO is always understood, so an impossible ISO date is that even with a format.
+            ("2023-02-30", Some("%d/%m/%Y"), impossible_day),
+            (
+                "2024-13-01",
+                None,
+                "not a valid date for format %Y-%m-%d (the month is not 01 to 12)",
+            ),
+            ("31.12.2024", None, not_iso),
+            ("2024-1-5", None, not_iso),
+            ("yesterday", None, not_iso),
+            ("2024-02-01Tnoon", None, not_iso),
+            (
+                "0000-00-00",
+                None,
+                "a zero date (0000-00-00), not a date; if it means \"no date\", add the provider's text for it to `empty_values`",
+            ),
+            (
+                "0000-00-00T00:00:00",
+                Some("%d/%m/%Y"),
+                "a zero date (0000-00-00), not a date; if it means \"no date\", add the provider's text for it to `empty_values`",
+            ),
+            (
+                "31/02/2024",
+                Some("%d/%m/%Y"),
+                "not a valid date for format %d/%m/%Y (a day that does not exist in that month?)",
+            ),
+            (
+                "2024/02/01",
+                Some("%d/%m/%Y"),
+                "not a date in format %d/%m/%Y; check `date_format` against the provider's dates",
+            ),
         ] {
-            let e = d(bad).unwrap_err();
-            assert!(e.contains("is not a date"), "{bad}: {e}");
-            assert!(e.contains("date_format"), "{bad}: {e}");
+            assert_eq!(date(value, format).unwrap_err(), want, "{value}");
         }
-        let e = d("0000-00-00").unwrap_err();
-        assert!(e.contains("`empty_values`"), "{e}");
     }
 
     #[test]
@@ -282,22 +346,27 @@ mod tests {
         assert_eq!(date("09/11/2014", f).unwrap(), "2014-11-09");
         // ISO is understood even with a format.
         assert_eq!(date("2014-11-09", f).unwrap(), "2014-11-09");
-        assert_eq!(
-            date("31/02/2024", f).unwrap_err(),
-            "`31/02/2024` is not a date in format %d/%m/%Y"
-        );
         assert_eq!(date("01.02.2024", Some("%d.%m.%Y")).unwrap(), "2024-02-01");
         assert_eq!(date("12/31/2024", Some("%m/%d/%Y")).unwrap(), "2024-12-31");
         assert!(date("00/00/0000", f).is_err());
     }
 
     #[test]
-    fn long_values_are_shortened_in_messages() {
-        let long = "x".repeat(500);
-        let e = date(&long, None).unwrap_err();
-        assert!(e.len() < 250, "{e}");
-        assert!(e.contains("(500 characters)"), "{e}");
-        assert_eq!(quote("a\nb"), "`a\\nb`");
+    fn sizes_for_messages() {
+        for (bytes, want) in [
+            (8192, "8 KiB"),
+            (1 << 20, "1 MiB"),
+            (64_000, "64 KB"),
+            (5_242_881, "5,242,881 bytes"),
+            (999, "999 bytes"),
+            (0, "0 bytes"),
+            (1_000_000_000, "1 GB"),
+        ] {
+            assert_eq!(size(bytes), want, "{bytes}");
+        }
+        assert_eq!(thousands(5_242_880), "5,242,880");
+        assert_eq!(thousands(100), "100");
+        assert_eq!(thousands(1000), "1,000");
     }
 
     #[test]
@@ -308,19 +377,14 @@ mod tests {
         for f in ["false", "No", "n", "0", "off"] {
             assert_eq!(boolean(f), Ok(false), "{f}");
         }
-        assert!(
-            boolean("maybe")
-                .unwrap_err()
-                .contains("`maybe` is not a yes/no value")
+        assert_eq!(
+            boolean("maybe").unwrap_err(),
+            "not a yes/no value (expected true, false, yes, no, 1 or 0)"
         );
         assert_eq!(integer("1042"), Ok(1042));
         assert_eq!(integer(" -7 "), Ok(-7));
         assert_eq!(integer("12.0"), Ok(12));
-        assert!(
-            integer("12.5")
-                .unwrap_err()
-                .contains("`12.5` is not a whole number")
-        );
+        assert_eq!(integer("12.5").unwrap_err(), "not a whole number");
         assert!(integer("twelve").is_err());
     }
 

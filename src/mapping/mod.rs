@@ -6,7 +6,10 @@
 //! direct walk of the record (`path.rs`). [`Mapper::map`] then turns each record into one of:
 //!
 //! - [`Mapped::Kept`]: a [`MappedPerson`] that belongs in the directory, with the problems of
-//!   optional fields (each left empty);
+//!   optional fields. A field whose value failed to convert is left empty and listed in
+//!   [`MappedPerson::failed`] / [`MappedPerson::failed_custom`], apart from fields that are
+//!   empty in the record: the store keeps the last good value of a failed field, so a bad value
+//!   (`2023-02-30`, an unknown status) never erases a good one;
 //! - [`Mapped::Excluded`]: dropped by the mapping's `filter:`;
 //! - [`Mapped::Failed`]: the work email or a `required: true` field is missing or invalid. The
 //!   record is a data problem and still counts as present (never a departure).
@@ -34,6 +37,13 @@
 //!    `date_format`), enum (a canonical enum field must end in one of its values), bool, int;
 //! 6. `default` when nothing was yielded (typed, but not transformed or value-mapped).
 //!
+//! A value longer than `limits.max_field_bytes` (as text, after the transforms) fails before
+//! step 4, like any value that does not convert. A template that uses a field that failed fails
+//! too: its value is not known, and an empty part would make it look changed.
+//!
+//! Problem messages say which field, what was expected and what to do, never the value: they
+//! reach logs, `data_problems` and sync summaries, and a provider value is personal data.
+//!
 //! The status is what the mapping yields, never derived from dates here: that needs today's
 //! date, and a mapped record must not change with the clock (its result is cached by content
 //! hash, and fixtures must not expire). The store derives the status the directory shows (an
@@ -52,19 +62,19 @@ use indexmap::IndexMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::config::compile::SourcePlan;
+use crate::config::compile::{LimitsPlan, SourcePlan};
 use crate::config::mapping::{
     FieldMapping, FieldSpec, Filter, MappingSpec, RecordRule, Status, Transform, Unmapped,
     ValueType,
 };
 use crate::config::person::{Field, FieldKind, FieldMappings};
 use crate::config::value::{Piece, Template};
-use convert::quote;
 use path::Path;
 
 /// Part of the fingerprint: bump it when the engine maps the same mapping differently, so
-/// stored content hashes are invalidated.
-const ENGINE_VERSION: u32 = 1;
+/// stored content hashes are invalidated. 2: field size limits, failed fields, and problem
+/// messages without values (a remap replaces stored messages that quoted values).
+const ENGINE_VERSION: u32 = 2;
 
 /// The statuses the filter keeps when `filter.statuses` is not given.
 const DEFAULT_STATUSES: &[Status] = &[Status::PreHire, Status::Active, Status::OnLeave];
@@ -78,6 +88,8 @@ pub struct Mapper {
     /// Custom field names, indexed by `Slot::Custom`.
     custom_names: Vec<String>,
     filter: CompiledFilter,
+    /// `limits:` (field and record sizes).
+    limits: LimitsPlan,
     fingerprint: u64,
 }
 
@@ -120,6 +132,14 @@ pub struct MappedPerson {
     /// Problems with non-required fields: the field is left empty and the record is still
     /// kept.
     pub problems: Vec<FieldError>,
+    /// Canonical fields whose value failed to convert (a bad date, an unknown enum value, a
+    /// value over `limits.max_field_bytes`, ...), in evaluation order. Their `values` entry is
+    /// `None`, but unlike a field that is empty in the record, the person keeps the last good
+    /// value. Each has a problem in `problems`.
+    pub failed: Vec<Field>,
+    /// Custom fields (bare names) whose value failed to convert, as for `failed`; absent from
+    /// `custom`.
+    pub failed_custom: Vec<String>,
 }
 
 /// What is wrong with one field of one record.
@@ -127,7 +147,8 @@ pub struct MappedPerson {
 pub struct FieldError {
     /// The canonical field name, or `custom.NAME`.
     pub field: String,
-    /// What was wrong, showing the value's shape (at most 80 characters of it).
+    /// What was wrong, what was expected and what to do; never the value itself (locate the
+    /// record by its key).
     pub message: String,
 }
 
@@ -155,25 +176,37 @@ impl MappedPerson {
     pub fn work_email(&self) -> &str {
         self.get(Field::work_email).unwrap_or_default()
     }
+
+    /// True when `f` failed to convert in this record (keep its last good value), as opposed to
+    /// being empty in it.
+    pub fn has_failed(&self, f: Field) -> bool {
+        self.failed.contains(&f)
+    }
 }
 
 impl Mapper {
     /// From a compiled source (plan.fields / plan.custom already include the source's
-    /// overrides) and its mapping spec (filter). Coverage is checked by the store on the whole
-    /// listing, unchanged records included.
+    /// overrides, plan.limits the deployment's `limits:`) and its mapping spec (filter).
+    /// Coverage is checked by the store on the whole listing, unchanged records included.
     pub fn new(plan: &SourcePlan, spec: &MappingSpec) -> Mapper {
-        Mapper::build(&plan.fields, &plan.custom, &spec.filter)
+        Mapper::build(&plan.fields, &plan.custom, &spec.filter, plan.limits)
     }
 
-    /// From a mapping file alone (for `roster test` fixtures).
+    /// From a mapping file alone (for `roster test` fixtures), with the default limits.
     pub fn from_spec(spec: &MappingSpec) -> Mapper {
-        Mapper::build(&spec.fields, &spec.custom, &spec.filter)
+        Mapper::build(
+            &spec.fields,
+            &spec.custom,
+            &spec.filter,
+            LimitsPlan::default(),
+        )
     }
 
     fn build(
         fields: &FieldMappings,
         custom: &IndexMap<String, FieldMapping>,
         filter: &Filter,
+        limits: LimitsPlan,
     ) -> Mapper {
         let custom_names: Vec<String> = custom.keys().cloned().collect();
         let slot_of = |name: &str| {
@@ -216,7 +249,8 @@ impl Mapper {
         Mapper {
             rules,
             filter: CompiledFilter::new(filter),
-            fingerprint: fingerprint(fields, custom, filter),
+            limits,
+            fingerprint: fingerprint(fields, custom, filter, limits.max_field_bytes),
             custom_names,
         }
     }
@@ -243,6 +277,47 @@ impl Mapper {
         }
     }
 
+    /// `limits.max_record_bytes`: the largest raw record (as JSON) a sync maps.
+    pub fn max_record_bytes(&self) -> u64 {
+        self.limits.max_record_bytes
+    }
+
+    /// [`Mapper::map`] for a record whose raw JSON is `raw_len` bytes. Over
+    /// `limits.max_record_bytes` the record is not mapped: it is [`Mapped::Failed`] (still
+    /// present, never a departure, so the store keeps its last good version) with its key and
+    /// email read best-effort, or [`Mapped::Excluded`] when the filter drops it (exclude rules
+    /// and the mapped status still apply, so a leaver is not kept by being oversized).
+    pub fn map_sized(&self, record: &Value, raw_len: usize) -> Mapped {
+        let len = raw_len as u64;
+        if len <= self.limits.max_record_bytes {
+            return self.map(record);
+        }
+        let wanted = [Field::employee_id, Field::work_email, Field::status];
+        let e = self.evaluate_only(
+            record,
+            |slot| matches!(slot, Slot::Canonical(f) if wanted.contains(&f)),
+        );
+        let status = e.values[Field::status as usize].as_deref();
+        if let Some(reason) = self.filter.reason(record, status) {
+            return Mapped::Excluded {
+                key: e.key(),
+                reason,
+            };
+        }
+        Mapped::Failed {
+            key: e.key(),
+            email: e.values[Field::work_email as usize].clone(),
+            errors: vec![FieldError {
+                field: "record".into(),
+                message: format!(
+                    "the record is {} bytes as JSON, over `limits.max_record_bytes` ({}); it is not mapped, and the directory keeps what it had from it (help: raise `limits.max_record_bytes` in roster.yaml if records this large are expected)",
+                    convert::thousands(len),
+                    convert::size(self.limits.max_record_bytes)
+                ),
+            }],
+        }
+    }
+
     /// Maps one record without the filter: [`Mapped::Kept`] or [`Mapped::Failed`] (fixtures
     /// check the fields of records the filter drops).
     pub fn map_unfiltered(&self, record: &Value) -> Mapped {
@@ -250,21 +325,35 @@ impl Mapper {
     }
 
     fn evaluate(&self, record: &Value) -> Evaluation<'_> {
+        self.evaluate_only(record, |_| true)
+    }
+
+    /// Evaluates the rules whose slot `wanted` accepts (in evaluation order).
+    fn evaluate_only(&self, record: &Value, wanted: impl Fn(Slot) -> bool) -> Evaluation<'_> {
         let mut e = Evaluation {
             values: vec![None; Field::ALL.len()],
             custom: vec![None; self.custom_names.len()],
             errors: Vec::new(),
             problems: Vec::new(),
+            failed: Vec::new(),
             custom_names: &self.custom_names,
+            max_field_bytes: self.limits.max_field_bytes,
         };
-        for rule in &self.rules {
+        for rule in self.rules.iter().filter(|r| wanted(r.slot)) {
             let result = rule.eval(record, &e);
             match result {
                 Ok(Some(v)) => e.set(rule.slot, v),
                 Ok(None) if rule.required => e.errors.push(rule.error(rule.missing())),
                 Ok(None) => {}
-                Err(m) if rule.required => e.errors.push(rule.error(m)),
-                Err(m) => e.problems.push(rule.error(m)),
+                Err(m) if rule.required => {
+                    e.errors.push(rule.error(m));
+                    e.failed.push(rule.slot);
+                }
+                // The one place an optional field fails: its problem and its failure together.
+                Err(m) => {
+                    e.problems.push(rule.error(m));
+                    e.failed.push(rule.slot);
+                }
             }
         }
         e
@@ -277,7 +366,11 @@ struct Evaluation<'a> {
     custom: Vec<Option<Value>>,
     errors: Vec<FieldError>,
     problems: Vec<FieldError>,
+    /// Fields whose value failed to convert (required or not), for templates and
+    /// [`MappedPerson::failed`].
+    failed: Vec<Slot>,
     custom_names: &'a [String],
+    max_field_bytes: u64,
 }
 
 impl Evaluation<'_> {
@@ -321,10 +414,19 @@ impl Evaluation<'_> {
             .zip(self.custom)
             .filter_map(|(n, v)| Some((n.clone(), v?)))
             .collect();
+        let (mut failed, mut failed_custom) = (Vec::new(), Vec::new());
+        for slot in self.failed {
+            match slot {
+                Slot::Canonical(f) => failed.push(f),
+                Slot::Custom(i) => failed_custom.push(self.custom_names[i].clone()),
+            }
+        }
         Mapped::Kept(MappedPerson {
             values: self.values,
             custom,
             problems: self.problems,
+            failed,
+            failed_custom,
         })
     }
 }
@@ -499,7 +601,7 @@ impl Rule {
                 }
                 found
             }
-            Source::Template(t, slots) => render(t, slots, e).and_then(|s| self.prepare_text(s)),
+            Source::Template(t, slots) => render(t, slots, e)?.and_then(|s| self.prepare_text(s)),
             Source::Value(v) => self.prepare(Some(v), "value")?,
             Source::Nothing => None,
         };
@@ -508,6 +610,11 @@ impl Rule {
             !t.is_empty() || self.kind == ValueType::String || self.values.contains_key("")
         });
         match text {
+            Some(t) if t.len() as u64 > e.max_field_bytes => Err(format!(
+                "the value is {} bytes, over `limits.max_field_bytes` ({}); the person keeps the last value that fit (help: raise `limits.max_field_bytes` in roster.yaml if values this long are expected)",
+                convert::thousands(t.len() as u64),
+                convert::size(e.max_field_bytes)
+            )),
             Some(t) => self.convert(t),
             None => self.default_value(),
         }
@@ -537,8 +644,7 @@ impl Rule {
                 Unmapped::Keep => self.typed(t).map(Some),
                 Unmapped::Default => self.default_value(),
                 Unmapped::Error => Err(format!(
-                    "{} is not in `values` ({}); add it there, or set `unmapped: keep` or `unmapped: default`",
-                    quote(&t),
+                    "not in `values` ({}); add the provider's value there (`roster fetch SOURCE` shows the record), or set `unmapped: keep` or `unmapped: default`",
                     self.known_values()
                 )),
             },
@@ -552,7 +658,7 @@ impl Rule {
             .value_keys
             .iter()
             .take(SHOWN)
-            .map(|k| quote(k))
+            .map(|k| format!("`{}`", k.escape_debug()))
             .collect::<Vec<_>>()
             .join(", ");
         if self.value_keys.len() > SHOWN {
@@ -583,9 +689,7 @@ impl Rule {
             ValueType::Enum => match self.allowed {
                 Some(allowed) if !allowed.contains(&t.as_str()) => {
                     return Err(format!(
-                        "{} is not a value of `{}` (expected {}); map it with `values:`",
-                        quote(&t),
-                        self.label,
+                        "not an allowed value (expected {}); map the provider's value with `values:` (`roster fetch SOURCE` shows the record)",
                         allowed.join(", ")
                     ));
                 }
@@ -597,23 +701,31 @@ impl Rule {
     }
 }
 
-/// Fills a template from the fields mapped so far; `None` when every placeholder is empty.
-fn render(t: &Template, slots: &[Option<Slot>], e: &Evaluation) -> Option<String> {
+/// Fills a template from the fields mapped so far; `None` when every placeholder is empty. An
+/// error when a placeholder's field failed to convert: the template's value is not known then
+/// (filling it without that part would announce a change that did not happen).
+fn render(t: &Template, slots: &[Option<Slot>], e: &Evaluation) -> Result<Option<String>, String> {
     let mut out = String::new();
     let mut filled = false;
     let mut slots = slots.iter();
     for piece in t.pieces() {
         match piece {
             Piece::Text(s) => out.push_str(s),
-            Piece::Var(_) => {
-                if let Some(v) = slots.next().copied().flatten().and_then(|s| e.text(s)) {
+            Piece::Var(name) => {
+                let slot = slots.next().copied().flatten();
+                if slot.is_some_and(|s| e.failed.contains(&s)) {
+                    return Err(format!(
+                        "its template uses `{name}`, which failed to convert; the person keeps the last value"
+                    ));
+                }
+                if let Some(v) = slot.and_then(|s| e.text(s)) {
                     filled |= !v.is_empty();
                     out.push_str(&v);
                 }
             }
         }
     }
-    filled.then(|| out.trim().to_string())
+    Ok(filled.then(|| out.trim().to_string()))
 }
 
 /// Sourced rules first (file order), then templates so that each comes after the templates
@@ -712,6 +824,8 @@ impl CompiledFilter {
 #[derive(Serialize)]
 struct Canonical<'a> {
     engine: u32,
+    /// A changed limit changes which values fail.
+    max_field_bytes: u64,
     fields: Vec<(&'static str, Cow<'a, FieldSpec>)>,
     custom: BTreeMap<&'a str, Cow<'a, FieldSpec>>,
     statuses: Vec<&'static str>,
@@ -722,9 +836,11 @@ fn fingerprint(
     fields: &FieldMappings,
     custom: &IndexMap<String, FieldMapping>,
     filter: &Filter,
+    max_field_bytes: u64,
 ) -> u64 {
     let c = Canonical {
         engine: ENGINE_VERSION,
+        max_field_bytes,
         fields: fields.iter().map(|(f, m)| (f.name(), m.spec())).collect(),
         custom: custom.iter().map(|(k, m)| (k.as_str(), m.spec())).collect(),
         statuses: CompiledFilter::new(filter).statuses,

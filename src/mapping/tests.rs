@@ -22,27 +22,64 @@ fn kept(m: Mapped) -> MappedPerson {
     }
 }
 
-/// Maps `record` (with a valid `email` added unless it has one) through a mapping of
-/// `work_email: $.email` plus `target: <field>` (a canonical name or `custom.NAME`). Returns
-/// the field's value (canonical as a JSON string, custom as typed JSON) or its error.
-fn check(target: &str, field: &str, mut record: Value) -> Result<Option<Value>, String> {
-    let yaml = match target.strip_prefix("custom.") {
+/// A mapper with `limits.max_field_bytes` set.
+fn mapper_with_limit(yaml: &str, max_field_bytes: u64) -> Mapper {
+    let s = spec(yaml);
+    let limits = LimitsPlan {
+        max_field_bytes,
+        ..LimitsPlan::default()
+    };
+    Mapper::build(&s.fields, &s.custom, &s.filter, limits)
+}
+
+/// The mapping of `check`: `work_email: $.email` plus `target: <field>`.
+fn target_yaml(target: &str, field: &str) -> String {
+    match target.strip_prefix("custom.") {
         Some(name) => format!("fields:\n  work_email: $.email\ncustom:\n  {name}: {field}\n"),
         None if target == "work_email" => format!("fields:\n  work_email: {field}\n"),
         None => format!("fields:\n  work_email: $.email\n  {target}: {field}\n"),
-    };
+    }
+}
+
+/// Maps `record` (with a valid `email` added unless it has one) through a mapping of
+/// `work_email: $.email` plus `target: <field>` (a canonical name or `custom.NAME`). Returns
+/// the field's value (canonical as a JSON string, custom as typed JSON) or its error.
+///
+/// Checks on every call that a problem and a failed field go together: the target is in
+/// `failed`/`failed_custom` exactly when it has a problem, and its value is then empty.
+fn check(target: &str, field: &str, record: Value) -> Result<Option<Value>, String> {
+    check_with(&mapper(&target_yaml(target, field)), target, record)
+}
+
+/// `check` with a given mapper.
+fn check_with(m: &Mapper, target: &str, mut record: Value) -> Result<Option<Value>, String> {
     if let Some(o) = record.as_object_mut() {
         o.entry("email").or_insert(json!("ada@example.com"));
     }
-    match mapper(&yaml).map_unfiltered(&record) {
+    match m.map_unfiltered(&record) {
         Mapped::Kept(p) => {
-            if let Some(e) = p.problems.first() {
-                return Err(e.message.clone());
-            }
-            Ok(match target.strip_prefix("custom.") {
+            let failed = match target.strip_prefix("custom.") {
+                Some(n) => p.failed_custom.iter().any(|f| f == n),
+                None => p.has_failed(Field::from_name(target).unwrap()),
+            };
+            let value = match target.strip_prefix("custom.") {
                 Some(n) => p.custom.get(n).cloned(),
                 None => p.get(Field::from_name(target).unwrap()).map(|s| json!(s)),
-            })
+            };
+            let problem = p.problems.iter().find(|e| e.field == target);
+            assert_eq!(failed, problem.is_some(), "{target}: {p:?}");
+            assert_eq!(
+                p.problems.len(),
+                p.failed.len() + p.failed_custom.len(),
+                "{p:?}"
+            );
+            match problem {
+                Some(e) => {
+                    assert_eq!(value, None, "{target}: a failed field is empty");
+                    Err(e.message.clone())
+                }
+                None => Ok(value),
+            }
         }
         Mapped::Failed { errors, .. } => Err(errors[0].message.clone()),
         Mapped::Excluded { .. } => unreachable!(),
@@ -180,9 +217,10 @@ fn emails_are_trimmed_lowercased_and_checked() {
         p.problems,
         vec![FieldError {
             field: "manager_email".into(),
-            message: "`dana at acme` is not an email address: it has no `@`".into()
+            message: "not an email address: it has no `@`".into()
         }]
     );
+    assert_eq!(p.failed, vec![Field::manager_email]);
 }
 
 #[test]
@@ -193,7 +231,7 @@ fn work_email_is_always_required() {
             assert_eq!(key.as_deref(), Some("7"));
             assert_eq!(email, None);
             assert_eq!(errors[0].field, "work_email");
-            assert!(errors[0].message.contains("`not-an-email`"), "{errors:?}");
+            assert_eq!(errors[0].message, "not an email address: it has no `@`");
         }
         other => panic!("{other:?}"),
     }
@@ -211,10 +249,7 @@ fn work_email_is_always_required() {
             assert_eq!(key.as_deref(), Some("a@b.example"));
             assert_eq!(email.as_deref(), Some("a@b.example"));
             assert_eq!(errors[0].field, "start_date");
-            assert!(
-                errors[0].message.contains("`soon` is not a date"),
-                "{errors:?}"
-            );
+            assert!(errors[0].message.starts_with("not a date: "), "{errors:?}");
         }
         other => panic!("{other:?}"),
     }
@@ -282,15 +317,15 @@ fn dates_keep_the_day_as_written() {
             "{path: $.d, date_format: '%d/%m/%Y'}",
             json!({"d": "31/02/2024"}),
         ),
-        "`31/02/2024` is not a date in format %d/%m/%Y",
+        "not a valid date for format %d/%m/%Y (a day that does not exist in that month?)",
     );
     err_contains(
         check("start_date", "$.d", json!({"d": "0000-00-00"})),
-        "add it to `empty_values`",
+        "add the provider's text for it to `empty_values`",
     );
     err_contains(
         check("start_date", "$.d", json!({"d": 20240101})),
-        "`20240101` is not a date",
+        "not a date: expected YYYY-MM-DD",
     );
     // Custom dates are dates too, stored as text.
     assert_eq!(
@@ -314,7 +349,7 @@ fn enums_go_through_the_value_map() {
     let e = check("status", status, json!({"s": "probation"})).unwrap_err();
     assert_eq!(
         e,
-        "`probation` is not in `values` (it has `onboarding`, `active`, `leave`); add it there, or set `unmapped: keep` or `unmapped: default`"
+        "not in `values` (it has `onboarding`, `active`, `leave`); add the provider's value there (`roster fetch SOURCE` shows the record), or set `unmapped: keep` or `unmapped: default`"
     );
     // Matching is exact, after the transforms.
     assert!(check("status", status, json!({"s": "Active"})).is_err());
@@ -346,7 +381,7 @@ fn enums_go_through_the_value_map() {
     );
     err_contains(
         check("worker_type", keep, json!({"t": "1099"})),
-        "`1099` is not a value of `worker_type` (expected employee, contractor)",
+        "not an allowed value (expected employee, contractor); map the provider's value with `values:`",
     );
     // Without a value map the value must already be canonical (a constant, typically).
     assert_eq!(
@@ -355,7 +390,7 @@ fn enums_go_through_the_value_map() {
     );
     err_contains(
         check("worker_type", "$.t", json!({"t": "W2"})),
-        "not a value of `worker_type`",
+        "not an allowed value",
     );
     // Booleans and numbers are looked up by their text (Kenjo's isActive).
     let active = "{path: $.a, values: {'true': active, 'false': terminated}}";
@@ -395,7 +430,7 @@ fn value_maps_apply_to_text_and_keep_unknown_values_by_default() {
             "{path: $.d, values: {ENG: Engineering}, unmapped: error}",
             json!({"d": "Sales"}),
         ),
-        "`Sales` is not in `values`",
+        "not in `values` (it has `ENG`)",
     );
 }
 
@@ -446,7 +481,7 @@ fn booleans_and_integers() {
     }
     err_contains(
         check("custom.n", "{path: $.v, type: int}", json!({"v": 1.5})),
-        "`1.5` is not a whole number",
+        "not a whole number",
     );
     // A value map can feed a typed field.
     assert_eq!(
@@ -599,18 +634,329 @@ fn constants() {
     );
 }
 
+/// No problem message shows the provider's value, whatever the kind of failure: messages
+/// reach logs and `data_problems`, and a value is personal data.
 #[test]
-fn problems_never_quote_more_than_80_characters() {
-    let long = format!("{}@@", "x".repeat(1000));
-    let e = check("manager_email", "$.m", json!({"m": long})).unwrap_err();
-    assert!(e.len() < 200, "{e}");
-    let e = check(
-        "status",
-        "{path: $.s, values: {a: active}}",
-        json!({"s": "y".repeat(1000)}),
-    )
-    .unwrap_err();
-    assert!(e.len() < 250, "{e}");
+fn problems_never_show_the_value() {
+    const SECRET: &str = "Zq9Privat";
+    for (target, field, value) in [
+        ("manager_email", "$.v", format!("{SECRET} at example")),
+        ("manager_email", "$.v", format!("{SECRET}@@example.com")),
+        ("start_date", "$.v", SECRET.to_string()),
+        (
+            "start_date",
+            "{path: $.v, date_format: '%d.%m.%Y'}",
+            SECRET.to_string(),
+        ),
+        ("birth_date", "$.v", "1987-02-30".to_string()),
+        (
+            "birth_date",
+            "{path: $.v, date_format: '%d.%m.%Y'}",
+            "30.02.1987".to_string(),
+        ),
+        (
+            "status",
+            "{path: $.v, values: {a: active}}",
+            SECRET.to_string(),
+        ),
+        ("worker_type", "$.v", SECRET.to_string()),
+        ("custom.flag", "{path: $.v, type: bool}", SECRET.to_string()),
+        ("custom.n", "{path: $.v, type: int}", SECRET.to_string()),
+        ("custom.d", "{path: $.v, type: date}", SECRET.to_string()),
+        ("job_title", "$.v", SECRET.repeat(2000)),
+    ] {
+        let e = check(target, field, json!({"v": value})).unwrap_err();
+        assert!(!e.contains(SECRET), "{target} {field}: {e}");
+        assert!(
+            !e.contains("1987") && !e.contains("30.02"),
+            "{target} {field}: {e}"
+        );
+    }
+}
+
+/// A value that fails to convert is a failure of that field, told apart from a field that is
+/// empty in the record (which the store may clear) and from a good value.
+#[test]
+fn a_failed_conversion_is_told_apart_from_an_empty_field() {
+    #[derive(Debug, PartialEq)]
+    enum Want {
+        Is(Value),
+        Empty,
+        Failed,
+    }
+    use Want::*;
+    let status = "{path: $.v, values: {a: active}}";
+    for (target, field, value, want) in [
+        (
+            "start_date",
+            "$.v",
+            json!("2023-02-28"),
+            Is(json!("2023-02-28")),
+        ),
+        ("start_date", "$.v", json!("2023-02-30"), Failed),
+        ("start_date", "$.v", json!("soon"), Failed),
+        ("start_date", "$.v", json!(null), Empty),
+        ("start_date", "$.v", json!(""), Empty),
+        ("start_date", "$.missing", json!("2023-02-30"), Empty),
+        (
+            "start_date",
+            "{path: $.v, empty_values: ['0000-00-00']}",
+            json!("0000-00-00"),
+            Empty,
+        ),
+        ("start_date", "$.v", json!("0000-00-00"), Failed),
+        ("status", status, json!("a"), Is(json!("active"))),
+        ("status", status, json!("b"), Failed),
+        (
+            "status",
+            "{path: $.v, values: {a: active}, unmapped: default}",
+            json!("b"),
+            Empty,
+        ),
+        ("worker_type", "$.v", json!("W2"), Failed),
+        ("manager_email", "$.v", json!("dana"), Failed),
+        ("department", "$.v", json!({"name": "Eng"}), Failed),
+        (
+            "department",
+            "{path: $.v, values: {x: y}, unmapped: error}",
+            json!("z"),
+            Failed,
+        ),
+        (
+            "custom.flag",
+            "{path: $.v, type: bool}",
+            json!("maybe"),
+            Failed,
+        ),
+        ("custom.flag", "{path: $.v, type: bool}", json!(null), Empty),
+        ("custom.n", "{path: $.v, type: int}", json!(1.5), Failed),
+        (
+            "custom.d",
+            "{path: $.v, type: date}",
+            json!("2024-13-01"),
+            Failed,
+        ),
+        (
+            "custom.l",
+            "{path: $.v, type: enum, values: {'1': junior}}",
+            json!(2),
+            Failed,
+        ),
+        ("job_title", "$.v", json!("x".repeat(9000)), Failed),
+        ("custom.bio", "$.v", json!("x".repeat(9000)), Failed),
+    ] {
+        let got = match check(target, field, json!({"v": value})) {
+            Ok(Some(v)) => Is(v),
+            Ok(None) => Empty,
+            Err(_) => Failed,
+        };
+        assert_eq!(got, want, "{target}: {field} on {value}");
+    }
+    // Lists of one record: canonical and custom failures apart.
+    let m = mapper(
+        "fields:
+  work_email: $.email
+  start_date: $.start
+  end_date: $.end
+  status: {path: $.s, values: {a: active}}
+custom:
+  n: {path: $.n, type: int}
+  ok: {path: $.ok, type: int}
+",
+    );
+    let p = kept(m.map(&json!({
+        "email": "a@x.example", "start": "2023-02-30", "s": "?", "n": "many", "ok": 3
+    })));
+    let mut failed = p.failed.clone();
+    failed.sort_by_key(|f| f.name());
+    assert_eq!(failed, vec![Field::start_date, Field::status]);
+    assert_eq!(p.failed_custom, vec!["n".to_string()]);
+    assert!(p.has_failed(Field::start_date));
+    assert!(
+        !p.has_failed(Field::end_date),
+        "empty in the record, not failed"
+    );
+    assert_eq!(p.custom, BTreeMap::from([("ok".to_string(), json!(3))]));
+    // A good record has no failures.
+    let p = kept(m.map(&json!({"email": "a@x.example", "start": "2023-02-28"})));
+    assert!(p.failed.is_empty() && p.failed_custom.is_empty(), "{p:?}");
+}
+
+#[test]
+fn values_over_the_field_limit_fail_and_say_so() {
+    let over = "the value is 5,242,880 bytes, over `limits.max_field_bytes` (8 KiB); the person keeps the last value that fit (help: raise `limits.max_field_bytes` in roster.yaml if values this long are expected)";
+    assert_eq!(
+        check("job_title", "$.v", json!({"v": "x".repeat(5 << 20)})),
+        Err(over.to_string())
+    );
+    // The default limit is 8 KiB, in bytes of the text after the transforms.
+    let m = |field: &str, limit: u64| mapper_with_limit(&target_yaml("job_title", field), limit);
+    let default = mapper(&target_yaml("job_title", "$.v"));
+    for (mapper, value, fits) in [
+        (&default, "x".repeat(8192), true),
+        (&default, "x".repeat(8193), false),
+        (&m("$.v", 300), "x".repeat(300), true),
+        (&m("$.v", 300), "x".repeat(301), false),
+        // Bytes, not characters: 151 two-byte characters are 302 bytes.
+        (&m("$.v", 300), "é".repeat(150), true),
+        (&m("$.v", 300), "é".repeat(151), false),
+        // After the transforms: what would be stored is measured.
+        (
+            &m("{path: $.v, transform: [trim]}", 300),
+            format!("{}x", " ".repeat(400)),
+            true,
+        ),
+        (
+            &m("{path: $.v, transform: [collapse_whitespace]}", 300),
+            "a  ".repeat(200),
+            false,
+        ),
+    ] {
+        let r = check_with(mapper, "job_title", json!({"v": value}));
+        assert_eq!(r.is_ok(), fits, "{} bytes: {r:?}", value.len());
+    }
+    let e = check_with(&m("$.v", 300), "job_title", json!({"v": "x".repeat(1000)})).unwrap_err();
+    assert!(
+        e.starts_with("the value is 1,000 bytes, over `limits.max_field_bytes` (300 bytes);"),
+        "{e}"
+    );
+    // Custom fields and templates too.
+    let big = "x".repeat(400);
+    let c = mapper_with_limit(&target_yaml("custom.bio", "$.v"), 300);
+    err_contains(
+        check_with(&c, "custom.bio", json!({"v": big})),
+        "over `limits.max_field_bytes`",
+    );
+    let t = mapper_with_limit(
+        "fields:\n  work_email: $.email\n  first_name: $.f\n  last_name: $.l\n  display_name: {template: '{first_name} {last_name}'}\n",
+        300,
+    );
+    let parts = "y".repeat(200);
+    err_contains(
+        check_with(&t, "display_name", json!({"f": parts, "l": parts})),
+        "the value is 401 bytes",
+    );
+    // A required field over the limit fails the record, as any required field that fails.
+    let r = mapper_with_limit(
+        &target_yaml("employee_id", "{path: $.v, required: true}"),
+        300,
+    );
+    assert!(matches!(
+        r.map(&json!({"email": "a@x.example", "v": big})),
+        Mapped::Failed { .. }
+    ));
+    // So does the work email.
+    let w = mapper_with_limit("fields:\n  work_email: $.email\n", 300);
+    match w.map(&json!({"email": format!("{big}@x.example")})) {
+        Mapped::Failed { errors, email, .. } => {
+            assert_eq!(email, None);
+            assert!(
+                errors[0].message.contains("over `limits.max_field_bytes`"),
+                "{errors:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A template over a field that failed is not known either: filling it without that part
+/// would announce a change (`Ada` instead of `Ada Lovelace`) that did not happen.
+#[test]
+fn a_template_over_a_failed_field_fails_too() {
+    let m = mapper(
+        "fields:
+  work_email: $.email
+  first_name: $.f
+  start_date: $.s
+  display_name: {template: '{first_name} ({start_date})'}
+custom:
+  # A template over that template fails as well.
+  badge: {template: '{display_name}!'}
+  # One over an empty field is just shorter.
+  tag: {template: '{first_name} {last_name}'}
+",
+    );
+    let p = kept(m.map(&json!({"email": "a@x.example", "f": "Ada", "s": "2023-02-30"})));
+    assert_eq!(p.failed, vec![Field::start_date, Field::display_name]);
+    assert_eq!(p.failed_custom, vec!["badge".to_string()]);
+    assert_eq!(p.get(Field::display_name), None);
+    assert_eq!(p.custom.get("tag"), Some(&json!("Ada")));
+    let problem = p
+        .problems
+        .iter()
+        .find(|e| e.field == "display_name")
+        .unwrap();
+    assert_eq!(
+        problem.message,
+        "its template uses `start_date`, which failed to convert; the person keeps the last value"
+    );
+    // Once the date is good, so is the template.
+    let p = kept(m.map(&json!({"email": "a@x.example", "f": "Ada", "s": "2023-02-28"})));
+    assert!(p.failed.is_empty(), "{p:?}");
+    assert_eq!(p.get(Field::display_name), Some("Ada (2023-02-28)"));
+    // A required template over a failed field fails the record.
+    let r = mapper(
+        "fields:
+  work_email: $.email
+  start_date: $.s
+  display_name: {template: '{start_date}', required: true}
+",
+    );
+    assert!(matches!(
+        r.map(&json!({"email": "a@x.example", "s": "soon"})),
+        Mapped::Failed { .. }
+    ));
+}
+
+/// A raw record over `limits.max_record_bytes` is not mapped: it fails as a whole (with its key,
+/// so the store keeps its last good version), unless the filter drops it anyway.
+#[test]
+fn records_over_the_record_limit_are_not_mapped() {
+    let s = spec(
+        "fields:
+  employee_id: $.id
+  work_email: $.email
+  status: {path: $.s, values: {a: active, t: terminated}}
+  job_title: $.t
+",
+    );
+    let limits = LimitsPlan {
+        max_field_bytes: 300,
+        max_record_bytes: 1000,
+    };
+    let m = Mapper::build(&s.fields, &s.custom, &s.filter, limits);
+    assert_eq!(m.max_record_bytes(), 1000);
+    let r = json!({"id": 7, "email": "A@x.example", "s": "a", "t": "CTO"});
+    assert_eq!(
+        m.map_sized(&r, 1000),
+        m.map(&r),
+        "at the limit it maps as usual"
+    );
+    assert_eq!(
+        m.map_sized(&r, 1001),
+        Mapped::Failed {
+            key: Some("7".into()),
+            email: Some("a@x.example".into()),
+            errors: vec![FieldError {
+                field: "record".into(),
+                message: "the record is 1,001 bytes as JSON, over `limits.max_record_bytes` (1 KB); it is not mapped, and the directory keeps what it had from it (help: raise `limits.max_record_bytes` in roster.yaml if records this large are expected)".into(),
+            }],
+        }
+    );
+    // A leaver is dropped by the filter, oversized or not.
+    let leaver = json!({"id": 8, "email": "b@x.example", "s": "t"});
+    assert!(matches!(
+        m.map_sized(&leaver, 5000),
+        Mapped::Excluded { key: Some(k), .. } if k == "8"
+    ));
+    // The default is 1 MiB.
+    let d = Mapper::from_spec(&s);
+    assert_eq!(d.max_record_bytes(), 1 << 20);
+    assert!(matches!(d.map_sized(&r, 1 << 20), Mapped::Kept(_)));
+    assert!(matches!(
+        d.map_sized(&r, (1 << 20) + 1),
+        Mapped::Failed { .. }
+    ));
 }
 
 #[test]
@@ -775,7 +1121,7 @@ custom:
     // Pinned: the fingerprint must not change between builds or releases unless the mapping
     // or ENGINE_VERSION does (stored hashes would all be invalidated).
     assert_eq!(
-        f0, 0x8e75_e86b_da30_6816,
+        f0, 0x73ed_c977_a6af_93a7,
         "update the pinned fingerprint only with ENGINE_VERSION"
     );
 
@@ -807,6 +1153,10 @@ custom:
             "{base}tests:\n  - {{name: x, record: {{}}, excluded: true}}\n"
         ))
     );
+
+    // The default field limit written out is the same mapping; another limit maps differently.
+    assert_eq!(f0, mapper_with_limit(base, 8 << 10).fingerprint());
+    assert_ne!(f0, mapper_with_limit(base, 4 << 10).fingerprint());
 
     // Changed meaning, changed fingerprint.
     for changed in [
@@ -848,10 +1198,23 @@ fn new_uses_the_source_overrides_from_the_plan() {
             min_removals_to_hold: 3,
             hold_on_empty: true,
         },
+        limits: LimitsPlan::default(),
     };
     let m = Mapper::new(&plan, &spec);
     let r =
         json!({"email": "a@x.example", "dob": "1990-01-01", "custom": {"birthday": "1991-02-02"}});
     assert_eq!(kept(m.map(&r)).get(Field::birth_date), Some("1991-02-02"));
     assert_ne!(m.fingerprint(), Mapper::from_spec(&spec).fingerprint());
+
+    // The plan's limits reach the mapper.
+    let small = SourcePlan {
+        limits: LimitsPlan {
+            max_field_bytes: 300,
+            ..LimitsPlan::default()
+        },
+        ..plan
+    };
+    let m = Mapper::new(&small, &spec);
+    let r = json!({"email": "a@x.example", "custom": {"birthday": "1".repeat(301)}});
+    assert_eq!(kept(m.map(&r)).failed, vec![Field::birth_date]);
 }

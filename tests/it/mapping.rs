@@ -103,7 +103,7 @@ tests:
         out,
         "FAIL people (local): a title kept as written\n  \
          job_title: expected \"CTO\", got \"cto\"\n  \
-         start_date: expected null, got a data problem: `2024-02-30` is not a date (expected YYYY-MM-DD or an ISO date-time; set `date_format` for other formats)\n\
+         start_date: expected null, got a data problem: not a valid date for format %Y-%m-%d (a day that does not exist in that month)\n\
          FAIL people (local): a leaver is dropped\n  \
          expected the filter to drop it, but it is kept with status `active`\n\
          ok   people (local): this one passes\n\

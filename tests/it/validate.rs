@@ -41,8 +41,8 @@ fn every_mistake_is_reported_at_its_position() {
     }
 }
 
-#[test]
-fn coverage_of_a_custom_field_is_written_custom_dot_name() {
+/// A copy of the valid base in a temp dir, for tests that edit it.
+fn valid_base_copy() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let base = repo().join("tests/fixtures/valid-base");
     for f in ["roster.yaml", "providers/hr.yaml", "mappings/hr.yaml"] {
@@ -50,6 +50,12 @@ fn coverage_of_a_custom_field_is_written_custom_dot_name() {
         std::fs::create_dir_all(to.parent().unwrap()).unwrap();
         std::fs::copy(base.join(f), &to).unwrap();
     }
+    dir
+}
+
+#[test]
+fn coverage_of_a_custom_field_is_written_custom_dot_name() {
+    let dir = valid_base_copy();
     let mapping = dir.path().join("mappings/hr.yaml");
     let text = std::fs::read_to_string(&mapping).unwrap();
     let with = |cov: &str| {
@@ -63,4 +69,52 @@ fn coverage_of_a_custom_field_is_written_custom_dot_name() {
         err.contains("a custom field is written `custom.cost_center`"),
         "{err}"
     );
+}
+
+/// `limits:` reaches every source's plan with defaults applied, and a field limit that is too
+/// small or larger than the record limit is refused where it is written.
+#[test]
+fn limits_reach_the_plan_and_are_checked_against_each_other() {
+    let dir = valid_base_copy();
+    let roster = dir.path().join("roster.yaml");
+    let text = std::fs::read_to_string(&roster).unwrap();
+    let with = |limits: &str| {
+        std::fs::write(&roster, format!("{text}limits:\n{limits}")).unwrap();
+        load(dir.path())
+    };
+    let limits = |limits: &str| {
+        let cfg = with(limits).unwrap_or_else(|d| panic!("{}", d.render()));
+        cfg.sources[0].limits
+    };
+    let plan = limits("  {}\n");
+    assert_eq!(
+        (plan.max_field_bytes, plan.max_record_bytes),
+        (8192, 1 << 20)
+    );
+    let plan = limits("  max_field_bytes: 64KB\n  max_record_bytes: 2MiB\n");
+    assert_eq!(
+        (plan.max_field_bytes, plan.max_record_bytes),
+        (64_000, 2 << 20)
+    );
+    for (limits, want) in [
+        (
+            "  max_field_bytes: 100KB\n  max_record_bytes: 64KiB\n",
+            "roster.yaml:16:20: error: limits.max_field_bytes: `max_field_bytes` `100KB` is more than `max_record_bytes` `64KiB`; a field cannot be larger than its record (help: lower `max_field_bytes` or raise `max_record_bytes`)",
+        ),
+        (
+            "  max_record_bytes: 4KiB\n",
+            "roster.yaml:16:21: error: limits.max_record_bytes: `max_field_bytes` `8KiB` (the default) is more than `max_record_bytes` `4KiB`; a field cannot be larger than its record (help: lower `max_field_bytes` or raise `max_record_bytes`)",
+        ),
+        (
+            "  max_field_bytes: 0.1KB\n",
+            "roster.yaml:16:20: error: limits.max_field_bytes: `0.1KB` is too small for ordinary values (an email address alone may be 254 bytes) (help: use at least `1KiB`; the default is `8KiB`)",
+        ),
+        (
+            "  max_field_bytes: 8192\n",
+            "roster.yaml:16:20: error: limits.max_field_bytes",
+        ),
+    ] {
+        let err = with(limits).unwrap_err().render();
+        assert!(err.contains(want), "{limits}\n{err}");
+    }
 }
