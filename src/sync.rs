@@ -522,7 +522,7 @@ impl Observer for Stager<'_, '_> {
             k.seen = true;
             return true;
         }
-        let mapped = self.mapper.map(&record);
+        let mapped = self.mapper.map_sized(&record, self.buf.len());
         let hash_key = format!("#{:016x}", hash as u64);
         let key = match &mapped {
             Mapped::Kept(p) => p.key().to_string(),
@@ -546,7 +546,13 @@ impl Observer for Stager<'_, '_> {
                 seen: true,
             },
         );
-        let raw = std::str::from_utf8(&self.buf).unwrap_or_default();
+        // An oversize record is not mapped (a data problem); its raw JSON is not stored
+        // either, or one 5 MB record would ride along in every published copy.
+        let raw = if self.buf.len() as u64 > self.mapper.max_record_bytes() {
+            OVERSIZE_RAW
+        } else {
+            std::str::from_utf8(&self.buf).unwrap_or_default()
+        };
         if let Err(e) = stage_one(&mut self.staging, mapped, &key, hash, raw) {
             self.error = Some(e);
             return false;
@@ -554,6 +560,9 @@ impl Observer for Stager<'_, '_> {
         true
     }
 }
+
+/// What `source_records.raw` holds for a record over `limits.max_record_bytes`.
+const OVERSIZE_RAW: &str = r#"{"roster": "not stored: over limits.max_record_bytes"}"#;
 
 /// The observer of a confirmation listing: which of the departure candidates (by record key
 /// hash) it lists again.
@@ -619,11 +628,11 @@ fn stage_one(
                     .join("\n")
             });
             // Fields whose value failed to convert keep the previous version's value.
-            let failed: Vec<&str> = p
-                .problems
+            let failed: Vec<String> = p
+                .failed
                 .iter()
-                .filter(|e| Field::from_name(&e.field).is_some())
-                .map(|e| e.field.as_str())
+                .map(|f| f.name().to_string())
+                .chain(p.failed_custom.iter().map(|c| format!("custom.{c}")))
                 .collect();
             staging.stage(&StagedRecord {
                 record_key: key,

@@ -967,6 +967,22 @@ impl Store {
             ),
             params![source, run],
         )?;
+        // Custom fields too (`custom.NAME` in the list): the previous version's rows.
+        self.conn.execute(
+            "INSERT INTO source_custom
+             SELECT n.source, n.content_hash, cu.name, cu.value
+             FROM source_records n
+             JOIN (SELECT record_key, content_hash FROM source_records
+                   WHERE source = $1 AND sync_run <> $2 AND outcome = 'kept'
+                     AND record_key IN (SELECT record_key FROM source_records
+                       WHERE source = $1 AND sync_run = $2 AND failed_fields IS NOT NULL)
+                   QUALIFY row_number() OVER (PARTITION BY record_key ORDER BY last_changed DESC) = 1) o
+               ON o.record_key = n.record_key
+             JOIN source_custom cu ON cu.source = $1 AND cu.content_hash = o.content_hash
+             WHERE n.source = $1 AND n.sync_run = $2 AND n.failed_fields IS NOT NULL
+               AND list_contains(string_split(n.failed_fields, ','), 'custom.' || cu.name)",
+            params![source, run],
+        )?;
         Ok(())
     }
 

@@ -1061,13 +1061,20 @@ async fn a_value_that_fails_to_convert_keeps_the_last_good_one() {
         h.core[2]["attrs"]["hired"] = json!("2023-02-30");
         h.core[2]["attrs"]["kind"] = json!("freelance");
         h.core[2]["attrs"]["title"] = json!("Staff Engineer");
+        // Di: a 20 kB title and cost center, over `limits.max_field_bytes` (8 KiB).
+        h.core[3]["attrs"]["title"] = json!("x".repeat(20_000));
+        h.core[3]["attrs"]["cc"] = json!("y".repeat(20_000));
     }
     let r = e.sync("core", Options::default()).await.unwrap();
-    assert_eq!(
-        r.applied.updated, 1,
-        "only the title changed: {:?}",
-        r.applied
+    assert_eq!(r.applied.updated, 1, "only Cy's title changed: {:?}", r.applied);
+    let di = e.query(
+        "select job_title, custom['cost_center'] from people where work_email = 'di@corp.example'",
     );
+    assert_eq!(one(&di), ["Engineer", "CC-1"]);
+    let di_problem = e.query(
+        "select field, length(detail) < 1000 from data_problems where kind = 'field_problem' and record_key = '4'",
+    );
+    assert_eq!(one(&di_problem), ["job_title,custom.cost_center", "true"]);
     let cy = e.query(
         "select start_date, worker_type, job_title from people where work_email = 'cy@corp.example'",
     );
