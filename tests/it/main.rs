@@ -17,6 +17,7 @@ mod provider_kenjo;
 mod provider_merge;
 mod provider_personio;
 mod schema;
+mod soak;
 mod sync;
 mod validate;
 
