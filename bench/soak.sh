@@ -8,7 +8,7 @@
 #        ROSTER_SOAK_SEED=1234 bench/soak.sh replay a failure: same HRIS changes, kill delays
 #                                            and receiver failures
 # Settings (environment): ROSTER_SOAK_RUNS (default 50), ROSTER_SOAK_SEED,
-#   ROSTER_SOAK_MAX_KILL_MS (kill delay after each start, uniform in 0..=this; default 6000),
+#   ROSTER_SOAK_MAX_KILL_MS (kill delay after each start, uniform in 0..=this; default 10000),
 #   ROSTER_SOAK_PEOPLE (initial head count; default 150).
 # On failure the config, state databases and per-run daemon logs stay in the directory the
 # test names (under $TMPDIR); on success they are removed.

@@ -8,14 +8,19 @@
 //!   for anyone still employed, no `person.reactivated`: this HRIS never rehires);
 //! - duplicates only with the same `webhook-id`: an occurrence (type, person, changed values)
 //!   has one event id; redeliveries of an id carry the same bytes;
-//! - the published directory (`directory.duckdb`, read-only) equals the HRIS at the end.
+//! - the published directory (`directory.duckdb`, read-only) equals the HRIS at the end, and
+//!   one found behind the state between two runs (a kill between commit and publish) has
+//!   caught up once the restarted daemon is ready.
 //!
+//! Figures only, never failures: where the kills landed (from each run's log), temp copies of
+//! the directory left in the state dir.
 //! Ignored by default (minutes of wall time): `bench/soak.sh`, or
 //! `cargo test --test it soak -- --ignored --nocapture`. `ROSTER_SOAK_RUNS` (default 50),
 //! `ROSTER_SOAK_SEED` (printed at start: replays the same HRIS changes, kill delays and
 //! receiver failures; only where a kill lands in the daemon's work varies),
-//! `ROSTER_SOAK_MAX_KILL_MS` (kill delay after spawn, uniform in 0..=this; default 6000),
-//! `ROSTER_SOAK_PEOPLE` (initial head count, default 150).
+//! `ROSTER_SOAK_MAX_KILL_MS` (kill delay after spawn, uniform in 0..=this; default 10000),
+//! `ROSTER_SOAK_PEOPLE` (initial head count, default 150), `ROSTER_SOAK_KEEP` (keep the config,
+//! state and logs after a success too; they are always kept after a failure).
 //!
 //! How the checker knows what each committed sync saw: the HRIS changes only between
 //! listings (a change waits while a listing is in flight), and records the time span and the
@@ -85,7 +90,7 @@ impl Settings {
         Settings {
             runs: env_or("ROSTER_SOAK_RUNS", 50),
             seed: env_or("ROSTER_SOAK_SEED", fresh % 1_000_000_007),
-            max_kill_ms: env_or("ROSTER_SOAK_MAX_KILL_MS", 6000),
+            max_kill_ms: env_or("ROSTER_SOAK_MAX_KILL_MS", 10000),
             people: env_or("ROSTER_SOAK_PEOPLE", 150).max(MANAGERS + 2),
         }
     }
@@ -406,15 +411,17 @@ async fn hook(State(s): State<Arc<Sink>>, headers: HeaderMap, body: bytes::Bytes
 #[derive(Default)]
 struct Stats {
     kills: u64,
-    /// Where each kill landed, as the driver saw it: starting, mutating, syncing, idle.
-    killed_while: BTreeMap<&'static str, u64>,
+    /// Where each kill landed in the daemon's work ([`kill_point`]).
+    killed_in: BTreeMap<&'static str, u64>,
     sync_requests: u64,
     answers: BTreeMap<String, u64>,
     /// Milliseconds from spawn to ready, per run that got there.
     ready_ms: Vec<u128>,
     /// Milliseconds a `POST /sync` took, per answered request.
     sync_ms: Vec<u128>,
-    phase: &'static str,
+    /// Runs that found the published directory behind the state after a kill: (run, the
+    /// state's last applied run, the directory's, the directory's once the daemon was ready).
+    stale: Vec<(usize, String, String, String)>,
 }
 
 struct Soak {
@@ -632,26 +639,67 @@ impl Admin {
     }
 }
 
+/// Where in the daemon's work a kill landed, from the last progress line of its log (the
+/// store's debug timings, which `spawn` turns on): a figure only, so an unknown log format
+/// shows as `unknown` rather than failing the soak.
+fn kill_point(log: &str) -> &'static str {
+    let last = log.lines().rev().find_map(|l| {
+        [
+            ("what=\"sync\" phase=\"publish\"", "idle or delivering"),
+            (" records in ", "idle or delivering"),
+            (
+                "what=\"sync\" phase=\"apply\"",
+                "publish (committed, not yet published)",
+            ),
+            ("what=\"apply\"", "apply (before commit)"),
+            ("phase=\"fetch+map+stage\"", "apply (before commit)"),
+            ("phase=\"known_hashes\"", "fetch"),
+            ("roster is running", "ready, before a fetch"),
+        ]
+        .into_iter()
+        .find_map(|(needle, point)| l.contains(needle).then_some(point))
+    });
+    match last {
+        Some(point) => point,
+        None if log.trim().is_empty() => "start-up",
+        None => "unknown",
+    }
+}
+
 /// One run's driver: wait until ready, then change the HRIS and sync, again and again, until
 /// aborted by the kill.
-async fn drive(admin: Admin, hris: SharedHris, stats: Arc<Mutex<Stats>>) {
-    let phase = |p: &'static str| stats.lock().unwrap().phase = p;
+async fn drive(
+    admin: Admin,
+    hris: SharedHris,
+    stats: Arc<Mutex<Stats>>,
+    stale: Option<(usize, String, String, PathBuf)>,
+) {
     let spawned = Instant::now();
-    phase("starting");
     admin.wait_ready().await;
     stats
         .lock()
         .unwrap()
         .ready_ms
         .push(spawned.elapsed().as_millis());
+    // The directory was behind the state when this daemon started (a kill between commit
+    // and publish): does a ready daemon serve a directory that caught up?
+    if let Some((run, in_state, in_directory, published)) = stale {
+        let now = tokio::task::spawn_blocking(move || last_applied(&published))
+            .await
+            .unwrap()
+            .unwrap_or_else(|| "0".into());
+        stats
+            .lock()
+            .unwrap()
+            .stale
+            .push((run, in_state, in_directory, now));
+    }
     loop {
-        phase("mutating");
         // Never while a listing is in flight (a scheduled sync): each listing shows one
         // version of the data, so the checker knows what a run saw.
         while !hris.lock().unwrap().step_unless_listing() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        phase("syncing");
         stats.lock().unwrap().sync_requests += 1;
         let asked = Instant::now();
         let answer = admin.sync().await;
@@ -665,7 +713,6 @@ async fn drive(admin: Admin, hris: SharedHris, stats: Arc<Mutex<Stats>>) {
         let key =
             answer.unwrap_or_else(|e| format!("error: {}", e.chars().take(60).collect::<String>()));
         *stats.lock().unwrap().answers.entry(key).or_default() += 1;
-        phase("idle");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -679,6 +726,18 @@ fn open_ro(path: &Path) -> duckdb::Connection {
         .unwrap();
     duckdb::Connection::open_with_flags(path, cfg)
         .unwrap_or_else(|e| panic!("cannot open {} read-only: {e}", path.display()))
+}
+
+/// The last applied run a database holds (state or published), None without the file.
+fn last_applied(path: &Path) -> Option<String> {
+    path.exists().then(|| {
+        rows(
+            &open_ro(path),
+            "SELECT coalesce(max(id), 0)::VARCHAR FROM sync_runs WHERE outcome = 'applied'",
+        )[0][0]
+            .clone()
+            .unwrap_or_default()
+    })
 }
 
 /// Every row of `sql`, each value as text (NULL: None). Cast non-text columns in the SQL.
@@ -944,7 +1003,7 @@ fn check(soak: &Soak, findings: &mut Findings) -> Figures {
 
     // Which data each committed run saw, and what it therefore had to announce.
     let mut expected: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-    let mut last_applied: Option<(i64, usize)> = None;
+    let mut previous: Option<(i64, usize)> = None;
     let mut seen_active: BTreeSet<u32> = BTreeSet::new();
     let mut figures = Figures {
         applied: 0,
@@ -988,7 +1047,7 @@ fn check(soak: &Soak, findings: &mut Findings) -> Figures {
         let version = *listing.versions.first().unwrap();
         if run.outcome == "unchanged" {
             figures.unchanged += 1;
-            match last_applied {
+            match previous {
                 Some((_, v)) if hris.versions[v] != hris.versions[version] => findings.add(
                     "lost = none",
                     format!(
@@ -1012,12 +1071,12 @@ fn check(soak: &Soak, findings: &mut Findings) -> Figures {
                 .filter(|p| p.active)
                 .map(|p| p.id),
         );
-        if let Some((_, v)) = last_applied {
+        if let Some((_, v)) = previous {
             for key in expected_between(&hris.versions[v], &hris.versions[version]) {
                 expected.entry(key).or_default().push(run.id);
             }
         }
-        last_applied = Some((run.id, version));
+        previous = Some((run.id, version));
     }
 
     // The outbox against the expectations.
@@ -1169,14 +1228,10 @@ fn check(soak: &Soak, findings: &mut Findings) -> Figures {
         &hris,
         &seen_active,
     );
-    let last_run = |c: &duckdb::Connection| {
-        rows(
-            c,
-            "SELECT coalesce(max(id), 0)::VARCHAR FROM sync_runs WHERE outcome = 'applied'",
-        )[0][0]
-            .clone()
-    };
-    let (in_state, in_directory) = (last_run(&state), last_run(&directory));
+    let (in_state, in_directory) = (
+        last_applied(&soak.state_dir().join("state.duckdb")),
+        last_applied(&published),
+    );
     if in_state != in_directory {
         findings.add(
             "published directory.duckdb = HRIS",
@@ -1206,8 +1261,24 @@ async fn soak_kill_9_while_the_hris_changes_and_the_receiver_fails() {
 
     for run in 1..=settings.runs {
         let delay = Duration::from_millis(kill_rng.u64(0..=settings.max_kill_ms));
+        // With no daemon running, is the published directory behind the state?
+        let published = soak.state_dir().join("directory.duckdb");
+        // (No directory yet counts as applied run 0: nothing was applied, nothing is due.)
+        let zero = || "0".to_string();
+        let stale = match (
+            last_applied(&soak.state_dir().join("state.duckdb")),
+            last_applied(&published).unwrap_or_else(zero),
+        ) {
+            (Some(s), d) if s != d => Some((run, s, d, published)),
+            _ => None,
+        };
         soak.spawn(&format!("run-{run:03}"));
-        let driver = tokio::spawn(drive(soak.admin_client(), soak.hris.clone(), stats.clone()));
+        let driver = tokio::spawn(drive(
+            soak.admin_client(),
+            soak.hris.clone(),
+            stats.clone(),
+            stale,
+        ));
         let until = Instant::now() + delay;
         while Instant::now() < until {
             if let Some(status) = soak.exited() {
@@ -1221,13 +1292,13 @@ async fn soak_kill_9_while_the_hris_changes_and_the_receiver_fails() {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let phase = stats.lock().unwrap().phase;
         soak.kill();
         driver.abort();
         let _ = driver.await;
         let mut st = stats.lock().unwrap();
         st.kills += 1;
-        *st.killed_while.entry(phase).or_default() += 1;
+        let log = std::fs::read_to_string(&soak.log).unwrap_or_default();
+        *st.killed_in.entry(kill_point(&log)).or_default() += 1;
     }
 
     // The end: no more kills or changes; one committed sync of the final data, then drain.
@@ -1275,6 +1346,16 @@ async fn soak_kill_9_while_the_hris_changes_and_the_receiver_fails() {
     let mut findings = Findings::default();
     let figures = check(&soak, &mut findings);
     let st = stats.lock().unwrap();
+    for (run, in_state, in_directory, once_ready) in &st.stale {
+        if once_ready != in_state {
+            findings.add(
+                "published directory.duckdb = HRIS",
+                format!(
+                    "run {run} started with the directory at applied run {in_directory} and the state at {in_state}; once ready it served {once_ready}: a restart does not republish"
+                ),
+            );
+        }
+    }
     let got = soak.sink.got.lock().unwrap();
     let mut delivered: HashMap<&str, u64> = HashMap::new();
     for g in got.iter().filter(|g| g.status == 204) {
@@ -1284,8 +1365,8 @@ async fn soak_kill_9_while_the_hris_changes_and_the_receiver_fails() {
     let hris = soak.hris.lock().unwrap();
     println!("soak figures (seed {}):", settings.seed);
     println!(
-        "  runs {} + final, kills {} (when: {:?})",
-        settings.runs, st.kills, st.killed_while
+        "  runs {} + final, kills {} (landed in: {:?})",
+        settings.runs, st.kills, st.killed_in
     );
     println!(
         "  HRIS: {} change steps, {} data versions, {} listings served ({} complete), {} people listed, {} left",
@@ -1327,13 +1408,19 @@ async fn soak_kill_9_while_the_hris_changes_and_the_receiver_fails() {
         .filter(|n| n.ends_with(".tmp") || n.contains(".tmp."))
         .collect();
     println!("  leftover temp copies in the state dir: {leftovers:?}");
+    println!(
+        "  directory behind the state at a restart (a kill between commit and publish): {} times",
+        st.stale.len()
+    );
     println!("  wall time {:.1?}", started.elapsed());
     drop((st, got, hris));
     if findings.0.is_empty() {
         println!(
             "soak: lost = none, unexpected = none, duplicates only with the same webhook-id, directory = HRIS"
         );
-        let _ = std::fs::remove_dir_all(&soak.root);
+        if std::env::var_os("ROSTER_SOAK_KEEP").is_none() {
+            let _ = std::fs::remove_dir_all(&soak.root);
+        }
     } else {
         panic!(
             "soak failed (seed {}; evidence kept in {}):{}",
