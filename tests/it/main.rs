@@ -18,6 +18,7 @@ mod provider_merge;
 mod provider_personio;
 mod redaction;
 mod schema;
+mod soak;
 mod sync;
 mod validate;
 
