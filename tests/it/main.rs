@@ -19,6 +19,7 @@ mod provider_personio;
 mod schema;
 mod sync;
 mod validate;
+mod webhook_canary;
 
 use std::path::{Path, PathBuf};
 
