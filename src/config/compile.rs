@@ -1566,19 +1566,18 @@ pub fn pattern_matches(pattern: &str, event_type: &str) -> bool {
 }
 
 fn check_webhook_url(cx: &mut Cx, path: &KeyPath, url: &url::Url, allow_private: bool) {
-    let private = match url.host() {
-        Some(url::Host::Ipv4(ip)) => private_reason(IpAddr::V4(ip)),
-        Some(url::Host::Ipv6(ip)) => private_reason(IpAddr::V6(ip)),
-        Some(url::Host::Domain(d)) if d == "localhost" || d.ends_with(".localhost") => {
-            Some("a loopback")
-        }
-        _ => None,
+    let special = match url.host() {
+        Some(url::Host::Ipv4(ip)) => special_address(IpAddr::V4(ip)),
+        Some(url::Host::Ipv6(ip)) => special_address(IpAddr::V6(ip)),
+        Some(url::Host::Domain(d)) => special_name(d),
+        None => None,
     };
-    match private {
-        Some(what) if !allow_private => cx.error(
+    match special {
+        // The URL names the address itself, so a metadata address written out passes.
+        Some(s) if s.refused(allow_private, true) => cx.error(
             path,
-            format!("`{}` points to {what} address", url.host_str().unwrap_or_default()),
-            Some("webhooks go to public receivers by default (SSRF protection); set `allow_private_network: true` if this receiver really is on this host or network".into()),
+            format!("`{}` points to {s}", url.host_str().unwrap_or_default()),
+            Some(s.help().into()),
         ),
         None if url.scheme() == "http" => cx.warning(
             path,
@@ -1589,43 +1588,318 @@ fn check_webhook_url(cx: &mut Cx, path: &KeyPath, url: &url::Url, allow_private:
     }
 }
 
-/// Why an address is not public, if it is not.
-pub fn private_reason(ip: IpAddr) -> Option<&'static str> {
-    match ip {
-        IpAddr::V4(v4) => {
-            if v4.is_loopback() {
-                Some("a loopback")
-            } else if v4.is_private()
-                || v4.octets()[0] == 100 && (64..128).contains(&v4.octets()[1])
-            {
-                Some("a private")
-            } else if v4.is_link_local() {
-                Some("a link-local")
-            } else if v4.is_unspecified() || v4.is_broadcast() {
-                Some("an unspecified")
-            } else {
-                None
-            }
+/// Host names that always mean this host, whatever DNS says (RFC 6761): `localhost` and
+/// its subdomains, with or without the trailing dot of a fully qualified name.
+fn special_name(domain: &str) -> Option<Special> {
+    let d = domain.strip_suffix('.').unwrap_or(domain);
+    (d == "localhost" || d.ends_with(".localhost")).then_some(Special {
+        what: "a loopback address",
+        reach: Reach::Internal,
+        embedded: None,
+    })
+}
+
+/// How a special-purpose address may be used as a webhook destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// An internal network (loopback, private, link-local, shared, benchmarking, reserved):
+    /// only with `allow_private_network: true`.
+    Internal,
+    /// A cloud metadata service, which hands out the host's credentials: only with
+    /// `allow_private_network: true` and a URL that names this exact address as an IP
+    /// literal. A host name resolving to it, or the address embedded in IPv6, never passes.
+    Metadata,
+    /// Never a receiver: unspecified, broadcast, multicast, documentation, discard-only.
+    Never,
+}
+
+/// A special-purpose address (IANA IPv4 and IPv6 special-purpose registries, multicast, and
+/// the cloud metadata services): what it is, for messages, and how it may be used.
+///
+/// `Display` reads "a loopback address", or for IPv4 inside IPv6 "127.0.0.1, a loopback
+/// address, inside an IPv4-mapped address (::ffff:0:0/96)".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Special {
+    /// What the range is, with an article: "a loopback address".
+    pub what: &'static str,
+    /// How it may be used.
+    pub reach: Reach,
+    /// The IPv4 address an IPv6 address carries, and the form that carries it.
+    pub embedded: Option<(std::net::Ipv4Addr, &'static str)>,
+}
+
+/// The help every refusal of an internal address gives.
+pub const PRIVATE_HELP: &str = "webhooks go to public receivers by default (SSRF protection); set \
+     `allow_private_network: true` if this receiver really is on this host or network";
+
+impl Special {
+    /// Whether a webhook may not connect here. `named`: the URL names this address as an
+    /// IP literal (rather than a host name that resolves to it).
+    pub fn refused(&self, allow_private_network: bool, named: bool) -> bool {
+        match self.reach {
+            Reach::Internal => !allow_private_network,
+            Reach::Metadata => !(allow_private_network && named && self.embedded.is_none()),
+            Reach::Never => true,
         }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return private_reason(IpAddr::V4(v4));
+    }
+
+    /// What to do about a refusal.
+    pub fn help(&self) -> &'static str {
+        match self.reach {
+            Reach::Internal => PRIVATE_HELP,
+            Reach::Metadata => {
+                "cloud metadata services hand out this host's credentials (SSRF protection): \
+                 webhooks never go there, even with `allow_private_network: true`, unless the \
+                 URL names this exact address as an IP literal and `allow_private_network: true` \
+                 is set; point the webhook at the real receiver"
             }
-            let seg = v6.segments()[0];
-            if v6.is_loopback() {
-                Some("a loopback")
-            } else if seg & 0xfe00 == 0xfc00 {
-                Some("a private")
-            } else if seg & 0xffc0 == 0xfe80 {
-                Some("a link-local")
-            } else if v6.is_unspecified() {
-                Some("an unspecified")
-            } else {
-                None
+            Reach::Never => {
+                "no receiver can listen on such an address (`allow_private_network` does not \
+                 change that); point the webhook at the receiver's real address"
             }
         }
     }
 }
+
+impl std::fmt::Display for Special {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.embedded {
+            Some((v4, form)) => write!(f, "{v4}, {}, inside {form}", self.what),
+            None => f.write_str(self.what),
+        }
+    }
+}
+
+use Reach::{Internal, Metadata, Never};
+
+/// IPv4 special-purpose ranges, most specific first (the first match wins).
+#[rustfmt::skip]
+const V4_RANGES: &[([u8; 4], u8, &str, Reach)] = &[
+    // Cloud metadata services: AWS/GCP/Azure/OCI/DigitalOcean, ECS task metadata, EKS Pod
+    // Identity, Alibaba Cloud, Azure's WireServer (a public address on every Azure host).
+    ([169, 254, 169, 254], 32, "a cloud metadata address", Metadata),
+    ([169, 254, 170, 2], 32, "a cloud metadata address", Metadata),
+    ([169, 254, 170, 23], 32, "a cloud metadata address", Metadata),
+    ([100, 100, 100, 200], 32, "a cloud metadata address", Metadata),
+    ([168, 63, 129, 16], 32, "a cloud metadata address", Metadata),
+    ([0, 0, 0, 0], 8, "an unspecified (\"this network\") address", Never),
+    ([10, 0, 0, 0], 8, "a private address", Internal),
+    ([100, 64, 0, 0], 10, "a private (shared, carrier-grade NAT) address", Internal),
+    ([127, 0, 0, 0], 8, "a loopback address", Internal),
+    ([169, 254, 0, 0], 16, "a link-local address", Internal),
+    ([172, 16, 0, 0], 12, "a private address", Internal),
+    ([192, 0, 0, 0], 24, "an IETF protocol assignment address (192.0.0.0/24)", Internal),
+    ([192, 0, 2, 0], 24, "a documentation address (192.0.2.0/24)", Never),
+    ([192, 88, 99, 0], 24, "a deprecated 6to4 relay address (192.88.99.0/24)", Internal),
+    ([192, 168, 0, 0], 16, "a private address", Internal),
+    ([198, 18, 0, 0], 15, "a benchmarking address (198.18.0.0/15)", Internal),
+    ([198, 51, 100, 0], 24, "a documentation address (198.51.100.0/24)", Never),
+    ([203, 0, 113, 0], 24, "a documentation address (203.0.113.0/24)", Never),
+    ([224, 0, 0, 0], 4, "a multicast address", Never),
+    ([255, 255, 255, 255], 32, "the broadcast address", Never),
+    ([240, 0, 0, 0], 4, "a reserved address (240.0.0.0/4)", Internal),
+];
+
+/// IPv6 special-purpose ranges, most specific first, after IPv4 embedded in IPv6 was taken
+/// out (`embedded_v4`). Global unicast is 2000::/3; anything else left is reserved.
+#[rustfmt::skip]
+const V6_RANGES: &[([u16; 8], u8, &str, Reach)] = &[
+    // AWS's IPv6 instance metadata and EKS Pod Identity.
+    ([0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254], 128, "a cloud metadata address", Metadata),
+    ([0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x23], 128, "a cloud metadata address", Metadata),
+    ([0, 0, 0, 0, 0, 0, 0, 0], 128, "an unspecified address", Never),
+    ([0, 0, 0, 0, 0, 0, 0, 1], 128, "a loopback address", Internal),
+    ([0x64, 0xff9b, 1, 0, 0, 0, 0, 0], 48, "a local-use NAT64 address (64:ff9b:1::/48)", Internal),
+    ([0x100, 0, 0, 0, 0, 0, 0, 0], 64, "a discard-only address (100::/64)", Never),
+    ([0x100, 0, 0, 1, 0, 0, 0, 0], 64, "a dummy-prefix address (100:0:0:1::/64)", Never),
+    ([0x2001, 0x2, 0, 0, 0, 0, 0, 0], 48, "a benchmarking address (2001:2::/48)", Internal),
+    ([0x2001, 0, 0, 0, 0, 0, 0, 0], 23, "an IETF protocol assignment address (2001::/23)", Internal),
+    ([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0], 32, "a documentation address (2001:db8::/32)", Never),
+    ([0x3fff, 0, 0, 0, 0, 0, 0, 0], 20, "a documentation address (3fff::/20)", Never),
+    ([0x5f00, 0, 0, 0, 0, 0, 0, 0], 16, "an SRv6 segment address (5f00::/16)", Internal),
+    ([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7, "a private address", Internal),
+    ([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10, "a link-local address", Internal),
+    ([0xfec0, 0, 0, 0, 0, 0, 0, 0], 10, "a site-local address (deprecated, fec0::/10)", Internal),
+    ([0xff00, 0, 0, 0, 0, 0, 0, 0], 8, "a multicast address", Never),
+];
+
+/// Whether `bits` starts with the first `len` bits of `net`.
+fn in_prefix(bits: u128, net: u128, len: u8, width: u8) -> bool {
+    let shift = width - len;
+    len == 0 || (bits >> shift) == (net >> shift)
+}
+
+/// The IPv4 address an IPv6 address carries, and the form: IPv4-mapped, IPv4-translated
+/// (SIIT), IPv4-compatible (deprecated), NAT64 (well-known and local-use prefix, the /96
+/// layout), 6to4, and Teredo (the client's address, stored inverted). Each is classified as
+/// the IPv4 address it reaches.
+fn embedded_v4(v6: std::net::Ipv6Addr) -> Option<(std::net::Ipv4Addr, &'static str)> {
+    let bits = u128::from(v6);
+    let low = std::net::Ipv4Addr::from(bits as u32);
+    let seg = v6.segments();
+    if bits >> 32 == 0xffff {
+        Some((low, "an IPv4-mapped address (::ffff:0:0/96)"))
+    } else if bits >> 32 == 0xffff_0000 {
+        Some((low, "an IPv4-translated address (::ffff:0:0:0/96)"))
+    } else if bits >> 32 == 0 && bits > 1 {
+        Some((low, "an IPv4-compatible address (::/96)"))
+    } else if bits >> 32 == 0x0064_ff9b_u128 << 64 {
+        Some((low, "a NAT64 address (64:ff9b::/96)"))
+    } else if seg[..3] == [0x64, 0xff9b, 1] {
+        Some((low, "a local-use NAT64 address (64:ff9b:1::/48)"))
+    } else if seg[0] == 0x2002 {
+        Some((
+            std::net::Ipv4Addr::from((bits >> 80) as u32),
+            "a 6to4 address (2002::/16)",
+        ))
+    } else if seg[..2] == [0x2001, 0] {
+        Some((
+            std::net::Ipv4Addr::from(!(bits as u32)),
+            "a Teredo address (2001::/32)",
+        ))
+    } else {
+        None
+    }
+}
+
+/// The one classification of special-purpose addresses, used by `validate` (IP literals in
+/// webhook URLs) and at connect time (IP literals, and every address DNS gives for a name).
+/// `None`: an ordinary public unicast address.
+pub fn special_address(ip: IpAddr) -> Option<Special> {
+    let v6 = match ip {
+        IpAddr::V4(v4) => {
+            let bits = u32::from(v4);
+            return V4_RANGES
+                .iter()
+                .find(|(net, len, ..)| {
+                    in_prefix(bits.into(), u32::from_be_bytes(*net).into(), *len, 32)
+                })
+                .map(|&(_, _, what, reach)| Special {
+                    what,
+                    reach,
+                    embedded: None,
+                });
+        }
+        IpAddr::V6(v6) => v6,
+    };
+    let bits = u128::from(v6);
+    let listed = |bits: u128| {
+        V6_RANGES.iter().find(|(net, len, ..)| {
+            in_prefix(bits, u128::from(std::net::Ipv6Addr::from(*net)), *len, 128)
+        })
+    };
+    // Metadata, unspecified and loopback are exact addresses inside the embedding forms.
+    if let Some(&(_, 128, what, reach)) = listed(bits) {
+        return Some(Special {
+            what,
+            reach,
+            embedded: None,
+        });
+    }
+    if let Some((v4, form)) = embedded_v4(v6) {
+        if let Some(s) = special_address(IpAddr::V4(v4)) {
+            return Some(Special {
+                embedded: Some((v4, form)),
+                ..s
+            });
+        }
+    }
+    if let Some(&(_, _, what, reach)) = listed(bits) {
+        // Teredo carries a public client address: a tunnel, not an internal network.
+        if bits >> 96 == 0x2001_0000 {
+            return None;
+        }
+        return Some(Special {
+            what,
+            reach,
+            embedded: None,
+        });
+    }
+    let global_unicast = bits >> 125 == 0b001;
+    let embeds_public = embedded_v4(v6).is_some();
+    (!global_unicast && !embeds_public).then_some(Special {
+        what: "a reserved address (outside 2000::/3)",
+        reach: Internal,
+        embedded: None,
+    })
+}
+
+#[cfg(test)]
+#[rustfmt::skip]
+/// Every IANA special-purpose range (and multicast, broadcast, metadata), with an
+/// address inside it, what it reads as, and whether it passes without and with
+/// `allow_private_network` when the URL names it literally. Shared with the connect-time
+/// tests in `webhook::attempt`.
+pub(crate) const SPECIAL_CASES: &[(&str, Option<&str>, bool, bool)] = &[
+    // IPv4
+    ("0.0.0.0", Some("an unspecified (\"this network\") address"), false, false),
+    ("0.1.2.3", Some("an unspecified (\"this network\") address"), false, false),
+    ("10.1.2.3", Some("a private address"), false, true),
+    ("100.64.0.1", Some("a private (shared, carrier-grade NAT) address"), false, true),
+    ("100.127.255.254", Some("a private (shared, carrier-grade NAT) address"), false, true),
+    ("127.0.0.1", Some("a loopback address"), false, true),
+    ("127.255.0.9", Some("a loopback address"), false, true),
+    ("169.254.1.1", Some("a link-local address"), false, true),
+    ("172.16.0.1", Some("a private address"), false, true),
+    ("172.31.255.1", Some("a private address"), false, true),
+    ("192.0.0.8", Some("an IETF protocol assignment address (192.0.0.0/24)"), false, true),
+    ("192.0.2.10", Some("a documentation address (192.0.2.0/24)"), false, false),
+    ("192.88.99.1", Some("a deprecated 6to4 relay address (192.88.99.0/24)"), false, true),
+    ("192.168.0.10", Some("a private address"), false, true),
+    ("198.18.0.1", Some("a benchmarking address (198.18.0.0/15)"), false, true),
+    ("198.19.255.1", Some("a benchmarking address (198.18.0.0/15)"), false, true),
+    ("198.51.100.7", Some("a documentation address (198.51.100.0/24)"), false, false),
+    ("203.0.113.9", Some("a documentation address (203.0.113.0/24)"), false, false),
+    ("224.0.0.251", Some("a multicast address"), false, false),
+    ("239.255.255.250", Some("a multicast address"), false, false),
+    ("240.0.0.1", Some("a reserved address (240.0.0.0/4)"), false, true),
+    ("255.255.255.254", Some("a reserved address (240.0.0.0/4)"), false, true),
+    ("255.255.255.255", Some("the broadcast address"), false, false),
+    // Cloud metadata: literal and allowed is the only way through.
+    ("169.254.169.254", Some("a cloud metadata address"), false, true),
+    ("169.254.170.2", Some("a cloud metadata address"), false, true),
+    ("169.254.170.23", Some("a cloud metadata address"), false, true),
+    ("100.100.100.200", Some("a cloud metadata address"), false, true),
+    ("168.63.129.16", Some("a cloud metadata address"), false, true),
+    ("fd00:ec2::254", Some("a cloud metadata address"), false, true),
+    ("fd00:ec2::23", Some("a cloud metadata address"), false, true),
+    // IPv6
+    ("::", Some("an unspecified address"), false, false),
+    ("::1", Some("a loopback address"), false, true),
+    ("100::1", Some("a discard-only address (100::/64)"), false, false),
+    ("100:0:0:1::1", Some("a dummy-prefix address (100:0:0:1::/64)"), false, false),
+    ("2001:2::1", Some("a benchmarking address (2001:2::/48)"), false, true),
+    ("2001:10::1", Some("an IETF protocol assignment address (2001::/23)"), false, true),
+    ("2001:db8::1", Some("a documentation address (2001:db8::/32)"), false, false),
+    ("3fff::1", Some("a documentation address (3fff::/20)"), false, false),
+    ("5f00::1", Some("an SRv6 segment address (5f00::/16)"), false, true),
+    ("fc00::1", Some("a private address"), false, true),
+    ("fd12:3456::1", Some("a private address"), false, true),
+    ("fe80::1", Some("a link-local address"), false, true),
+    ("fec0::1", Some("a site-local address (deprecated, fec0::/10)"), false, true),
+    ("ff02::1", Some("a multicast address"), false, false),
+    ("4000::1", Some("a reserved address (outside 2000::/3)"), false, true),
+    ("64:ff9b:1::808:808", Some("a local-use NAT64 address (64:ff9b:1::/48)"), false, true),
+    // IPv4 inside IPv6: classified as the IPv4 address.
+    ("::ffff:127.0.0.1", Some("127.0.0.1, a loopback address, inside an IPv4-mapped address (::ffff:0:0/96)"), false, true),
+    ("::ffff:0:10.0.0.1", Some("10.0.0.1, a private address, inside an IPv4-translated address (::ffff:0:0:0/96)"), false, true),
+    ("::127.0.0.1", Some("127.0.0.1, a loopback address, inside an IPv4-compatible address (::/96)"), false, true),
+    ("64:ff9b::7f00:1", Some("127.0.0.1, a loopback address, inside a NAT64 address (64:ff9b::/96)"), false, true),
+    ("64:ff9b::a9fe:a9fe", Some("169.254.169.254, a cloud metadata address, inside a NAT64 address (64:ff9b::/96)"), false, false),
+    ("64:ff9b:1::a00:1", Some("10.0.0.1, a private address, inside a local-use NAT64 address (64:ff9b:1::/48)"), false, true),
+    ("2002:a9fe:a9fe::1", Some("169.254.169.254, a cloud metadata address, inside a 6to4 address (2002::/16)"), false, false),
+    ("2002:c000:0201::1", Some("192.0.2.1, a documentation address (192.0.2.0/24), inside a 6to4 address (2002::/16)"), false, false),
+    ("2001:0:4136:e378:8000:63bf:80ff:fffe", Some("127.0.0.1, a loopback address, inside a Teredo address (2001::/32)"), false, true),
+    ("::ffff:224.0.0.1", Some("224.0.0.1, a multicast address, inside an IPv4-mapped address (::ffff:0:0/96)"), false, false),
+    // Public
+    ("93.184.216.34", None, true, true),
+    ("8.8.8.8", None, true, true),
+    ("2606:4700::1111", None, true, true),
+    ("::ffff:8.8.8.8", None, true, true),
+    ("64:ff9b::808:808", None, true, true),
+    ("2002:808:808::1", None, true, true),
+    ("2001:0:4136:e378:8000:63bf:f7f7:f7f7", None, true, true),
+];
 
 #[cfg(test)]
 mod tests {
@@ -1641,18 +1915,40 @@ mod tests {
     }
 
     #[test]
-    fn private_addresses() {
-        let check = |s: &str| private_reason(s.parse().unwrap());
-        assert_eq!(check("127.0.0.1"), Some("a loopback"));
-        assert_eq!(check("10.1.2.3"), Some("a private"));
-        assert_eq!(check("192.168.0.10"), Some("a private"));
-        assert_eq!(check("169.254.169.254"), Some("a link-local"));
-        assert_eq!(check("100.64.0.1"), Some("a private"));
-        assert_eq!(check("::1"), Some("a loopback"));
-        assert_eq!(check("fd00::1"), Some("a private"));
-        assert_eq!(check("fe80::1"), Some("a link-local"));
-        assert_eq!(check("::ffff:127.0.0.1"), Some("a loopback"));
-        assert_eq!(check("93.184.216.34"), None);
-        assert_eq!(check("2606:4700::1111"), None);
+    fn special_addresses() {
+        for &(addr, what, public_ok, allowed_ok) in SPECIAL_CASES {
+            let ip: IpAddr = addr.parse().unwrap();
+            let s = special_address(ip);
+            assert_eq!(s.map(|s| s.to_string()).as_deref(), what, "{addr}");
+            let passes = |allow| s.is_none_or(|s| !s.refused(allow, true));
+            assert_eq!(
+                passes(false),
+                public_ok,
+                "{addr} without allow_private_network"
+            );
+            assert_eq!(
+                passes(true),
+                allowed_ok,
+                "{addr} with allow_private_network"
+            );
+            // Found by a name instead of written out, metadata never passes.
+            if s.is_some_and(|s| s.reach == Reach::Metadata) {
+                assert!(s.unwrap().refused(true, false), "{addr} by name");
+            }
+        }
+    }
+
+    #[test]
+    fn localhost_names_are_loopback() {
+        for name in ["localhost", "localhost.", "a.localhost", "a.b.localhost."] {
+            assert_eq!(
+                special_name(name).map(|s| s.to_string()).as_deref(),
+                Some("a loopback address"),
+                "{name}"
+            );
+        }
+        for name in ["notlocalhost", "localhost.example.com", "example.com."] {
+            assert_eq!(special_name(name), None, "{name}");
+        }
     }
 }

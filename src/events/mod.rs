@@ -10,9 +10,11 @@
 //!   `probation_end`, `work_anniversary`, `birthday`, and `lifecycle.date` for custom dates.
 //! - Run events: `sync.completed`, `sync.failed`, `sync.held`.
 //!
-//! Every event id is derived from what the event is about (`event_id`), so the same
-//! occurrence always has the same id: the outbox refuses a second copy, and a redelivery
-//! carries the same `webhook-id`.
+//! Every event has a key derived from what the event is about (`event_id`): a change's type,
+//! person, source, run and content; a date's trigger, person and day. The outbox stores it
+//! scoped to the installation (`scoped_id`), so the same occurrence always has the same id
+//! (the outbox refuses a second copy, a redelivery carries the same `webhook-id`) and
+//! different occurrences never share one, also across rebuilt state and other deployments.
 
 pub mod triggers;
 
@@ -26,8 +28,7 @@ use crate::store::sync::{Change, PersonChange};
 /// The version of the event payloads; bumped on an incompatible change.
 pub const PAYLOAD_VERSION: u32 = 1;
 
-/// A deterministic event id: `msg_` and 32 hex digits of a 128-bit hash of what the event is
-/// about. Standard Webhooks receivers deduplicate on it (`webhook-id`).
+/// A deterministic event key or id: `msg_` and 32 hex digits of a 128-bit hash of the parts.
 pub fn event_id(parts: &[&str]) -> String {
     let mut key = String::new();
     for p in parts {
@@ -37,10 +38,20 @@ pub fn event_id(parts: &[&str]) -> String {
     format!("msg_{:032x}", xxhash_rust::xxh3::xxh3_128(key.as_bytes()))
 }
 
+/// The id an event is stored and sent with (`webhook-id`, which Standard Webhooks receivers
+/// deduplicate on): its key (`NewEvent::id`) scoped to the installation, a random id made
+/// once per state database (`Store::installation_id`). Without it, a rebuilt state (run
+/// numbers start again) or another deployment would reuse the ids of different changes, and
+/// receivers would drop them as duplicates.
+pub fn scoped_id(installation: &str, key: &str) -> String {
+    event_id(&["installation", installation, key])
+}
+
 /// An event about to be written to the outbox.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewEvent {
-    /// Deterministic id (`event_id`).
+    /// The event's key: deterministic, from what it is about (`event_id`). The outbox stores
+    /// and sends it as `scoped_id(installation, key)`.
     pub id: String,
     /// The event type, e.g. `person.updated`.
     pub kind: String,
@@ -90,6 +101,11 @@ pub struct Envelope {
     pub timestamp: String,
     /// Payload version (currently 1).
     pub version: u32,
+    /// Present and true when the full body would have been over the webhook body cap (256
+    /// KiB): `data` then holds only identifiers (`work_email`, `source`, `sync_run`,
+    /// `trigger`, `date`, `changed_fields`); read the rest from the directory.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
     /// What happened.
     pub data: EventData,
 }
@@ -351,6 +367,10 @@ pub struct ChangeContext<'a> {
 }
 
 /// The `person.*` events of one person's change. `person` is the person after the change.
+///
+/// The key covers the type, person, source and run, and the event's content (the diff and
+/// the person after it): two different changes never share a key, even when a restored or
+/// rebuilt state repeats a run number.
 pub fn person_events(
     cx: &ChangeContext<'_>,
     email: &str,
@@ -359,17 +379,20 @@ pub fn person_events(
     person: &Map<String, Value>,
 ) -> Vec<NewEvent> {
     let run = cx.sync_run.to_string();
-    let base = |kind: EventType, data: PersonData| NewEvent {
-        id: event_id(&[type_name(kind), email, cx.source, &run]),
-        kind: type_name(kind).to_string(),
-        work_email: Some(email.to_string()),
-        source: Some(cx.source.to_string()),
-        sync_run: Some(cx.sync_run),
-        trigger: None,
-        occurrence: None,
-        scheduled_at: None,
-        late: false,
-        data: serde_json::to_value(EventData::Person(data)).unwrap_or(Value::Null),
+    let base = |kind: EventType, data: PersonData| {
+        let data = serde_json::to_value(EventData::Person(data)).unwrap_or(Value::Null);
+        NewEvent {
+            id: event_id(&[type_name(kind), email, cx.source, &run, &data.to_string()]),
+            kind: type_name(kind).to_string(),
+            work_email: Some(email.to_string()),
+            source: Some(cx.source.to_string()),
+            sync_run: Some(cx.sync_run),
+            trigger: None,
+            occurrence: None,
+            scheduled_at: None,
+            late: false,
+            data,
+        }
     };
     let data = |pre_hire: Option<bool>| PersonData {
         work_email: email.to_string(),
@@ -423,9 +446,10 @@ pub fn person_events(
     out
 }
 
-/// A `lifecycle.*` event for one occurrence of a trigger. The id is the trigger's name, the
-/// person and the occurrence's day: however often the trigger is evaluated, and whatever the
-/// clock does, the outbox holds it once.
+/// A `lifecycle.*` event for one occurrence of a trigger. The key is the trigger's name, the
+/// person and the occurrence's day, never the person's data: however often the trigger is
+/// evaluated, whatever a sync changed in between, and whatever the clock does, the outbox
+/// holds it once.
 pub fn lifecycle_event(
     trigger: &str,
     kind: &str,
@@ -460,15 +484,21 @@ pub fn lifecycle_event(
     }
 }
 
-/// A `sync.*` event.
+/// A `sync.*` event. The key is the type, source, run and the run's figures.
 pub fn sync_event(data: SyncData) -> NewEvent {
     let kind = match data.outcome.as_str() {
         "failed" => EventType::SyncFailed,
         "held" => EventType::SyncHeld,
         _ => EventType::SyncCompleted,
     };
+    let content = serde_json::to_string(&data).unwrap_or_default();
     NewEvent {
-        id: event_id(&[type_name(kind), &data.source, &data.sync_run.to_string()]),
+        id: event_id(&[
+            type_name(kind),
+            &data.source,
+            &data.sync_run.to_string(),
+            &content,
+        ]),
         kind: type_name(kind).to_string(),
         work_email: None,
         source: Some(data.source.clone()),
@@ -501,6 +531,23 @@ pub fn type_name(t: EventType) -> &'static str {
     }
 }
 
+/// The largest webhook body sent in full (256 KiB). A 5 MB job title once made a 10.5 MB
+/// body; receivers and their proxies refuse such bodies (often with 413), so the event would
+/// only ever be retried into the dead letter.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// The `data` keys a truncated body keeps: identifiers, never the person's values.
+const TRUNCATED_KEEPS: [&str; 8] = [
+    "work_email",
+    "source",
+    "sync_run",
+    "trigger",
+    "date",
+    "scheduled_at",
+    "late",
+    "outcome",
+];
+
 /// How one endpoint is sent an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rendering {
@@ -510,20 +557,85 @@ pub struct Rendering {
     pub birth_date: BirthDateDisclosure,
 }
 
+/// A rendered webhook body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// The bytes to sign and send.
+    pub body: Vec<u8>,
+    /// The size of the full rendering when it was over the cap and `body` is the truncated
+    /// one (`"truncated": true`).
+    pub truncated_from: Option<usize>,
+}
+
 /// The webhook body of a stored event for one endpoint: the envelope with `data` redacted
-/// to what the endpoint may see. Deterministic: a retry or replay sends the same bytes.
+/// to what the endpoint may see; over [`MAX_BODY_BYTES`], only its identifiers with
+/// `"truncated": true` (`render_capped`). Deterministic: a retry or replay sends the same
+/// bytes.
 pub fn render(id: &str, kind: &str, timestamp: &str, data: &Value, r: Rendering) -> Vec<u8> {
+    render_capped(id, kind, timestamp, data, r, MAX_BODY_BYTES).body
+}
+
+/// `render` with the cap given, saying whether the body was truncated.
+pub fn render_capped(
+    id: &str,
+    kind: &str,
+    timestamp: &str,
+    data: &Value,
+    r: Rendering,
+    max_body_bytes: usize,
+) -> Rendered {
     let mut data = data.clone();
     if let Value::Object(d) = &mut data {
         redact(d, kind, r);
     }
-    let mut body = Map::new();
-    body.insert("id".into(), Value::from(id));
-    body.insert("type".into(), Value::from(kind));
-    body.insert("timestamp".into(), Value::from(timestamp));
-    body.insert("version".into(), Value::from(PAYLOAD_VERSION));
-    body.insert("data".into(), data);
-    serde_json::to_vec(&Value::Object(body)).unwrap_or_default()
+    let envelope = |data: Value, truncated: bool| {
+        let mut body = Map::new();
+        body.insert("id".into(), Value::from(id));
+        body.insert("type".into(), Value::from(kind));
+        body.insert("timestamp".into(), Value::from(timestamp));
+        body.insert("version".into(), Value::from(PAYLOAD_VERSION));
+        if truncated {
+            body.insert("truncated".into(), Value::Bool(true));
+        }
+        body.insert("data".into(), data);
+        serde_json::to_vec(&Value::Object(body)).unwrap_or_default()
+    };
+    let full = envelope(data.clone(), false);
+    if full.len() <= max_body_bytes {
+        return Rendered {
+            body: full,
+            truncated_from: None,
+        };
+    }
+    let mut ids = Map::new();
+    if let Value::Object(d) = &data {
+        for k in TRUNCATED_KEEPS {
+            if let Some(v) = d.get(k) {
+                ids.insert(k.into(), v.clone());
+            }
+        }
+        let names = match (d.get("changes"), d.get("changed_fields")) {
+            (Some(Value::Array(changes)), _) => changes
+                .iter()
+                .filter_map(|c| c.get("field").cloned())
+                .collect(),
+            (_, Some(Value::Array(names))) => names.clone(),
+            _ => Vec::new(),
+        };
+        if !names.is_empty() {
+            ids.insert("changed_fields".into(), Value::Array(names));
+        }
+    }
+    let mut body = envelope(Value::Object(ids), true);
+    if body.len() > max_body_bytes {
+        // Even the identifiers are too big (a hostile HRIS value in an email or a field
+        // name): the envelope alone still says which event to look up.
+        body = envelope(Value::Object(Map::new()), true);
+    }
+    Rendered {
+        body,
+        truncated_from: Some(full.len()),
+    }
 }
 
 fn redact(d: &mut Map<String, Value>, kind: &str, r: Rendering) {

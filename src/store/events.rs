@@ -3,6 +3,10 @@
 //! Events are written by the same transaction as the change that causes them (`write_events`
 //! is called inside `apply`). Delivery workers each own an `Outbox` handle (their own
 //! connection to the same database), so one endpoint's bookkeeping never waits for another's.
+//!
+//! Events are stored under `events::scoped_id(installation, key)`: the installation id is
+//! random, made once per state database and kept in `meta`, so a rebuilt state or another
+//! deployment never reuses the id of a different change.
 
 use std::collections::{HashMap, HashSet};
 
@@ -10,7 +14,36 @@ use duckdb::{Connection, params};
 use serde_json::{Map, Value};
 
 use super::{Batched, Store, StoreError};
-use crate::events::NewEvent;
+use crate::events::{NewEvent, scoped_id};
+
+/// The `meta` key of the installation id.
+const INSTALLATION_KEY: &str = "installation_id";
+
+/// This state database's installation id, made on first use (32 random hex digits) and
+/// kept in `meta`. Inside a transaction that rolls back, a new one is made next time, which
+/// is fine: nothing that used it was kept.
+pub(crate) fn installation_id(conn: &Connection) -> Result<String, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT value FROM meta WHERE key = ?")?;
+    let mut rows = stmt.query([INSTALLATION_KEY])?;
+    if let Some(r) = rows.next()? {
+        return Ok(r.get(0)?);
+    }
+    let id = format!("{:032x}", random_u128());
+    conn.execute("INSERT INTO meta VALUES (?, ?)", [INSTALLATION_KEY, &id])?;
+    Ok(id)
+}
+
+/// 128 random bits from the kernel; `fastrand` (seeded from the OS by std) should
+/// `/dev/urandom` be missing. The id only has to differ between installations, it guards
+/// nothing.
+fn random_u128() -> u128 {
+    use std::io::Read as _;
+    let mut bytes = [0u8; 16];
+    match std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)) {
+        Ok(()) => u128::from_le_bytes(bytes),
+        Err(_) => fastrand::u128(..),
+    }
+}
 
 /// A delivery that is due.
 #[derive(Debug, Clone)]
@@ -122,9 +155,12 @@ fn ts(col: &str) -> String {
     TS.replace("%s", col)
 }
 
-/// Writes events and their deliveries in the current transaction. An event whose id is
-/// already stored is skipped with its deliveries, except deliveries to endpoints it has none
-/// for yet. Returns how many events were new.
+/// Writes events and their deliveries in the current transaction, each under
+/// `scoped_id(installation, key)`. An event already stored is skipped with its deliveries,
+/// except deliveries to endpoints it has none for yet. "Already stored" includes an event
+/// stored by a version before installation ids under its bare key (a date trigger's key did
+/// not change): re-evaluating the catch-up window after an upgrade sends nothing twice.
+/// Returns how many events were new.
 pub(crate) fn write_events(
     conn: &Connection,
     events: &[(NewEvent, Vec<String>)],
@@ -133,8 +169,9 @@ pub(crate) fn write_events(
     if events.is_empty() {
         return Ok(0);
     }
+    let installation = installation_id(conn)?;
     conn.execute_batch(
-        "CREATE OR REPLACE TEMP TABLE ev_stage (id VARCHAR, type VARCHAR, work_email VARCHAR,
+        "CREATE OR REPLACE TEMP TABLE ev_stage (id VARCHAR, key VARCHAR, type VARCHAR, work_email VARCHAR,
            source VARCHAR, sync_run BIGINT, trigger VARCHAR, occurrence VARCHAR,
            scheduled_at VARCHAR, late BOOLEAN, data VARCHAR);
          CREATE OR REPLACE TEMP TABLE dl_stage (event_id VARCHAR, endpoint VARCHAR);",
@@ -142,13 +179,18 @@ pub(crate) fn write_events(
     {
         // Duplicates are dropped here, not by a DISTINCT ON in SQL: that aggregate holds every
         // event's data and ran out of DuckDB's memory at 100k events.
+        let ids: Vec<String> = events
+            .iter()
+            .map(|(e, _)| scoped_id(&installation, &e.id))
+            .collect();
         let mut seen: HashSet<&str> = HashSet::with_capacity(events.len());
         let mut app = Batched::temp(conn, "ev_stage")?;
-        for (e, _) in events {
-            if !seen.insert(e.id.as_str()) {
+        for ((e, _), id) in events.iter().zip(&ids) {
+            if !seen.insert(id.as_str()) {
                 continue;
             }
             app.append_row(params![
+                id,
                 e.id,
                 e.kind,
                 e.work_email,
@@ -164,15 +206,21 @@ pub(crate) fn write_events(
         app.finish()?;
         let mut app = Batched::temp(conn, "dl_stage")?;
         let mut seen: HashSet<(&str, &str)> = HashSet::with_capacity(events.len());
-        for (e, endpoints) in events {
+        for ((_, endpoints), id) in events.iter().zip(&ids) {
             for ep in endpoints {
-                if seen.insert((e.id.as_str(), ep.as_str())) {
-                    app.append_row(params![e.id, ep])?;
+                if seen.insert((id.as_str(), ep.as_str())) {
+                    app.append_row(params![id, ep])?;
                 }
             }
         }
         app.finish()?;
     }
+    // Events stored before installation ids keep their bare key as their id.
+    conn.execute_batch(
+        "UPDATE dl_stage SET event_id = s.key FROM ev_stage s
+         WHERE dl_stage.event_id = s.id AND s.key IN (SELECT id FROM events);
+         UPDATE ev_stage SET id = key WHERE key IN (SELECT id FROM events);",
+    )?;
     let new = conn.execute(
         "INSERT INTO events
          SELECT id, type, $1::TIMESTAMP, work_email, source, sync_run, trigger,
@@ -221,6 +269,12 @@ pub(crate) fn people_snapshots(
 }
 
 impl Store {
+    /// This state database's installation id (made on first use, kept in `meta`); event ids
+    /// are scoped to it (`events::scoped_id`).
+    pub fn installation_id(&self) -> Result<String, StoreError> {
+        installation_id(&self.conn)
+    }
+
     /// Writes events (e.g. fired date triggers) in their own transaction; returns how many
     /// were new.
     pub fn write_events(
@@ -472,6 +526,21 @@ impl Outbox {
         Ok(())
     }
 
+    /// Removes what receivers answered from errors recorded by versions that quoted it
+    /// (`the receiver answered HTTP 500 …: <their answer>`): an answer can echo the event's
+    /// personal data, and `last_error` is published to every reader. Returns the rows
+    /// changed; after the first run there are none, and the scan is of one column.
+    pub fn forget_receiver_answers(&self) -> Result<u64, StoreError> {
+        Ok(self.conn.execute(
+            "UPDATE deliveries SET last_error = split_part(last_error, ': ', 1)
+               || ' (the receiver''s answer, quoted by an older version, was removed: it can echo personal data)'
+             WHERE last_error LIKE 'the receiver answered HTTP %: %'
+               AND last_error NOT LIKE '%its answer is not recorded%'
+               AND last_error NOT LIKE '%was removed: it can echo personal data)'",
+            [],
+        )? as u64)
+    }
+
     /// Disables an endpoint (a `410 Gone`): nothing more is attempted until
     /// `roster events retry --endpoint NAME`.
     pub fn disable(&self, endpoint: &str, reason: &str) -> Result<(), StoreError> {
@@ -635,5 +704,145 @@ impl Outbox {
              WHERE state = 'dead' AND (? IS NULL OR endpoint = ?)",
             params![endpoint, endpoint],
         )? as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(dir: &std::path::Path) -> Store {
+        Store::open(&dir.join("state"), &dir.join("directory.duckdb")).unwrap()
+    }
+
+    fn event(key: &str) -> (NewEvent, Vec<String>) {
+        let ev = NewEvent {
+            id: key.to_owned(),
+            kind: "lifecycle.start_date".into(),
+            work_email: Some("ada@corp.example".into()),
+            source: None,
+            sync_run: None,
+            trigger: Some("welcome".into()),
+            occurrence: Some("2026-03-02".into()),
+            scheduled_at: Some("2026-03-02T08:00:00Z".into()),
+            late: false,
+            data: serde_json::json!({"work_email": "ada@corp.example"}),
+        };
+        (ev, vec!["hook".into()])
+    }
+
+    fn ids(s: &Store) -> Vec<String> {
+        let mut stmt = s.conn.prepare("SELECT id FROM events ORDER BY id").unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    const NOW: &str = "2026-03-02 08:00:00";
+
+    #[test]
+    fn the_installation_id_is_made_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = store(dir.path()).installation_id().unwrap();
+        assert_eq!(first.len(), 32);
+        assert_eq!(store(dir.path()).installation_id().unwrap(), first);
+        let other = tempfile::tempdir().unwrap();
+        assert_ne!(store(other.path()).installation_id().unwrap(), first);
+    }
+
+    #[test]
+    fn the_same_key_is_one_event_per_installation_and_different_across_installations() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (sa, sb) = (store(a.path()), store(b.path()));
+        let key =
+            crate::events::event_id(&["lifecycle", "welcome", "ada@corp.example", "2026-03-02"]);
+        assert_eq!(sa.write_events(&[event(&key)], NOW).unwrap(), 1);
+        // Evaluated again: nothing new, the same id.
+        assert_eq!(sa.write_events(&[event(&key)], NOW).unwrap(), 0);
+        assert_eq!(sb.write_events(&[event(&key)], NOW).unwrap(), 1);
+        let (ia, ib) = (ids(&sa), ids(&sb));
+        assert_eq!(ia.len(), 1);
+        assert_ne!(ia, ib, "two state directories, the same occurrence key");
+        assert_eq!(ia[0], scoped_id(&sa.installation_id().unwrap(), &key));
+        assert_eq!(
+            sa.outbox()
+                .unwrap()
+                .due("hook", "2100-01-01 00:00:00", 10)
+                .unwrap()[0]
+                .event_id,
+            ia[0]
+        );
+    }
+
+    #[test]
+    fn an_event_stored_under_its_bare_key_before_the_upgrade_is_not_written_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let key =
+            crate::events::event_id(&["lifecycle", "welcome", "ada@corp.example", "2026-03-02"]);
+        // As an older version stored it: the key is the id, delivered to `hook`.
+        s.conn
+            .execute(
+                "INSERT INTO events (id, type, created_at, late, data) VALUES (?, 'lifecycle.start_date', now()::TIMESTAMP, false, '{}')",
+                [&key],
+            )
+            .unwrap();
+        s.conn
+            .execute(
+                "INSERT INTO deliveries (event_id, endpoint, state, attempts, next_attempt_at) VALUES (?, 'hook', 'delivered', 1, now()::TIMESTAMP)",
+                [&key],
+            )
+            .unwrap();
+        let (ev, _) = event(&key);
+        let n = s
+            .write_events(&[(ev, vec!["hook".into(), "new-hook".into()])], NOW)
+            .unwrap();
+        assert_eq!(n, 0);
+        assert_eq!(ids(&s), vec![key.clone()]);
+        // A newly subscribed endpoint gets the old event, under its old id.
+        let due = s
+            .outbox()
+            .unwrap()
+            .due("new-hook", "2100-01-01 00:00:00", 10)
+            .unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].event_id, key);
+        assert!(
+            s.outbox()
+                .unwrap()
+                .due("hook", "2100-01-01 00:00:00", 10)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn receiver_answers_quoted_by_older_versions_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let key = crate::events::event_id(&["x"]);
+        s.write_events(&[event(&key)], NOW).unwrap();
+        let old = "the receiver answered HTTP 500 Internal Server Error: error processing {\"first_name\":\"Zqxcanaryfirst\"}";
+        s.conn
+            .execute("UPDATE deliveries SET last_error = ?", [old])
+            .unwrap();
+        let ob = s.outbox().unwrap();
+        assert_eq!(ob.forget_receiver_answers().unwrap(), 1);
+        assert_eq!(ob.forget_receiver_answers().unwrap(), 0, "once");
+        let e: String = s
+            .conn
+            .query_row("SELECT last_error FROM deliveries", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(
+            e,
+            "the receiver answered HTTP 500 Internal Server Error (the receiver's answer, quoted by an older version, was removed: it can echo personal data)"
+        );
+        // Errors of this version are left alone.
+        let new = "the receiver answered HTTP 500 Internal Server Error: the receiver failed on its side (its answer is not recorded, as it can echo personal data; the receiver's own logs say more)";
+        s.conn
+            .execute("UPDATE deliveries SET last_error = ?", [new])
+            .unwrap();
+        assert_eq!(ob.forget_receiver_answers().unwrap(), 0);
     }
 }

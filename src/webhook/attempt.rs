@@ -1,16 +1,19 @@
 //! One webhook delivery attempt, and when to make the next one.
 //!
 //! [`client`] builds the HTTP client every delivery to an endpoint shares: no redirects, a
-//! total timeout, no proxy, and a DNS resolver that drops loopback, private and link-local
-//! addresses (SSRF protection: a public name can resolve to an internal address at any time,
-//! so the config check alone is not enough). [`attempt`] POSTs one signed message and sorts
-//! the answer into an [`Outcome`], following the Standard Webhooks guidance: only 2xx is
-//! success, 3xx is a failure (redirects are not followed), 410 disables the endpoint, 429 and
-//! 503 may say when to come back. [`next_delay`] is the retry schedule, pure.
+//! total timeout, no proxy, and a DNS resolver that drops special-purpose addresses
+//! (`config::compile::special_address`, the same classification `validate` uses; SSRF
+//! protection: a public name can resolve to an internal address at any time, so the config
+//! check alone is not enough). [`attempt`] POSTs one signed message and sorts the answer into
+//! an [`Outcome`], following the Standard Webhooks guidance: only 2xx is success, 3xx is a
+//! failure (redirects are not followed), 410 disables the endpoint, 429 and 503 may say when
+//! to come back. [`next_delay`] is the retry schedule, pure.
 //!
 //! Not here: signing (`sign`), the outbox, sleeping, and dead-lettering. Error texts never
 //! contain request headers (the signature), the URL's path or query (receivers often put a
-//! token there), or more than a short excerpt of what the receiver answered.
+//! token there), or anything the receiver answered: a receiver that echoes the request in
+//! its error page would put the event's personal data into Roster's logs and the published
+//! `deliveries.last_error`. An error is the HTTP status and Roster's own reading of it.
 
 use std::error::Error as _;
 use std::fmt;
@@ -42,17 +45,7 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 /// together do not all come back at the same second.
 pub const JITTER: f64 = 0.1;
 
-/// Most characters of a receiver's answer (or `Location`) quoted in an error.
-const EXCERPT_CHARS: usize = 200;
-
-/// Most bytes of a receiver's answer read to quote from.
-const EXCERPT_READ_BYTES: usize = 1024;
-
-/// What to do about SSRF in every "refused" message.
-const PRIVATE_HELP: &str = "webhooks go to public receivers by default (SSRF protection); set \
-     `allow_private_network: true` on this webhook if the receiver really is on this host or network";
-
-pub use crate::config::compile::private_reason;
+pub use crate::config::compile::{Reach, Special, special_address};
 
 /// The webhook HTTP client could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -74,14 +67,24 @@ pub enum ClientError {
 /// - the user agent is `roster/<version>`;
 /// - no proxy, not even from `HTTP(S)_PROXY`: a proxy would resolve names itself, past the
 ///   address check;
-/// - names are resolved with tokio, and loopback, private, link-local and unspecified
-///   addresses are dropped unless `allow_private_network`; when nothing is left the attempt
-///   is [`Outcome::Refused`]. URLs with an IP literal never reach the resolver: [`attempt`]
-///   checks those, so pass it the same `allow_private_network`.
+/// - names are resolved with tokio, and special-purpose addresses ([`special_address`]) are
+///   dropped: internal ones unless `allow_private_network`, cloud metadata and addresses no
+///   receiver can have always; when nothing is left the attempt is [`Outcome::Refused`].
+///   URLs with an IP literal never reach the resolver: [`attempt`] checks those, so pass it
+///   the same `allow_private_network`.
 pub fn client(
     timeout: Duration,
     allow_private_network: bool,
     version: &str,
+) -> Result<reqwest::Client, ClientError> {
+    client_with(timeout, allow_private_network, version, Lookup::System)
+}
+
+fn client_with(
+    timeout: Duration,
+    allow_private_network: bool,
+    version: &str,
+    lookup: Lookup,
 ) -> Result<reqwest::Client, ClientError> {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -90,25 +93,52 @@ pub fn client(
         .no_proxy()
         .dns_resolver(GuardedResolver {
             allow_private_network,
+            lookup,
         })
         .build()
         .map_err(ClientError::Build)
 }
 
-/// Resolves with tokio and drops addresses that are not public (unless allowed).
-#[derive(Debug, Clone, Copy)]
+/// Where names are looked up: the system's resolver, or (in tests) a fixed table, so a test
+/// can make a name resolve to any address without a DNS server.
+#[derive(Debug, Clone)]
+enum Lookup {
+    System,
+    #[cfg(test)]
+    Fixed(std::sync::Arc<std::collections::HashMap<String, Vec<IpAddr>>>),
+}
+
+impl Lookup {
+    async fn resolve(&self, host: &str) -> std::io::Result<Vec<SocketAddr>> {
+        match self {
+            Lookup::System => Ok(tokio::net::lookup_host((host, 0)).await?.collect()),
+            #[cfg(test)]
+            Lookup::Fixed(table) => Ok(table
+                .get(host)
+                .into_iter()
+                .flatten()
+                .map(|ip| SocketAddr::new(*ip, 0))
+                .collect()),
+        }
+    }
+}
+
+/// Resolves names and drops the addresses a webhook may not connect to.
+#[derive(Debug, Clone)]
 struct GuardedResolver {
     allow_private_network: bool,
+    lookup: Lookup,
 }
 
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let allow = self.allow_private_network;
         let host = name.as_str().to_owned();
+        let lookup = self.lookup.clone();
         Box::pin(async move {
-            let looked_up = tokio::net::lookup_host((host.as_str(), 0)).await;
+            let looked_up = lookup.resolve(&host).await;
             let found: Vec<SocketAddr> = match looked_up {
-                Ok(addrs) => addrs.collect(),
+                Ok(addrs) => addrs,
                 Err(source) => {
                     let host = host.clone();
                     return Err(ResolveError::Lookup { host, source }.into());
@@ -133,42 +163,47 @@ enum ResolveError {
     /// The name has no address.
     #[error("`{host}` has no address")]
     NoAddress { host: String },
-    /// Every address is internal and that is not allowed.
-    #[error("`{host}` resolves only to {reason} address ({addr}); {PRIVATE_HELP}")]
+    /// Every address is one a webhook may not connect to.
+    #[error("`{host}` resolves only to {special} ({addr}); {}", special.help())]
     Private {
         host: String,
-        reason: &'static str,
+        special: Special,
         addr: IpAddr,
     },
 }
 
-/// The addresses a connection may use: all when `allow`, else the public ones, and an error
-/// when that leaves none.
+/// The addresses a connection to a name may use, and an error when none is left. A name is
+/// never the address itself, so cloud metadata addresses are dropped even when
+/// `allow_private_network` is set.
 fn screen(
     host: &str,
     found: Vec<SocketAddr>,
     allow: bool,
 ) -> Result<Vec<SocketAddr>, ResolveError> {
-    let Some(first) = found.first().copied() else {
+    if found.is_empty() {
         return Err(ResolveError::NoAddress {
             host: host.to_owned(),
         });
-    };
-    if allow {
-        return Ok(found);
     }
+    let mut refused = None;
     let kept: Vec<SocketAddr> = found
         .into_iter()
-        .filter(|a| private_reason(a.ip()).is_none())
+        .filter(|a| match special_address(a.ip()) {
+            Some(s) if s.refused(allow, false) => {
+                refused.get_or_insert((s, a.ip()));
+                false
+            }
+            _ => true,
+        })
         .collect();
-    if kept.is_empty() {
-        return Err(ResolveError::Private {
+    match refused {
+        Some((special, addr)) if kept.is_empty() => Err(ResolveError::Private {
             host: host.to_owned(),
-            reason: private_reason(first.ip()).unwrap_or("an internal"),
-            addr: first.ip(),
-        });
+            special,
+            addr,
+        }),
+        _ => Ok(kept),
     }
-    Ok(kept)
 }
 
 /// One message to send to one endpoint, signed for this attempt.
@@ -282,8 +317,16 @@ pub async fn attempt(
         return Outcome::Gone { status: code };
     }
     if status.is_redirection() {
+        // Only the target's host: its path and query are the receiver's words (and could
+        // carry what it was sent).
         let target = match response.headers().get(LOCATION) {
-            Some(l) => format!("to `{}`", excerpt(l.as_bytes())),
+            Some(l) => match l.to_str().ok().and_then(|l| d.url.join(l).ok()) {
+                Some(to) if to.host_str() == d.url.host_str() => {
+                    "to another path on the same host".to_owned()
+                }
+                Some(to) => format!("to `{}`", endpoint(&to)),
+                None => "to an unreadable Location".to_owned(),
+            },
             None => "without a Location".to_owned(),
         };
         return Outcome::Retry {
@@ -303,19 +346,39 @@ pub async fn attempt(
             .and_then(|v| parse_retry_after(v, SystemTime::now())),
         _ => None,
     };
-    let reason = status.canonical_reason().unwrap_or("");
-    let answer = read_excerpt(response).await;
-    let mut error = format!("the receiver answered HTTP {code} {reason}")
-        .trim_end()
-        .to_owned();
-    if !answer.is_empty() {
-        error.push_str(&format!(": {answer}"));
-    }
+    // The answer is not read: see the module docs.
+    drop(response);
     Outcome::Retry {
         status: Some(code),
         retry_after,
-        error,
+        error: answered(status),
     }
+}
+
+/// The error of a failed answer: the status and what it usually means, never the body.
+fn answered(status: reqwest::StatusCode) -> String {
+    let code = status.as_u16();
+    let meaning = match code {
+        400 | 422 => {
+            "the receiver rejected the message as invalid; check that it accepts Roster's \
+             payload (version 1) in the webhook's `payload` form"
+        }
+        401 | 403 => {
+            "the receiver refused the signature or credentials; check that it has this \
+             webhook's current secret"
+        }
+        404 | 405 => "nothing at this URL takes a POST; check the webhook's `url`",
+        408 | 429 => "the receiver is busy; Roster tries again later",
+        413 => "the receiver refused the body as too large; raise its limit",
+        500..=599 => "the receiver failed on its side",
+        _ => "the receiver refused the message",
+    };
+    let reason = status.canonical_reason().unwrap_or("");
+    format!(
+        "the receiver answered HTTP {code}{}{reason}: {meaning} (its answer is not recorded, \
+         as it can echo personal data; the receiver's own logs say more)",
+        if reason.is_empty() { "" } else { " " }
+    )
 }
 
 /// Refuses URLs that cannot be sent to, and IP literals that are internal (the resolver,
@@ -333,9 +396,10 @@ fn check_url(url: &url::Url, allow_private_network: bool) -> Result<(), String> 
         Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip),
         Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip),
     };
-    match private_reason(ip) {
-        Some(reason) if !allow_private_network => {
-            Err(format!("`{ip}` is {reason} address; {PRIVATE_HELP}"))
+    // The URL names the address: a metadata address written out passes when allowed.
+    match special_address(ip) {
+        Some(s) if s.refused(allow_private_network, true) => {
+            Err(format!("`{ip}` is {s}; {}", s.help()))
         }
         _ => Ok(()),
     }
@@ -393,46 +457,6 @@ fn retry(error: String) -> Outcome {
         retry_after: None,
         error,
     }
-}
-
-/// Up to [`EXCERPT_READ_BYTES`] of the answer, made quotable by [`excerpt`]. A body that
-/// fails halfway gives what arrived.
-async fn read_excerpt(mut response: reqwest::Response) -> String {
-    let mut bytes = Vec::new();
-    while bytes.len() < EXCERPT_READ_BYTES {
-        match response.chunk().await {
-            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
-            Ok(None) | Err(_) => break,
-        }
-    }
-    bytes.truncate(EXCERPT_READ_BYTES);
-    excerpt(&bytes)
-}
-
-/// Text from a receiver, safe to put in one log line: lossy UTF-8, control characters and
-/// runs of whitespace as one space, at most [`EXCERPT_CHARS`] characters (then `…`).
-fn excerpt(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let mut out = String::new();
-    let mut chars = 0;
-    for word in text.split(|c: char| c.is_whitespace() || c.is_control()) {
-        if word.is_empty() {
-            continue;
-        }
-        for c in (!out.is_empty())
-            .then_some(' ')
-            .into_iter()
-            .chain(word.chars())
-        {
-            if chars == EXCERPT_CHARS {
-                out.push('…');
-                return out;
-            }
-            out.push(c);
-            chars += 1;
-        }
-    }
-    out
 }
 
 /// A `Retry-After` value as a wait from `now`: delay-seconds (`120`) or an HTTP date
@@ -523,13 +547,14 @@ mod tests {
         headers: HeaderMap,
         body: Bytes,
     ) -> impl IntoResponse {
-        seen.requests.lock().unwrap().push((headers, body));
+        seen.requests.lock().unwrap().push((headers, body.clone()));
         let code = StatusCode::from_u16(code).unwrap();
         match code.as_u16() {
             429 => (code, [("retry-after", "7")], "slow down").into_response(),
             503 => (code, [("retry-after", "Fri, 01 Jan 2100 00:00:00 GMT")], "").into_response(),
             302 => (code, [("location", "/target")], "").into_response(),
-            500 => (code, "boom ".repeat(1000)).into_response(),
+            // Echoes what it was sent, as some frameworks' error pages do.
+            500 | 400 => (code, format!("boom {}", String::from_utf8_lossy(&body))).into_response(),
             _ => code.into_response(),
         }
     }
@@ -625,12 +650,21 @@ mod tests {
             panic!("{outcome:?}")
         };
         assert!(
-            error.starts_with("the receiver answered HTTP 500 Internal Server Error: boom boom")
+            error.starts_with(
+                "the receiver answered HTTP 500 Internal Server Error: the receiver failed on its side"
+            ),
+            "{error}"
         );
-        // The 5000-byte answer is quoted briefly; request headers never are.
-        assert!(error.chars().count() < 300, "{error}");
-        assert!(error.ends_with('…'));
+        // The answer echoed the body: none of it is quoted, nor are request headers.
+        assert!(!error.contains("boom") && !error.contains("Zo"), "{error}");
         assert!(!error.contains("v1,"));
+        let (outcome, _) = send_status(400).await;
+        let error = retry_error(&outcome);
+        assert!(
+            error.starts_with("the receiver answered HTTP 400 Bad Request: the receiver rejected"),
+            "{error}"
+        );
+        assert!(!error.contains("boom") && !error.contains("Zo"), "{error}");
 
         for code in [400, 401, 404, 408, 502, 504] {
             let (outcome, _) = send_status(code).await;
@@ -654,10 +688,13 @@ mod tests {
             panic!("{outcome:?}")
         };
         assert_eq!(*retry_after, Some(Duration::from_secs(7)));
-        assert_eq!(
-            error,
-            "the receiver answered HTTP 429 Too Many Requests: slow down"
+        assert!(
+            error.starts_with(
+                "the receiver answered HTTP 429 Too Many Requests: the receiver is busy"
+            ),
+            "{error}"
         );
+        assert!(!error.contains("slow down"), "{error}");
 
         // An HTTP date far ahead: a long wait, which next_delay caps.
         let (outcome, _) = send_status(503).await;
@@ -685,7 +722,7 @@ mod tests {
             }
         ));
         assert!(
-            error.contains("redirected (HTTP 302) to `/target`"),
+            error.contains("redirected (HTTP 302) to another path on the same host"),
             "{error}"
         );
         assert!(
@@ -794,6 +831,109 @@ mod tests {
         );
     }
 
+    /// Every special-purpose range, at connect time: as an IP literal in the URL (checked by
+    /// `attempt`) and as what a name resolves to (checked by the resolver), with and without
+    /// `allow_private_network`. The same table as `validate`'s test.
+    #[test]
+    fn special_addresses_at_connect_time() {
+        for &(addr, what, public_ok, allowed_ok) in crate::config::compile::SPECIAL_CASES {
+            let ip: IpAddr = addr.parse().unwrap();
+            let metadata = special_address(ip).is_some_and(|s| s.reach == Reach::Metadata);
+            let host = match ip {
+                IpAddr::V4(_) => addr.to_owned(),
+                IpAddr::V6(_) => format!("[{addr}]"),
+            };
+            let url = url::Url::parse(&format!("https://{host}/hook")).unwrap();
+            for (allow, ok) in [(false, public_ok), (true, allowed_ok)] {
+                let literal = check_url(&url, allow);
+                assert_eq!(
+                    literal.is_ok(),
+                    ok,
+                    "{addr} literal, allow {allow}: {literal:?}"
+                );
+                if let (Err(e), Some(what)) = (&literal, what) {
+                    assert!(e.contains(what), "{e}");
+                }
+                // By name, metadata is refused even when allowed.
+                let by_name = screen("hook.test", vec![SocketAddr::new(ip, 443)], allow);
+                let want = ok && !metadata;
+                assert_eq!(by_name.is_ok(), want, "{addr} by name, allow {allow}");
+                if let Err(e) = by_name {
+                    let e = e.to_string();
+                    assert!(e.starts_with("`hook.test` resolves only to "), "{e}");
+                    assert!(e.ends_with(special_address(ip).unwrap().help()), "{e}");
+                }
+            }
+        }
+    }
+
+    /// A name that resolves to special addresses is refused before any connection, through
+    /// the real client and resolver; with `allow_private_network` the loopback receiver is
+    /// reached and the metadata address among the answers is not.
+    #[tokio::test]
+    async fn names_resolving_to_special_addresses_are_refused() {
+        let (port, seen) = receiver().await;
+        let names: std::collections::HashMap<String, Vec<IpAddr>> = [
+            ("metadata.test", vec!["169.254.169.254"]),
+            ("nat64.test", vec!["64:ff9b::7f00:1"]),
+            ("sixtofour.test", vec!["2002:7f00:1::1"]),
+            ("teredo.test", vec!["2001:0:4136:e378:8000:63bf:80ff:fffe"]),
+            ("mapped.test", vec!["::ffff:10.0.0.1"]),
+            ("bench.test", vec!["198.18.0.1"]),
+            ("doc.test", vec!["192.0.2.1"]),
+            ("multicast.test", vec!["224.0.0.1"]),
+            ("localhost.", vec!["127.0.0.1"]),
+            ("both.test", vec!["169.254.169.254", "127.0.0.1"]),
+        ]
+        .into_iter()
+        .map(|(n, ips)| {
+            (
+                n.to_owned(),
+                ips.iter().map(|i| i.parse().unwrap()).collect(),
+            )
+        })
+        .collect();
+        let lookup = Lookup::Fixed(Arc::new(names.clone()));
+        let secret = Secret::parse(SECRET).unwrap();
+        let signature = signature_header(&[secret], "msg_1", 1, BODY);
+        let go = |allow: bool, name: &str| {
+            let url = url::Url::parse(&format!("http://{name}:{port}/status/200")).unwrap();
+            let client =
+                client_with(Duration::from_secs(5), allow, "0.0.0-test", lookup.clone()).unwrap();
+            let signature = signature.clone();
+            async move {
+                let d = Delivery {
+                    url: &url,
+                    msg_id: "msg_1",
+                    timestamp: 1,
+                    signature: &signature,
+                    body: BODY,
+                };
+                attempt(&client, allow, &d).await
+            }
+        };
+        for name in names.keys() {
+            let outcome = go(false, name).await;
+            assert!(
+                matches!(&outcome, Outcome::Refused { error } if error.contains("resolves only to")),
+                "{name}: {outcome:?}"
+            );
+        }
+        for name in ["metadata.test", "doc.test", "multicast.test"] {
+            let outcome = go(true, name).await;
+            assert!(
+                matches!(outcome, Outcome::Refused { .. }),
+                "{name}: {outcome:?}"
+            );
+        }
+        assert!(seen.requests.lock().unwrap().is_empty());
+        assert_eq!(
+            go(true, "both.test").await,
+            Outcome::Delivered { status: 200 }
+        );
+        assert_eq!(seen.requests.lock().unwrap().len(), 1);
+    }
+
     #[test]
     fn resolver_screening() {
         let a = |s: &str| SocketAddr::new(s.parse().unwrap(), 0);
@@ -804,9 +944,17 @@ mod tests {
         let err = screen("h", vec![a("169.254.169.254"), a("10.0.0.1")], false).unwrap_err();
         assert!(
             err.to_string()
-                .starts_with("`h` resolves only to a link-local address (169.254.169.254); "),
+                .starts_with("`h` resolves only to a cloud metadata address (169.254.169.254); "),
             "{err}"
         );
+        // Allowed private networks still never reach a metadata service through a name.
+        let with_metadata = vec![a("169.254.169.254"), a("10.0.0.1")];
+        assert_eq!(
+            screen("h", with_metadata, true).unwrap(),
+            vec![a("10.0.0.1")]
+        );
+        let err = screen("h", vec![a("fd00:ec2::254")], true).unwrap_err();
+        assert!(err.to_string().contains("cloud metadata"), "{err}");
         assert!(matches!(
             screen("h", vec![], true),
             Err(ResolveError::NoAddress { .. })
@@ -878,19 +1026,5 @@ mod tests {
                 "{d:?}"
             );
         }
-    }
-
-    #[test]
-    fn excerpts_are_one_short_line() {
-        assert_eq!(
-            excerpt(b"  line one\r\n\tline\x00two  "),
-            "line one line two"
-        );
-        assert_eq!(excerpt(b""), "");
-        assert_eq!(excerpt(&[0xff, b'o', b'k']), "\u{fffd}ok");
-        let long = "é".repeat(500);
-        let e = excerpt(long.as_bytes());
-        assert_eq!(e.chars().count(), EXCERPT_CHARS + 1);
-        assert!(e.ends_with('…'));
     }
 }

@@ -18,7 +18,7 @@ use jiff::Timestamp;
 
 use crate::config::Config;
 use crate::config::secret::ProcessEnv;
-use crate::events::{Rendering, render};
+use crate::events::{MAX_BODY_BYTES, Rendering, render_capped};
 use crate::store::events::{AttemptRecord, Due, Outbox};
 use crate::store::{Store, StoreError};
 
@@ -202,6 +202,12 @@ pub fn start_from(
     endpoints: Vec<Endpoint>,
     mode: Mode,
 ) -> Result<Delivering, DeliverError> {
+    // Best effort: a failure here must not stop delivery (the next start tries again).
+    if let Err(e) = outbox.forget_receiver_answers() {
+        tracing::warn!(
+            "could not remove receivers' answers quoted by an older version from `deliveries.last_error`: {e}"
+        );
+    }
     let mut tasks = Vec::new();
     for ep in endpoints {
         let outbox = outbox.try_clone()?;
@@ -376,7 +382,26 @@ async fn worker(outbox: Outbox, ep: Arc<Endpoint>, mut mode: Mode) -> Result<Rep
 
 async fn send(ep: &Endpoint, d: &Due) -> Outcome {
     let data: serde_json::Value = serde_json::from_str(&d.data).unwrap_or_default();
-    let body = render(&d.event_id, &d.kind, &d.created_at, &data, ep.rendering);
+    let rendered = render_capped(
+        &d.event_id,
+        &d.kind,
+        &d.created_at,
+        &data,
+        ep.rendering,
+        MAX_BODY_BYTES,
+    );
+    if let Some(full) = rendered.truncated_from {
+        // Sizes and ids only: the values that made it big are personal data.
+        tracing::warn!(
+            endpoint = ep.name.as_str(),
+            event = d.event_id.as_str(),
+            "the event's body would be {full} bytes, over the {} byte cap: sent with its \
+             identifiers only and `\"truncated\": true` (help: the receiver can read the \
+             person from the directory; look for an oversized value in the HRIS)",
+            MAX_BODY_BYTES
+        );
+    }
+    let body = rendered.body;
     let timestamp = Timestamp::now().as_second();
     let signature = sign::signature_header(&ep.secrets, &d.event_id, timestamp, &body);
     attempt::attempt(

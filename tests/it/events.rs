@@ -789,7 +789,7 @@ fn an_event_written_twice_is_stored_once_with_one_delivery_per_endpoint() {
         data: json!({"big": "x".repeat(2000)}),
     };
     let now = "2026-11-22 10:00:00";
-    {
+    let installation = {
         let store = roster::store::Store::open(&state, &state.join("directory.duckdb")).unwrap();
         // The same event twice in one batch, one endpoint named twice.
         let batch = vec![
@@ -801,7 +801,11 @@ fn an_event_written_twice_is_stored_once_with_one_delivery_per_endpoint() {
         // Again, with a new endpoint for a stored event: no new event, one new delivery.
         let again = vec![(event("evt_1"), vec!["hook".to_string(), "crm".to_string()])];
         assert_eq!(store.write_events(&again, now).unwrap(), 0);
-    }
+        store.installation_id().unwrap()
+    };
+    // Stored under the keys scoped to this state database's installation.
+    let id = |key: &str| roster::events::scoped_id(&installation, key);
+    let (evt_1, evt_2) = (id("evt_1"), id("evt_2"));
     let c = duckdb::Connection::open(state.join(roster::store::STATE_FILE)).unwrap();
     let rows: Vec<(String, String)> = c
         .prepare("SELECT event_id, endpoint FROM deliveries ORDER BY ALL")
@@ -811,12 +815,75 @@ fn an_event_written_twice_is_stored_once_with_one_delivery_per_endpoint() {
         .map(Result::unwrap)
         .collect();
     let pairs: Vec<(&str, &str)> = rows.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-    assert_eq!(
-        pairs,
-        [("evt_1", "crm"), ("evt_1", "hook"), ("evt_2", "hook")]
-    );
+    let mut want = vec![
+        (evt_1.as_str(), "crm"),
+        (evt_1.as_str(), "hook"),
+        (evt_2.as_str(), "hook"),
+    ];
+    want.sort();
+    assert_eq!(pairs, want);
     let events: i64 = c
         .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
         .unwrap();
     assert_eq!(events, 2);
+}
+
+/// Every event in a config's outbox: (type, person, id), sorted.
+fn stored_events(config: &Path) -> Vec<(String, Option<String>, String)> {
+    let cfg = load(config);
+    let store = roster::sync::open_store(&cfg).unwrap();
+    let filter = roster::store::events::ListFilter {
+        limit: 10_000,
+        ..Default::default()
+    };
+    let mut out: Vec<_> = store
+        .outbox()
+        .unwrap()
+        .list(&filter)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.kind, e.work_email, e.id))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Issue 15.4: ids came from type, person, source and run number only, so a rebuilt state
+/// (run numbers start again) or another deployment reused the ids of different changes, and
+/// receivers deduplicating on `webhook-id` dropped them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_ids_differ_across_state_directories_and_after_a_rebuild() {
+    let (raddr, _rx) = start_receiver().await;
+    let hooks = format!(
+        "events:\n  created_on_first_sync: true\nwebhooks:\n{}",
+        hook_yaml("hook", &raddr, "")
+    );
+    let a = env(team(), &hooks).await;
+    let b = env(team(), &hooks).await;
+    sync(&a.config).await;
+    sync(&b.config).await;
+    let (ea, eb) = (stored_events(&a.config), stored_events(&b.config));
+    assert_eq!(ea.len(), 5, "4 person.created and sync.completed: {ea:?}");
+    // The same HRIS data, the same events, one by one: never the same id.
+    for (x, y) in ea.iter().zip(&eb) {
+        assert_eq!((&x.0, &x.1), (&y.0, &y.1));
+        assert_ne!(x.2, y.2, "{x:?}");
+    }
+
+    // The documented rebuild: state moved aside, synced again from scratch (run 1 again),
+    // now with a different title for everyone.
+    let state = load(&a.config).state_dir();
+    std::fs::rename(&state, state.with_extension("old")).unwrap();
+    for p in a.hr.lock().unwrap().iter_mut() {
+        p["title"] = json!("Principal");
+    }
+    sync(&a.config).await;
+    let rebuilt = stored_events(&a.config);
+    assert_eq!(rebuilt.len(), 5);
+    for e in &rebuilt {
+        assert!(
+            !ea.iter().any(|old| old.2 == e.2),
+            "{e:?} reuses an id of the state before the rebuild"
+        );
+    }
 }

@@ -21,6 +21,7 @@ mod schema;
 mod soak;
 mod sync;
 mod validate;
+mod webhook_canary;
 
 use std::path::{Path, PathBuf};
 
