@@ -296,23 +296,24 @@ fn beside_daemon(args: &Args, cfg: &Config) -> anyhow::Result<u8> {
 }
 
 fn ask_daemon(config: &super::ConfigArg, path: &str) -> anyhow::Result<u8> {
-    let listen = super::sync::admin_address(config);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let client = reqwest::Client::builder().no_proxy().build()?;
-        let resp = match client.post(format!("http://{listen}{path}")).send().await {
-            Ok(r) => r,
-            Err(e) => {
+        let admin = super::sync::AdminClient::new(config);
+        let (listen, _, body) = match admin.post(path, None).await {
+            Ok(answer) => answer,
+            Err(super::sync::AskError::NoDaemon(tried)) => {
                 eprintln!(
-                    "error: the state database is held by another process, and no roster daemon answers on {listen}: {} (help: stop the other process, or start the daemon)",
-                    crate::provider::fetch::error_chain(&e)
+                    "error: the state database is held by another process, and {tried} (help: stop the other process, or start the daemon)"
                 );
                 return Ok(super::fetch::EX_UNAVAILABLE);
             }
+            Err(super::sync::AskError::Failed(e)) => {
+                eprintln!("error: {e}");
+                return Ok(super::fetch::EX_UNAVAILABLE);
+            }
         };
-        let body = resp.bytes().await.unwrap_or_default();
         match serde_json::from_slice::<crate::daemon::admin::QueuedAnswer>(&body) {
             Ok(a) if a.error.is_none() => {
                 println!(

@@ -109,21 +109,27 @@ impl Config {
         if let Some(d) = &self.deployment.spec.store.state_dir {
             return self.dir.join(d);
         }
-        std::env::var("STATE_DIRECTORY")
-            .ok()
-            .and_then(|v| {
-                v.split(':')
-                    .next()
-                    .filter(|s| !s.is_empty())
-                    .map(PathBuf::from)
-            })
-            .unwrap_or_else(|| PathBuf::from("/var/lib/roster"))
+        default_state_dir()
     }
 
     /// The company time zone.
     pub fn time_zone(&self) -> jiff::tz::TimeZone {
         self.deployment.spec.time_zone.time_zone()
     }
+}
+
+/// The state directory when `store.state_dir` is not set: systemd's `STATE_DIRECTORY` (its
+/// first entry), else `/var/lib/roster`.
+pub fn default_state_dir() -> PathBuf {
+    std::env::var("STATE_DIRECTORY")
+        .ok()
+        .and_then(|v| {
+            v.split(':')
+                .next()
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(|| PathBuf::from("/var/lib/roster"))
 }
 
 /// Loads and validates the config at `path` (a directory holding `roster.yaml`, or the

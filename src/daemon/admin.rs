@@ -4,19 +4,25 @@
 //! | path | answer |
 //! |---|---|
 //! | `GET /healthz` | `200 ok` while the process serves requests |
-//! | `GET /readyz` | `200 ready` once the config is loaded, the store open and workers started; `503` before and while stopping |
+//! | `GET /readyz` | `200 ready` once the config is loaded, the store open and workers started; `503` and the reason before, while stopping, while the store is unusable (damaged, disk full, I/O errors) and while the state database is gone |
 //! | `GET /metrics` | Prometheus text format |
-//! | `GET /status` | JSON: config version and reload state, each source's schedule, next run, last run; webhook queues |
-//! | `POST /sync?source=NAME` | runs a sync of NAME now (queued behind one in flight) and answers with its result; without `source`, every enabled source in order |
+//! | `GET /status` | JSON: readiness, config version and reload state, each source's schedule, next run, last run; webhook queues |
+//! | `POST /sync?source=NAME[&allow_removals=true]` | runs a sync of NAME now (queued behind one in flight) and answers with its result; without `source`, every enabled source in order; `allow_removals` applies a held run |
+//! | `POST /plan` | `roster plan` while the daemon holds the state database: the body is a `PlanRequest`, the answer what the plan prints and its exit code |
 //! | `POST /events/replay?id=ID[&endpoint=E]` | `roster events replay` while the daemon holds the outbox |
 //! | `POST /events/retry[?endpoint=E]` | `roster events retry` while the daemon holds the outbox |
+//!
+//! Every POST needs `Authorization: Bearer <token>`, the token the daemon writes to
+//! `<state_dir>/admin.token` (mode 0640) at each start: a local user who can read the state
+//! directory may sync, plan (which shows personal data) and replay; anyone else who can reach
+//! the port cannot. The GETs carry no personal data and stay open for probes and scrapers.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::{Query, Request, State};
 use axum::http::StatusCode;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -31,6 +37,73 @@ pub struct AdminState {
     pub shared: Arc<Shared>,
     /// Renders the metrics.
     pub metrics: PrometheusHandle,
+    /// What POST requests must present.
+    pub token: Arc<Token>,
+}
+
+/// The admin token: 32 random bytes from the OS, as 64 hex digits. New at every start.
+pub struct Token(String);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(***)")
+    }
+}
+
+impl Token {
+    /// A fresh token.
+    pub fn generate() -> Result<Token, getrandom::Error> {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes)?;
+        Ok(Token(bytes.iter().map(|b| format!("{b:02x}")).collect()))
+    }
+
+    /// Writes it to `path` (mode 0640, for the service's group).
+    pub fn write(&self, path: &std::path::Path) -> Result<(), super::StartError> {
+        super::write_file(path, &format!("{}\n", self.0))
+    }
+
+    /// `header` is `Bearer <this token>`. Compared in constant time, so the answer's timing
+    /// does not tell how much of a guess was right.
+    fn admits(&self, header: Option<&str>) -> bool {
+        let Some(given) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
+            return false;
+        };
+        let (a, b) = (given.trim().as_bytes(), self.0.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
+/// The answer to a POST without the right token.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Refused {
+    /// Why, and what to do.
+    pub error: String,
+}
+
+async fn authorized(State(s): State<AdminState>, req: Request, next: Next) -> Response {
+    let header = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if s.token.admits(header) {
+        return next.run(req).await;
+    }
+    (
+        StatusCode::UNAUTHORIZED,
+        [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+        Json(Refused {
+            error: format!(
+                "this request needs `Authorization: Bearer <token>` with the token in {} (help: the roster CLI reads it itself when run by a user who may read that file, e.g. roster's user or group)",
+                s.shared
+                    .state_file
+                    .as_ref()
+                    .and_then(|f| f.path.parent())
+                    .map_or_else(|| super::TOKEN_FILE.to_string(), |d| d.join(super::TOKEN_FILE).display().to_string())
+            ),
+        }),
+    )
+        .into_response()
 }
 
 /// Installs the global metrics recorder (once per process) and returns its handle. The
@@ -55,22 +128,32 @@ pub fn install_metrics() -> PrometheusHandle {
 
 /// The routes.
 pub fn router(state: AdminState) -> axum::Router {
+    let change = axum::Router::new()
+        .route("/sync", post(sync_now))
+        .route("/plan", post(plan))
+        .route("/events/replay", post(replay))
+        .route("/events/retry", post(retry))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authorized,
+        ));
     axum::Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .route("/status", get(status))
-        .route("/sync", post(sync_now))
-        .route("/events/replay", post(replay))
-        .route("/events/retry", post(retry))
+        .merge(change)
         .with_state(state)
 }
 
 async fn readyz(State(s): State<AdminState>) -> Response {
-    if s.shared.ready.load(Ordering::SeqCst) {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+    match s.shared.unready() {
+        None => (StatusCode::OK, "ready\n").into_response(),
+        Some(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        )
+            .into_response(),
     }
 }
 
@@ -114,6 +197,8 @@ async fn metrics_text(State(s): State<AdminState>) -> Response {
 #[derive(Serialize)]
 struct StatusBody {
     ready: bool,
+    /// Why not, when not ready.
+    not_ready: Option<String>,
     config_dir: String,
     reload: super::ReloadStatus,
     sources: std::collections::BTreeMap<String, super::SourceStatus>,
@@ -138,8 +223,10 @@ async fn status(State(s): State<AdminState>) -> Json<StatusBody> {
         .into_iter()
         .map(|(endpoint, counts)| WebhookStatus { endpoint, counts })
         .collect();
+    let not_ready = s.shared.unready();
     Json(StatusBody {
-        ready: s.shared.ready.load(Ordering::SeqCst),
+        ready: not_ready.is_none(),
+        not_ready,
         config_dir: s.shared.config().dir.display().to_string(),
         reload: s.shared.reload_status().clone(),
         sources: s.shared.sources().clone(),
@@ -150,6 +237,8 @@ async fn status(State(s): State<AdminState>) -> Json<StatusBody> {
 #[derive(Deserialize)]
 struct SyncQuery {
     source: Option<String>,
+    #[serde(default)]
+    allow_removals: bool,
 }
 
 /// The answer of `POST /sync`.
@@ -195,7 +284,7 @@ async fn sync_now(State(s): State<AdminState>, Query(q): Query<SyncQuery>) -> Re
     };
     let mut waiting = Vec::new();
     for n in &names {
-        match s.shared.request_sync(n) {
+        match s.shared.request_sync(n, q.allow_removals) {
             Some(rx) => waiting.push(rx),
             None => {
                 return (
@@ -220,6 +309,30 @@ async fn sync_now(State(s): State<AdminState>, Query(q): Query<SyncQuery>) -> Re
         error: None,
     })
     .into_response()
+}
+
+async fn plan(
+    State(s): State<AdminState>,
+    Json(request): Json<crate::cli::sync::PlanRequest>,
+) -> Response {
+    let unavailable = || {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(crate::cli::sync::PlanOutput {
+                stdout: String::new(),
+                stderr: "error: roster is shutting down\n".into(),
+                code: 1,
+            }),
+        )
+            .into_response()
+    };
+    let Some(rx) = s.shared.request_plan(request) else {
+        return unavailable();
+    };
+    match rx.await {
+        Ok(output) => Json(output).into_response(),
+        Err(_) => unavailable(),
+    }
 }
 
 #[derive(Deserialize)]
@@ -263,7 +376,26 @@ fn queued(r: Result<u64, crate::store::StoreError>, wake: &tokio::sync::Notify) 
     }
 }
 
+/// Refuses a change to the outbox while the state database is gone (it would go into a file
+/// nobody will read, or a fresh WAL beside none).
+fn refuse_if_lost(s: &AdminState) -> Option<Response> {
+    let why = s.shared.check_state_file()?;
+    Some(
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(QueuedAnswer {
+                queued: 0,
+                error: Some(why),
+            }),
+        )
+            .into_response(),
+    )
+}
+
 async fn replay(State(s): State<AdminState>, Query(q): Query<ReplayQuery>) -> Response {
+    if let Some(refused) = refuse_if_lost(&s) {
+        return refused;
+    }
     let r = s
         .shared
         .outbox
@@ -274,6 +406,9 @@ async fn replay(State(s): State<AdminState>, Query(q): Query<ReplayQuery>) -> Re
 }
 
 async fn retry(State(s): State<AdminState>, Query(q): Query<RetryQuery>) -> Response {
+    if let Some(refused) = refuse_if_lost(&s) {
+        return refused;
+    }
     let r = s
         .shared
         .outbox
@@ -281,4 +416,30 @@ async fn retry(State(s): State<AdminState>, Query(q): Query<RetryQuery>) -> Resp
         .unwrap_or_else(|e| e.into_inner())
         .retry(q.endpoint.as_deref());
     queued(r, &s.shared.deliver_wake)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Token;
+
+    #[test]
+    fn only_the_exact_bearer_token_is_admitted() {
+        let token = Token::generate().unwrap();
+        let other = Token::generate().unwrap();
+        assert_eq!(token.0.len(), 64);
+        assert_ne!(token.0, other.0, "random per start");
+        assert!(token.admits(Some(&format!("Bearer {}", token.0))));
+        for refused in [
+            None,
+            Some(String::new()),
+            Some(token.0.clone()),
+            Some(format!("Basic {}", token.0)),
+            Some(format!("Bearer {}", other.0)),
+            Some(format!("Bearer {}", &token.0[..63])),
+            Some(format!("Bearer {}0", token.0)),
+        ] {
+            assert!(!token.admits(refused.as_deref()), "{refused:?}");
+        }
+        assert_eq!(format!("{token:?}"), "Token(***)");
+    }
 }

@@ -13,7 +13,15 @@
 //!   flight finishes on the config it started with), reschedule, restart the delivery
 //!   workers (re-reading webhook secrets); if invalid, log every located error and keep the last
 //!   good config.
-//! - **Admin HTTP** on loopback: `/healthz`, `/readyz`, `/metrics`, `/status`, `POST /sync`.
+//! - **Admin HTTP** on loopback: `/healthz`, `/readyz`, `/metrics`, `/status`, `POST /sync`,
+//!   `POST /plan`. POSTs need the token the daemon writes to `<state_dir>/admin.token` at
+//!   start; the address it listens on goes to `<state_dir>/admin.addr` (removed at a clean
+//!   stop), so the CLI finds it even when `roster.yaml` cannot be read.
+//! - **Readiness follows the store**: `/readyz` turns 503 (and the systemd STATUS says why)
+//!   while the last job failed because the store is unusable (a damaged file, a full disk, an
+//!   I/O error), until a job succeeds again; and while the state database is gone or replaced
+//!   under the running daemon (checked every few seconds and before each job), when jobs and
+//!   deliveries are refused rather than writing into a file nobody will see again.
 //! - **systemd**: READY after start, RELOADING/READY around reloads, STATUS lines, watchdog
 //!   pings, STOPPING on SIGTERM. Shutdown stops scheduling, lets a sync in flight finish for
 //!   a grace period (then abandons it before anything is applied), stops the workers after
@@ -40,6 +48,12 @@ use crate::sync::{NoProgress, Options};
 pub const RELOAD_DEBOUNCE: Duration = Duration::from_millis(300);
 /// How often date triggers are evaluated.
 pub const TRIGGER_INTERVAL: Duration = Duration::from_secs(60);
+/// How often the daemon checks that its state database is still the file it opened.
+pub const STATE_CHECK_INTERVAL: Duration = Duration::from_secs(3);
+/// The admin token's file name in the state directory (read by the CLI).
+pub const TOKEN_FILE: &str = "admin.token";
+/// The file in the state directory holding the address the admin endpoint listens on.
+pub const ADDR_FILE: &str = "admin.addr";
 pub use crate::config::deployment::DEFAULT_ADMIN;
 
 /// The outcome of one sync, as `/status` and `roster sync --now` show it.
@@ -55,6 +69,22 @@ pub struct RunResult {
     pub started_at: String,
     /// How long it took.
     pub duration_ms: u64,
+    /// Why the run was held (outcome `held`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<String>,
+}
+
+impl RunResult {
+    fn refused(source: String, message: String) -> RunResult {
+        RunResult {
+            source,
+            outcome: "failed".into(),
+            message,
+            started_at: Timestamp::now().to_string(),
+            duration_ms: 0,
+            held: None,
+        }
+    }
 }
 
 /// What `/status` shows about a source.
@@ -93,12 +123,64 @@ pub struct ReloadStatus {
     pub reloads: u64,
 }
 
+/// Why the daemon runs but is not ready; both None when it is.
+#[derive(Debug, Default, Clone, PartialEq)]
+struct Health {
+    /// The state database is gone or replaced (until the original is back).
+    files: Option<String>,
+    /// The last job failed because the store is unusable (until a job succeeds).
+    store: Option<String>,
+}
+
+/// The state database as it was opened: a path that names another file (or none) later
+/// means the daemon's writes go nowhere anyone will read.
+#[derive(Debug, Clone)]
+struct StateFile {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+impl StateFile {
+    fn of(path: &Path) -> std::io::Result<StateFile> {
+        use std::os::unix::fs::MetadataExt as _;
+        let m = std::fs::metadata(path)?;
+        Ok(StateFile {
+            path: path.to_path_buf(),
+            dev: m.dev(),
+            ino: m.ino(),
+        })
+    }
+
+    /// None while the path still names the opened file; else what happened and what to do.
+    fn lost(&self) -> Option<String> {
+        use std::os::unix::fs::MetadataExt as _;
+        let path = self.path.display();
+        let what = match std::fs::metadata(&self.path) {
+            Ok(m) if (m.dev(), m.ino()) == (self.dev, self.ino) => return None,
+            Ok(_) => {
+                format!("the state database {path} was replaced by another file while roster ran")
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                format!("the state database {path} was deleted while roster ran")
+            }
+            Err(e) => format!("the state database {path} cannot be checked ({e})"),
+        };
+        Some(format!(
+            "{what}; roster stopped writing (syncs, plans, date triggers and webhook deliveries are refused) and recreates nothing (help: put the original file back at {path} and restart roster, e.g. `systemctl restart roster`; or, to start over from the HR systems, stop roster, move what is left of it aside and run `roster sync --rebaseline`, then start roster again)"
+        ))
+    }
+}
+
 /// State shared by the scheduler, the admin endpoint and reloads.
 pub struct Shared {
     config: RwLock<Arc<Config>>,
     sources: Mutex<BTreeMap<String, SourceStatus>>,
     reload: Mutex<ReloadStatus>,
+    /// Startup finished and no shutdown began.
     ready: std::sync::atomic::AtomicBool,
+    health: Mutex<Health>,
+    state_file: Option<StateFile>,
     schedule_changed: Notify,
     deliver_wake: Arc<Notify>,
     jobs: std::sync::mpsc::Sender<Job>,
@@ -131,9 +213,70 @@ impl Shared {
         self.reload.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues a sync of `source`; the receiver gets its result. None when the source is
-    /// unknown or disabled, or the sync thread is gone.
-    pub fn request_sync(&self, source: &str) -> Option<oneshot::Receiver<RunResult>> {
+    /// Why the daemon is not ready (`/readyz` answers 503 with it), or None when it is.
+    pub fn unready(&self) -> Option<String> {
+        if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+            return Some("roster is stopping".into());
+        }
+        if !self.ready.load(std::sync::atomic::Ordering::SeqCst) {
+            return Some("roster is starting".into());
+        }
+        let health = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        health.files.clone().or_else(|| health.store.clone())
+    }
+
+    /// Changes the health; a change is logged and sent to systemd as the STATUS line.
+    fn set_health(&self, change: impl FnOnce(&mut Health)) {
+        let (before, after) = {
+            let mut health = self.health.lock().unwrap_or_else(|e| e.into_inner());
+            let before = health.clone();
+            change(&mut health);
+            (before, health.clone())
+        };
+        if before == after {
+            return;
+        }
+        match after.files.as_ref().or(after.store.as_ref()) {
+            Some(reason) => tracing::error!("not ready: {reason}"),
+            None => tracing::info!("ready again: the store works"),
+        }
+        let _ = notify::status(&status_line(self));
+    }
+
+    /// Checks that the state database is still the file opened at start; records and
+    /// returns why not.
+    fn check_state_file(&self) -> Option<String> {
+        let lost = self.state_file.as_ref().and_then(StateFile::lost);
+        self.set_health(|h| h.files = lost.clone());
+        lost
+    }
+
+    /// Records the outcome of a job on the store: an error that makes the store unusable
+    /// makes the daemon unready; a job that worked makes it ready again.
+    fn store_outcome(&self, error: Option<&crate::store::StoreError>) {
+        match error {
+            None => self.set_health(|h| h.store = None),
+            // DuckDB refuses everything after a fatal error; the first error says why.
+            Some(crate::store::StoreError::Invalidated { .. })
+                if self
+                    .health
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .store
+                    .is_some() => {}
+            Some(e) if e.is_unusable() => self.set_health(|h| h.store = Some(e.to_string())),
+            Some(_) => {}
+        }
+    }
+
+    /// Queues a sync of `source` (`allow_removals`: apply it even past the safety
+    /// thresholds); the receiver gets its result. None when the source is unknown or
+    /// disabled, or the sync thread is gone.
+    pub fn request_sync(
+        &self,
+        source: &str,
+        allow_removals: bool,
+    ) -> Option<oneshot::Receiver<RunResult>> {
         let cfg = self.config();
         cfg.sources.iter().find(|s| s.name == source && s.enabled)?;
         let (tx, rx) = oneshot::channel();
@@ -142,7 +285,25 @@ impl Shared {
             .send(Job::Sync {
                 source: source.to_string(),
                 config: cfg,
+                allow_removals,
                 reply: Some(tx),
+            })
+            .ok()?;
+        Some(rx)
+    }
+
+    /// Queues a plan (a dry-run sync on the sync thread, which holds the store); the
+    /// receiver gets what `roster plan` prints. None when the sync thread is gone.
+    pub fn request_plan(
+        &self,
+        request: crate::cli::sync::PlanRequest,
+    ) -> Option<oneshot::Receiver<crate::cli::sync::PlanOutput>> {
+        let (tx, rx) = oneshot::channel();
+        self.jobs
+            .send(Job::Plan {
+                config: self.config(),
+                request,
+                reply: tx,
             })
             .ok()?;
         Some(rx)
@@ -153,10 +314,16 @@ enum Job {
     Sync {
         source: String,
         config: Arc<Config>,
+        allow_removals: bool,
         reply: Option<oneshot::Sender<RunResult>>,
     },
     Evaluate {
         config: Arc<Config>,
+    },
+    Plan {
+        config: Arc<Config>,
+        request: crate::cli::sync::PlanRequest,
+        reply: oneshot::Sender<crate::cli::sync::PlanOutput>,
     },
     Stop,
 }
@@ -216,8 +383,30 @@ pub async fn serve(config_dir: &Path, stop_grace: Duration) -> Result<u8, StartE
     let cfg = Arc::new(cfg);
     // Open the state database here: a second instance stops now, with the PID of the first.
     let store = crate::sync::open_store(&cfg)?;
-    let last_runs = store.outbox()?.last_runs()?;
+    // Opening checks the header only: read every block now, so a damaged file shows as
+    // unready at start, not at the next scheduled sync hours later. The daemon still starts
+    // (it answers /readyz with the reason); each job tries the store again.
+    let damaged = store.verify().err();
+    let last_runs = match store.outbox().and_then(|o| o.last_runs()) {
+        Ok(runs) => runs,
+        // Without them each source syncs once now, as after a first start.
+        Err(e) if damaged.is_some() => {
+            tracing::warn!(
+                "the last runs cannot be read: {}",
+                e.locate(store.state_path())
+            );
+            Default::default()
+        }
+        Err(e) => return Err(e.into()),
+    };
     let admin_outbox = store.outbox()?;
+    let state_file = StateFile::of(store.state_path())
+        .inspect_err(|e| tracing::warn!(error = %e, "cannot identify the state database; its deletion will go unnoticed"))
+        .ok();
+    let state_dir = store
+        .state_path()
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     let (jobs_tx, jobs_rx) = std::sync::mpsc::channel::<Job>();
     let deliver_wake = Arc::new(Notify::new());
     let shared = Arc::new(Shared {
@@ -232,6 +421,8 @@ pub async fn serve(config_dir: &Path, stop_grace: Duration) -> Result<u8, StartE
             reloads: 0,
         }),
         ready: std::sync::atomic::AtomicBool::new(false),
+        health: Mutex::new(Health::default()),
+        state_file,
         schedule_changed: Notify::new(),
         deliver_wake: deliver_wake.clone(),
         jobs: jobs_tx.clone(),
@@ -239,6 +430,10 @@ pub async fn serve(config_dir: &Path, stop_grace: Duration) -> Result<u8, StartE
         stopping: std::sync::atomic::AtomicBool::new(false),
         outbox: Mutex::new(admin_outbox),
     });
+    if let Some(e) = &damaged {
+        tracing::error!("the state database cannot be read: {e}");
+        shared.store_outcome(Some(e));
+    }
     {
         let mut sources = shared.sources();
         for (name, started) in last_runs {
@@ -255,10 +450,20 @@ pub async fn serve(config_dir: &Path, stop_grace: Duration) -> Result<u8, StartE
             addr: listen.clone(),
             reason: e.to_string(),
         })?;
+    let addr_file = state_dir.join(ADDR_FILE);
+    let token = admin::Token::generate()
+        .map_err(|e| StartError::Other(format!("cannot make the admin token: {e}")))?;
+    let bound = listener
+        .local_addr()
+        .map_or_else(|_| listen.clone(), |a| a.to_string());
+    // Written before anything can ask: the CLI reads both.
+    token.write(&state_dir.join(TOKEN_FILE))?;
+    write_file(&addr_file, &format!("{bound}\n"))?;
     let (stop_tx, stop_rx) = tokio_watch::channel(false);
     let admin_state = admin::AdminState {
         shared: shared.clone(),
         metrics,
+        token: Arc::new(token),
     };
     let mut admin_stop = stop_rx.clone();
     let admin_task = tokio::spawn(async move {
@@ -311,11 +516,23 @@ pub async fn serve(config_dir: &Path, stop_grace: Duration) -> Result<u8, StartE
     // restarts the service.
     let watchdog_every = notify::watchdog_interval();
     let mut watchdog = tokio::time::interval(watchdog_every.unwrap_or(Duration::from_secs(3600)));
+    let mut state_check = tokio::time::interval(STATE_CHECK_INTERVAL);
     loop {
         tokio::select! {
             _ = watchdog.tick() => {
                 if watchdog_every.is_some() {
                     let _ = notify::watchdog();
+                }
+            }
+            _ = state_check.tick() => {
+                // Delivery workers record outcomes in the state database too: with the file
+                // gone they would write a fresh WAL beside it, which a restored file would
+                // then replay. They stop until the file is back.
+                let lost = shared.check_state_file().is_some();
+                if lost && delivery.running.is_some() {
+                    delivery.pause().await;
+                } else if !lost && delivery.paused {
+                    delivery.restart(&shared, &shared.config()).await;
                 }
             }
             _ = sigterm.recv() => break,
@@ -362,6 +579,8 @@ pub async fn serve(config_dir: &Path, stop_grace: Duration) -> Result<u8, StartE
     .await;
     delivery.stop().await;
     let _ = admin_task.await;
+    // Nothing listens there any more: `roster sync --now` says so instead of trying it.
+    std::fs::remove_file(&addr_file).ok();
     tracing::info!("stopped");
     Ok(0)
 }
@@ -374,9 +593,10 @@ fn signal(
 
 fn status_line(shared: &Shared) -> String {
     let cfg = shared.config();
+    let unready = shared.unready();
     let r = shared.reload_status();
     format!(
-        "{} sources, {} webhooks; config {}{}",
+        "{} sources, {} webhooks; config {}{}{}",
         cfg.sources.iter().filter(|s| s.enabled).count(),
         cfg.deployment.spec.webhooks.len(),
         &r.config_version.chars().take(12).collect::<String>(),
@@ -384,8 +604,35 @@ fn status_line(shared: &Shared) -> String {
             ""
         } else {
             "; last reload REJECTED"
-        }
+        },
+        unready
+            .map(|u| format!("; NOT READY: {u}"))
+            .unwrap_or_default()
     )
+}
+
+/// Writes `text` to `path` (mode 0640: the service's group may read it, e.g. an operator's
+/// `roster sync --now`) through a temporary file and a rename, so a reader never sees half.
+fn write_file(path: &Path, text: &str) -> Result<(), StartError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let io = |e: std::io::Error| StartError::Other(format!("cannot write {}: {e}", path.display()));
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::remove_file(&tmp).ok();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io)?;
+    // Set after creation: the umask only ever removes bits.
+    f.set_permissions(std::fs::Permissions::from_mode(0o640))
+        .map_err(io)?;
+    f.write_all(text.as_bytes()).map_err(io)?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(io)
 }
 
 fn start_watch(
@@ -513,6 +760,8 @@ fn source_fingerprint(cfg: &Config, name: &str) -> Option<String> {
 struct Delivery {
     stop: tokio_watch::Sender<bool>,
     running: Option<crate::webhook::Delivering>,
+    /// Stopped because the state database is gone; started again when it is back.
+    paused: bool,
 }
 
 impl Delivery {
@@ -541,18 +790,30 @@ impl Delivery {
                 }
             }
         };
-        Delivery { stop, running }
+        Delivery {
+            stop,
+            running,
+            paused: false,
+        }
     }
 
     /// Stops the running workers (a batch in flight is dropped, its deliveries stay
     /// pending), waits for them, and starts the workers of `cfg`: never two workers for one
     /// endpoint.
     async fn restart(&mut self, shared: &Arc<Shared>, cfg: &Config) {
+        self.pause().await;
+        if shared.check_state_file().is_none() {
+            *self = Delivery::start(shared, cfg);
+        }
+    }
+
+    /// Stops the running workers until the next [`Delivery::restart`].
+    async fn pause(&mut self) {
         let _ = self.stop.send(true);
         if let Some(old) = self.running.take() {
             let _ = old.wait().await;
         }
-        *self = Delivery::start(shared, cfg);
+        self.paused = true;
     }
 
     async fn stop(mut self) {
@@ -598,6 +859,7 @@ async fn scheduler(shared: Arc<Shared>, mut stop: tokio_watch::Receiver<bool>) {
             let _ = shared.jobs.send(Job::Sync {
                 source,
                 config: cfg.clone(),
+                allow_removals: false,
                 reply: None,
             });
         }
@@ -645,33 +907,67 @@ fn sync_thread(
     let mut warned = std::collections::HashSet::new();
     while let Ok(job) = jobs.recv() {
         let stopping = shared.stopping.load(std::sync::atomic::Ordering::SeqCst);
+        // Checked before every job, not only every few seconds: nothing is written into a
+        // state database that is no longer where anyone will look.
+        let refused = if stopping {
+            None
+        } else {
+            shared.check_state_file()
+        };
         match job {
             Job::Stop => break,
-            Job::Evaluate { .. } if stopping => {}
+            Job::Evaluate { .. } if stopping || refused.is_some() => {}
             Job::Evaluate { config } => evaluate(&config, &store, &shared),
             Job::Sync { source, reply, .. } if stopping => {
                 shared.sources().entry(source.clone()).or_default().queued = false;
                 if let Some(reply) = reply {
-                    let _ = reply.send(RunResult {
-                        source,
-                        outcome: "abandoned".into(),
-                        message: "roster is shutting down; not started".into(),
-                        started_at: Timestamp::now().to_string(),
-                        duration_ms: 0,
-                    });
+                    let mut r =
+                        RunResult::refused(source, "roster is shutting down; not started".into());
+                    r.outcome = "abandoned".into();
+                    let _ = reply.send(r);
                 }
+            }
+            Job::Sync { source, reply, .. } if refused.is_some() => {
+                shared.sources().entry(source.clone()).or_default().queued = false;
+                let message = refused.unwrap_or_default();
+                tracing::error!(source, "sync refused: {message}");
+                if let Some(reply) = reply {
+                    let _ = reply.send(RunResult::refused(source, message));
+                }
+            }
+            Job::Plan { reply, .. } if stopping || refused.is_some() => {
+                let why = refused.unwrap_or_else(|| "roster is shutting down".into());
+                let _ = reply.send(crate::cli::sync::PlanOutput {
+                    stdout: String::new(),
+                    stderr: format!("error: {why}\n"),
+                    code: 1,
+                });
+            }
+            Job::Plan {
+                config,
+                request,
+                reply,
+            } => {
+                configure(&config, &mut store);
+                let output = rt.block_on(crate::cli::sync::plan_into(
+                    &config, &mut store, &request, false,
+                ));
+                let _ = reply.send(output);
             }
             Job::Sync {
                 source,
                 config,
+                allow_removals,
                 reply,
             } => {
-                // The events of this sync go to the endpoints of the config it runs on, with
-                // its memory limit.
-                if let Err(e) = crate::sync::configure_store(&config, &mut store) {
-                    tracing::warn!(error = %e, "the store settings of this config were not applied");
-                }
-                let result = rt.block_on(sync_one(&config, &mut store, &source, &shared, &cancel));
+                configure(&config, &mut store);
+                let opts = Options {
+                    allow_removals,
+                    ..Options::default()
+                };
+                let result = rt.block_on(sync_one(
+                    &config, &mut store, &source, &opts, &shared, &cancel,
+                ));
                 warn_orphans(&config, &store, &mut warned);
                 evaluate(&config, &store, &shared);
                 if let Some(reply) = reply {
@@ -679,6 +975,14 @@ fn sync_thread(
                 }
             }
         }
+    }
+}
+
+/// The events of a sync or plan go to the endpoints of the config it runs on, with its
+/// memory limit.
+fn configure(config: &Config, store: &mut crate::store::Store) {
+    if let Err(e) = crate::sync::configure_store(config, store) {
+        tracing::warn!(error = %e, "the store settings of this config were not applied");
     }
 }
 
@@ -705,8 +1009,11 @@ fn evaluate(cfg: &Config, store: &crate::store::Store, shared: &Shared) {
     if cfg.deployment.spec.triggers.is_empty() {
         return;
     }
-    match crate::lifecycle::evaluate(cfg, store, Timestamp::now()) {
+    match crate::lifecycle::evaluate(cfg, store, Timestamp::now())
+        .map_err(|e| e.locate(store.state_path()))
+    {
         Ok(reports) => {
+            shared.store_outcome(None);
             let fired: u64 = reports.iter().map(|r| r.fired).sum();
             if fired > 0 {
                 for r in reports.iter().filter(|r| r.fired > 0) {
@@ -715,7 +1022,10 @@ fn evaluate(cfg: &Config, store: &crate::store::Store, shared: &Shared) {
                 shared.deliver_wake.notify_waiters();
             }
         }
-        Err(e) => tracing::error!("date triggers: {e}"),
+        Err(e) => {
+            tracing::error!("date triggers: {e}");
+            shared.store_outcome(Some(&e));
+        }
     }
 }
 
@@ -723,6 +1033,7 @@ async fn sync_one(
     cfg: &Config,
     store: &mut crate::store::Store,
     source: &str,
+    opts: &Options,
     shared: &Shared,
     cancel: &std::sync::atomic::AtomicBool,
 ) -> RunResult {
@@ -732,13 +1043,10 @@ async fn sync_one(
         if let Some(st) = shared.sources().get_mut(source) {
             st.queued = false;
         }
-        return RunResult {
-            source: source.into(),
-            outcome: "failed".into(),
-            message: format!("no source `{source}` in the running config"),
-            started_at: started.to_string(),
-            duration_ms: 0,
-        };
+        return RunResult::refused(
+            source.into(),
+            format!("no source `{source}` in the running config"),
+        );
     };
     {
         let mut sources = shared.sources();
@@ -749,9 +1057,9 @@ async fn sync_one(
     }
     shared.schedule_changed.notify_one();
     let clock = std::time::Instant::now();
-    let opts = Options::default();
     let mut progress = NoProgress;
-    let sync = crate::sync::sync_source(cfg, store, plan, &opts, &mut progress);
+    let state_path = store.state_path().to_path_buf();
+    let sync = crate::sync::sync_source(cfg, store, plan, opts, &mut progress);
     let watch_cancel = async {
         loop {
             if cancel.load(std::sync::atomic::Ordering::SeqCst) {
@@ -760,18 +1068,26 @@ async fn sync_one(
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     };
-    let (outcome, message) = tokio::select! {
+    let (outcome, message, held) = tokio::select! {
         r = sync => match r {
             Ok(report) => {
                 metrics::gauge!("roster_sync_records", "source" => source.to_string())
                     .set(report.run.records as f64);
-                (report.run.outcome.clone(), crate::cli::sync::summary(&report))
+                shared.store_outcome(None);
+                (report.run.outcome.clone(), crate::cli::sync::summary(&report), report.applied.held.clone())
             }
-            Err(e) => ("failed".to_string(), e.to_string()),
+            Err(e) => {
+                // A damaged block or a full disk surfaces deep inside a query: say which.
+                let e = crate::cli::sync::located(e, &state_path);
+                if let crate::sync::SyncError::Store(e) = &e {
+                    shared.store_outcome(Some(e));
+                }
+                ("failed".to_string(), e.to_string(), None)
+            }
         },
         _ = watch_cancel => {
             let _ = store.discard_staging();
-            ("abandoned".to_string(), "abandoned at shutdown before anything was applied".to_string())
+            ("abandoned".to_string(), "abandoned at shutdown before anything was applied".to_string(), None)
         }
     };
     let duration = clock.elapsed();
@@ -779,7 +1095,11 @@ async fn sync_one(
     metrics::histogram!("roster_sync_duration_seconds", "source" => source.to_string(), "outcome" => outcome.clone()).record(duration.as_secs_f64());
     match outcome.as_str() {
         "failed" => tracing::error!(source, "sync failed: {message}"),
-        "held" => tracing::warn!(source, "sync held: {message}"),
+        "held" => tracing::warn!(
+            source,
+            "sync held: {message}: {}",
+            held.as_deref().unwrap_or("no reason given")
+        ),
         _ => tracing::info!(source, "{message}"),
     }
     let result = RunResult {
@@ -788,6 +1108,7 @@ async fn sync_one(
         message,
         started_at: started.to_string(),
         duration_ms: duration.as_millis() as u64,
+        held,
     };
     {
         let mut sources = shared.sources();

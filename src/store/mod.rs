@@ -31,7 +31,7 @@ pub const DIRECTORY_FILE: &str = "directory.duckdb";
 pub enum StoreError {
     /// Another process holds the state database.
     #[error(
-        "the state database {path} is in use by another process{holder}; only one writer may hold it (help: if the roster daemon is running, let it sync or ask it with `roster sync --now`; otherwise stop the other process{pid_hint})"
+        "the state database {path} is in use by another process{holder}; only one process may open it at a time (help: if that is the roster daemon, `roster plan` and `roster events` go through it on their own and `roster sync --now` asks it to sync; otherwise wait for the other process to finish, or stop it{pid_hint})"
     )]
     Locked {
         /// The state database.
@@ -41,9 +41,9 @@ pub enum StoreError {
         /// `, e.g. kill 1234` when known.
         pid_hint: String,
     },
-    /// The file is not a DuckDB database (or is damaged).
+    /// The file is not a DuckDB database, or one of its blocks is damaged.
     #[error(
-        "{path} is not a readable DuckDB database ({detail}); Roster never recreates it on its own (help: move it aside, e.g. `mv {path} {path}.broken`, and run `roster sync` to rebuild the directory from the HR systems (history and first-seen dates start over), or restore it from a backup)"
+        "{path} is not a readable DuckDB database ({detail}); Roster never recreates it on its own (help: restore it from a backup; or stop roster, move it aside, e.g. `mv {path} {path}.broken`, and run `roster sync --rebaseline` to rebuild the directory from the HR systems (history and first-seen dates start over); README: Recovery)"
     )]
     Corrupt {
         /// The file.
@@ -60,6 +60,54 @@ pub enum StoreError {
         path: PathBuf,
         /// What shows there was state.
         evidence: String,
+    },
+    /// The write-ahead log beside the database cannot be replayed (the database file itself
+    /// may be intact).
+    #[error(
+        "the write-ahead log {wal} of {path} cannot be replayed ({detail}) (help: stop roster and move only the log aside, e.g. `mv {wal} {wal}.broken`, then start again: history is kept, and the changes written since the last checkpoint come back with the next sync; only if {path} is still unreadable then, move it aside too and run `roster sync --rebaseline` to rebuild the directory from the HR systems (history and first-seen dates start over), or restore a backup)"
+    )]
+    WalReplay {
+        /// The database file.
+        path: PathBuf,
+        /// Its write-ahead log.
+        wal: PathBuf,
+        /// DuckDB's words.
+        detail: String,
+    },
+    /// The filesystem is full.
+    #[error(
+        "the disk holding {dir} is full ({free}): {detail}; {consequence} (help: free space on that filesystem (DuckDB also spills to `{dir}/*.tmp` during large syncs) or move `store.state_dir` to a larger one, then sync again: `roster sync`, or the daemon retries at the next scheduled run)"
+    )]
+    DiskFull {
+        /// The directory whose filesystem is full.
+        dir: PathBuf,
+        /// What is free there now, e.g. `12 KB free of 20 MB`.
+        free: String,
+        /// What this means for the data.
+        consequence: &'static str,
+        /// DuckDB's words.
+        detail: String,
+    },
+    /// DuckDB could not read or write one of the store's files (a disk error, a file deleted
+    /// or made unreadable under it).
+    #[error(
+        "cannot read or write {path}: {detail}; nothing of the failing transaction was applied (help: check that the file still exists and is readable by roster's user, and the disk (`dmesg` shows I/O errors); restore the file from a backup if it is gone)"
+    )]
+    FileIo {
+        /// The file DuckDB named (or the state database).
+        path: PathBuf,
+        /// DuckDB's words.
+        detail: String,
+    },
+    /// DuckDB stopped using the database after an earlier fatal error in this process.
+    #[error(
+        "DuckDB stopped using {path} after an earlier fatal error in this process ({detail}); nothing more is written to it (help: the first error logged before this one says why (a full disk, a damaged file); fix that, then restart roster)"
+    )]
+    Invalidated {
+        /// The database file.
+        path: PathBuf,
+        /// DuckDB's words.
+        detail: String,
     },
     /// The database was written by a newer Roster.
     #[error(
@@ -86,6 +134,33 @@ pub enum StoreError {
     /// A query failed.
     #[error("database error: {0}")]
     Sql(#[from] duckdb::Error),
+}
+
+impl StoreError {
+    /// The same error, classified against the state database at `state_path` when it is a
+    /// bare DuckDB error: a query deep inside a sync that hits a damaged block or a full disk
+    /// then says so, and what to do, like opening the file does.
+    pub fn locate(self, state_path: &Path) -> StoreError {
+        match self {
+            StoreError::Sql(e) => classify(state_path, e),
+            other => other,
+        }
+    }
+
+    /// The store cannot be used until someone acts (a damaged or missing file, a full disk,
+    /// an I/O error), as opposed to one failed query or a busy lock. The daemon is not ready
+    /// while its last job failed this way.
+    pub fn is_unusable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Corrupt { .. }
+                | StoreError::WalReplay { .. }
+                | StoreError::DiskFull { .. }
+                | StoreError::FileIo { .. }
+                | StoreError::Invalidated { .. }
+                | StoreError::Io { .. }
+        )
+    }
 }
 
 /// Phase timings of a long operation, logged at debug level (`RUST_LOG=roster=debug`) so a
@@ -205,7 +280,20 @@ impl<'a> Batched<'a> {
 const MEMORY_LIMIT: &str = "48MB";
 
 fn classify(path: &Path, e: duckdb::Error) -> StoreError {
-    let text = e.to_string();
+    classify_text(path, &e.to_string()).unwrap_or(StoreError::Sql(e))
+}
+
+/// What DuckDB's message `text` means for the state database at `path`, when it is one of the
+/// errors that need an operator (None: an ordinary query error). The order matters: a WAL
+/// replay or an invalidated database can quote a corruption or I/O message as its cause.
+fn classify_text(path: &Path, text: &str) -> Option<StoreError> {
+    let first_line = || {
+        text.lines()
+            .next()
+            .unwrap_or("unreadable")
+            .trim()
+            .to_string()
+    };
     if text.contains("Could not set lock") || text.contains("Conflicting lock") {
         // DuckDB: "... Conflicting lock is held in /usr/bin/roster (PID 1234) by user ..."
         let pid = text
@@ -223,32 +311,132 @@ fn classify(path: &Path, e: duckdb::Error) -> StoreError {
             (Some(p), None) => format!(" (PID {p})"),
             _ => String::new(),
         };
-        return StoreError::Locked {
+        return Some(StoreError::Locked {
             path: path.to_path_buf(),
             holder,
             pid_hint: pid
                 .map(|p| format!(", e.g. `kill {p}`"))
                 .unwrap_or_default(),
-        };
+        });
     }
+    if text.contains("No space left on device") || text.contains("ENOSPC") {
+        return Some(disk_full(
+            path,
+            quoted_path(text),
+            text.contains("invalidated"),
+            first_line(),
+        ));
+    }
+    if text.contains("replaying WAL") {
+        // DuckDB: `Failure while replaying WAL file "/x/state.duckdb.wal": <cause>`
+        let mut wal = path.as_os_str().to_owned();
+        wal.push(".wal");
+        return Some(StoreError::WalReplay {
+            path: path.to_path_buf(),
+            wal: quoted_path(text).unwrap_or_else(|| wal.into()),
+            detail: first_line(),
+        });
+    }
+    if text.contains("has been invalidated") {
+        return Some(StoreError::Invalidated {
+            path: path.to_path_buf(),
+            detail: first_line(),
+        });
+    }
+    // The header case ("not a valid DuckDB database") and a damaged data block, which DuckDB
+    // finds only when a query reads it ("Corrupt database file: computed checksum ... does
+    // not match stored checksum ... in block at location ...").
     if text.contains("not a valid DuckDB database")
         || text.contains("Corrupt")
         || text.contains("corrupt")
         || text.contains("checksum")
         || text.contains("Checksum")
     {
-        let detail = text
-            .lines()
-            .next()
-            .unwrap_or("unreadable")
-            .trim()
-            .to_string();
-        return StoreError::Corrupt {
+        return Some(StoreError::Corrupt {
             path: path.to_path_buf(),
-            detail,
-        };
+            detail: first_line(),
+        });
     }
-    StoreError::Sql(e)
+    if text.starts_with("IO Error") {
+        // "Could not read from file", "Could not open file", "Could not fsync file", ...
+        return Some(StoreError::FileIo {
+            path: quoted_path(text).unwrap_or_else(|| path.to_path_buf()),
+            detail: first_line(),
+        });
+    }
+    None
+}
+
+/// The first double-quoted path in a DuckDB message (`Could not write file "/x/y": ...`).
+fn quoted_path(text: &str) -> Option<PathBuf> {
+    let rest = text.split_once('"')?.1;
+    let quoted = rest.split_once('"')?.0;
+    quoted.starts_with('/').then(|| PathBuf::from(quoted))
+}
+
+/// A full filesystem: which directory, how much is free there now, and what it meant for the
+/// data. `file` is the file DuckDB could not write, when it said; `invalidated`: DuckDB gave
+/// up on the database (a checkpoint failed after the commit).
+fn disk_full(
+    state_path: &Path,
+    file: Option<PathBuf>,
+    invalidated: bool,
+    detail: String,
+) -> StoreError {
+    let state_dir = state_path.parent().unwrap_or(Path::new("."));
+    let dir = file
+        .as_deref()
+        .and_then(Path::parent)
+        .unwrap_or(state_dir)
+        .to_path_buf();
+    // The state file, its WAL and DuckDB's spill files (`state.duckdb.tmp/`) belong to the
+    // sync's transaction, which DuckDB rolls back; anything else is the published copy.
+    let in_state = file.as_deref().is_none_or(|f| {
+        f.to_string_lossy()
+            .starts_with(&*state_path.to_string_lossy())
+    });
+    let consequence = if invalidated {
+        "nothing was lost: committed changes are in the write-ahead log, but DuckDB stopped using the database until roster restarts, so restart it once there is space"
+    } else if in_state {
+        "nothing was lost: the transaction rolled back, so the directory, its history and the outbox are as they were before this run"
+    } else {
+        "the sync itself is safe in the state database; only publishing failed, so readers keep the previous directory until the next applied sync publishes again"
+    };
+    StoreError::DiskFull {
+        free: free_space(&dir),
+        dir,
+        consequence,
+        detail,
+    }
+}
+
+/// `12.0 KB free of 20.0 MB` for the filesystem holding `dir` (what an unprivileged process
+/// may use), or why it is unknown.
+fn free_space(dir: &Path) -> String {
+    match rustix::fs::statvfs(dir) {
+        Ok(st) => format!(
+            "{} free of {}",
+            human_bytes(st.f_bavail.saturating_mul(st.f_frsize)),
+            human_bytes(st.f_blocks.saturating_mul(st.f_frsize))
+        ),
+        Err(e) => format!("free space unknown: {e}"),
+    }
+}
+
+/// Bytes in decimal units, one decimal (`1.5 GB`).
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1000.0 && unit + 1 < UNITS.len() {
+        v /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
 }
 
 fn create_dir_private(dir: &Path) -> Result<(), StoreError> {
@@ -368,6 +556,39 @@ impl Store {
     /// The published directory's path.
     pub fn directory_path(&self) -> &Path {
         &self.directory_path
+    }
+
+    /// Reads every value of every table once, so that DuckDB checks the checksum of every
+    /// data block: a damaged block is otherwise found only by the query that happens to need
+    /// it (opening checks the header alone). The daemon runs it at start. Returns the
+    /// classified error of the first unreadable table.
+    pub fn verify(&self) -> Result<(), StoreError> {
+        let located = |e: duckdb::Error| classify(&self.state_path, e);
+        let tables: Vec<String> = {
+            let mut stmt = self
+                .conn
+                .prepare(
+                    "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() AND NOT temporary",
+                )
+                .map_err(located)?;
+            stmt.query_map([], |r| r.get(0))
+                .map_err(located)?
+                .collect::<Result<_, _>>()
+                .map_err(located)?
+        };
+        for table in tables {
+            // One aggregate per column (`COLUMNS(*)`) that needs every value: a plain
+            // count(*) would be answered from metadata without reading a block.
+            let sql = format!(
+                "SELECT count(*), bit_xor(hash(COLUMNS(*))) FROM \"{}\"",
+                table.replace('"', "\"\"")
+            );
+            self.conn
+                .prepare(&sql)
+                .and_then(|mut stmt| stmt.query([])?.next().map(|_| ()))
+                .map_err(located)?;
+        }
+        Ok(())
     }
 
     fn migrate(&self) -> Result<(), StoreError> {
@@ -653,6 +874,171 @@ pub fn open_readonly(path: &Path) -> Result<Connection, StoreError> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::{Path, PathBuf};
+
+    use super::{StoreError, classify_text, human_bytes};
+
+    fn classify(text: &str) -> Option<StoreError> {
+        classify_text(Path::new("/srv/roster/state.duckdb"), text)
+    }
+
+    #[test]
+    fn a_full_disk_names_the_directory_the_free_space_and_that_nothing_was_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state.duckdb");
+        let wal = format!(
+            "IO Error: Could not write file \"{}.wal\": No space left on device",
+            state.display()
+        );
+        let e = classify_text(&state, &wal).unwrap();
+        let StoreError::DiskFull {
+            dir: full, free, ..
+        } = &e
+        else {
+            panic!("{e:?}");
+        };
+        assert_eq!(full, dir.path());
+        assert!(
+            free.contains(" free of "),
+            "statvfs of a real directory: {free}"
+        );
+        let text = e.to_string();
+        assert!(
+            text.starts_with(&format!(
+                "the disk holding {} is full (",
+                dir.path().display()
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains("nothing was lost: the transaction rolled back"),
+            "{text}"
+        );
+        assert!(
+            text.contains("No space left on device"),
+            "DuckDB's words: {text}"
+        );
+        assert!(
+            text.contains("(help: free space on that filesystem"),
+            "{text}"
+        );
+        assert!(e.is_unusable());
+
+        // DuckDB's spill files belong to the transaction too.
+        let spill = format!(
+            "Out of Memory Error: could not write to temporary file \"{}.tmp/duckdb_temp_storage-0.tmp\": No space left on device",
+            state.display()
+        );
+        let e = classify_text(&state, &spill).unwrap();
+        assert!(e.to_string().contains("rolled back"), "{e}");
+
+        // The published copy lives elsewhere: the sync is safe, only publishing failed.
+        let other = tempfile::tempdir().unwrap();
+        let publish = format!(
+            "IO Error: Could not write file \"{}/.directory.duckdb.7.tmp\": No space left on device",
+            other.path().display()
+        );
+        let e = classify_text(&state, &publish).unwrap();
+        let text = e.to_string();
+        assert!(
+            text.contains(&format!(
+                "the disk holding {} is full",
+                other.path().display()
+            )),
+            "{text}"
+        );
+        assert!(text.contains("only publishing failed"), "{text}");
+
+        // A checkpoint that failed after the commit: the WAL has it; restart.
+        let e = classify_text(
+            &state,
+            "IO Error: Checkpoint failed for database state. The database has been invalidated. Original error: Could not write file: No space left on device",
+        )
+        .unwrap();
+        let StoreError::DiskFull { dir: full, .. } = &e else {
+            panic!("{e:?}");
+        };
+        assert_eq!(
+            full,
+            dir.path(),
+            "no path in the message: the state directory"
+        );
+        assert!(
+            e.to_string().contains("restart it once there is space"),
+            "{e}"
+        );
+
+        // The errno spelled as a name.
+        assert!(matches!(
+            classify("write failed: ENOSPC"),
+            Some(StoreError::DiskFull { .. })
+        ));
+    }
+
+    #[test]
+    fn a_damaged_block_found_by_a_query_has_the_help_of_a_damaged_header() {
+        let header = classify("IO Error: The file \"/srv/roster/state.duckdb\" exists, but it is not a valid DuckDB database file!").unwrap();
+        let block = classify("FATAL Error: Corrupt database file: computed checksum 123 does not match stored checksum 456 in block at location 1234").unwrap();
+        let help = |e: &StoreError| e.to_string().split_once("(help:").unwrap().1.to_string();
+        assert!(matches!(block, StoreError::Corrupt { .. }), "{block:?}");
+        assert_eq!(help(&header), help(&block));
+        assert!(
+            block.to_string().contains("computed checksum 123"),
+            "{block}"
+        );
+        assert!(block.is_unusable());
+    }
+
+    #[test]
+    fn a_wal_that_cannot_be_replayed_is_moved_aside_alone_first() {
+        let e = classify("INTERNAL Error: Failure while replaying WAL file \"/srv/roster/state.duckdb.wal\": Corrupt database file: checksum mismatch").unwrap();
+        let StoreError::WalReplay { wal, .. } = &e else {
+            panic!("{e:?}");
+        };
+        assert_eq!(wal, &PathBuf::from("/srv/roster/state.duckdb.wal"));
+        let text = e.to_string();
+        let move_wal = text
+            .find("mv /srv/roster/state.duckdb.wal /srv/roster/state.duckdb.wal.broken")
+            .unwrap();
+        let rebuild = text.find("roster sync` to rebuild").unwrap();
+        assert!(
+            move_wal < rebuild,
+            "the WAL first, a rebuild only after: {text}"
+        );
+        assert!(text.contains("history is kept"), "{text}");
+    }
+
+    #[test]
+    fn other_duckdb_errors_are_classified_or_left_alone() {
+        let locked = classify("IO Error: Could not set lock on file \"/srv/roster/state.duckdb\": Conflicting lock is held in /usr/bin/roster (PID 4242) by user roster").unwrap();
+        let text = locked.to_string();
+        assert!(text.contains("(PID 4242, /usr/bin/roster)"), "{text}");
+        assert!(!locked.is_unusable());
+        // Issue 15.7: the lock's help never tells someone who asked for a plan to apply.
+        assert!(!text.contains("let it sync"), "{text}");
+        assert!(text.contains("`roster plan`"), "{text}");
+
+        let gone = classify("IO Error: Could not read from file \"/srv/roster/state.duckdb\": No such file or directory").unwrap();
+        assert!(matches!(gone, StoreError::FileIo { .. }), "{gone:?}");
+        assert!(gone.is_unusable());
+        let invalid = classify(
+            "FATAL Error: Failed: database has been invalidated because of a previous fatal error.",
+        )
+        .unwrap();
+        assert!(
+            matches!(invalid, StoreError::Invalidated { .. }),
+            "{invalid:?}"
+        );
+        assert!(classify("Binder Error: Referenced column \"x\" not found").is_none());
+    }
+
+    #[test]
+    fn sizes_read_like_df() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(12_300), "12.3 KB");
+        assert_eq!(human_bytes(20_000_000_000), "20.0 GB");
+    }
+
     #[test]
     fn the_memory_limit_is_the_configured_one_or_the_default() {
         let dir = tempfile::tempdir().unwrap();

@@ -119,3 +119,75 @@ fn schema_command_prints_draft_07() {
     assert_eq!(code, 2);
     assert!(err.contains("deployment"), "{err}");
 }
+
+/// Issue 15.7/15.8: `sync --now --allow-removals` is a valid request (it used to be refused by
+/// the argument parser), and without a daemon the message names every address tried and where
+/// it came from, and the address file looked for.
+#[test]
+fn sync_now_allow_removals_without_a_daemon_lists_what_it_tried() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = repo().join("tests/fixtures/valid-base");
+    let copy = Command::new("cp")
+        .arg("-r")
+        .arg(base.join("."))
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(copy.success());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let yaml = std::fs::read_to_string(dir.path().join("roster.yaml")).unwrap();
+    std::fs::write(
+        dir.path().join("roster.yaml"),
+        format!("{yaml}store:\n  state_dir: state\nadmin:\n  listen: 127.0.0.1:{port}\n"),
+    )
+    .unwrap();
+    let config = dir.path().to_str().unwrap();
+    let (code, _, err) = roster(&[
+        "sync",
+        "--now",
+        "--allow-removals",
+        "-s",
+        "hr",
+        "-c",
+        config,
+    ]);
+    assert_eq!(code, 69, "{err}");
+    assert!(
+        err.contains(&format!(
+            "no roster daemon answers on 127.0.0.1:{port} (admin.listen in roster.yaml"
+        )),
+        "{err}"
+    );
+    let addr_file = dir.path().join("state/admin.addr");
+    assert!(
+        err.contains(&format!("no address file at {}", addr_file.display())),
+        "{err}"
+    );
+
+    // A stale address file (a daemon killed without a clean stop) is tried first, then
+    // admin.listen.
+    std::fs::create_dir_all(dir.path().join("state")).unwrap();
+    let stale = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(&addr_file, format!("127.0.0.1:{stale}\n")).unwrap();
+    let (code, _, err) = roster(&["sync", "--now", "-c", config]);
+    assert_eq!(code, 69, "{err}");
+    assert!(
+        err.contains(&format!(
+            "no roster daemon answers on 127.0.0.1:{stale} (from {}",
+            addr_file.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(", nor on 127.0.0.1:{port} (admin.listen")),
+        "{err}"
+    );
+}

@@ -585,3 +585,297 @@ async fn a_canary_secret_never_appears_in_any_output() {
     }
     assert!(runs.contains("***") || runs.contains("rejected"), "{runs}");
 }
+
+impl Daemon {
+    /// `roster ARGS --config DIR` off the runtime's threads (the fake HR serves on them while
+    /// the daemon syncs).
+    async fn cli(&self, args: &[&str]) -> std::process::Output {
+        let path = self.path().to_path_buf();
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_roster"))
+                .args(&args)
+                .arg("--config")
+                .arg(path)
+                .env_remove("ROSTER_CONFIG")
+                .env_remove("STATE_DIRECTORY")
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap()
+    }
+
+    fn state(&self, file: &str) -> PathBuf {
+        self.path().join("state").join(file)
+    }
+
+    /// Waits until `/readyz` answers `code`; returns its body.
+    async fn wait_readyz(&self, code: u16) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some((c, body)) = self.get("/readyz").await {
+                if c == code {
+                    return body;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for /readyz {code}; log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Issue 14.11: a state database with a damaged data block (not the header) opens fine and
+/// used to leave `/readyz` at 200 while every sync failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_14_11_a_damaged_data_block_makes_the_daemon_unready_with_the_help() {
+    let mut d = Daemon::new(team(), "").await;
+    let out = d.cli(&["sync"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    // Overwrite the middle of the file: past the headers, inside the data blocks.
+    let state = d.state("state.duckdb");
+    let mut bytes = std::fs::read(&state).unwrap();
+    let (from, to) = (bytes.len() / 4, bytes.len() * 3 / 4);
+    for b in &mut bytes[from..to] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&state, &bytes).unwrap();
+
+    d.start();
+    let body = d.wait_readyz(503).await;
+    assert!(body.contains("is not a readable DuckDB database"), "{body}");
+    assert!(body.contains("stop roster, move it aside"), "{body}");
+    let status = d.status().await;
+    assert_eq!(status["ready"], false, "{status}");
+    assert!(
+        status["not_ready"].as_str().unwrap().contains("checksum"),
+        "{status}"
+    );
+    // A sync says the same, not DuckDB's bare words.
+    let out = d.cli(&["sync", "--now"]).await;
+    assert_eq!(out.status.code(), Some(69), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a readable DuckDB database"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(d.get("/readyz").await.unwrap().0, 503);
+    assert!(d.stop().await.success(), "{}", d.log());
+}
+
+/// Issue 14.7: the state database deleted or replaced under a running daemon.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_14_7_a_deleted_or_replaced_state_database_stops_the_daemon_writing() {
+    let mut d = Daemon::new(team(), "").await;
+    d.start();
+    d.wait_ready().await;
+    let out = d.sync_now().await;
+    assert!(out.status.success(), "{}", text(&out));
+    let state = d.state("state.duckdb");
+    let aside = d.state("state.duckdb.aside");
+
+    // Moved away (as `rm` would leave it, but restorable): unready within seconds.
+    std::fs::rename(&state, &aside).unwrap();
+    let body = d.wait_readyz(503).await;
+    assert!(body.contains("was deleted while roster ran"), "{body}");
+    assert!(body.contains("stopped writing"), "{body}");
+    assert!(body.contains("--rebaseline"), "{body}");
+    let out = d.cli(&["sync", "--now"]).await;
+    assert_eq!(out.status.code(), Some(69), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("was deleted while roster ran"), "{err}");
+    assert!(err.contains("recreates nothing"), "{err}");
+    assert!(!state.exists(), "nothing recreated the state database");
+    let mut wal = state.clone().into_os_string();
+    wal.push(".wal");
+    assert!(
+        !PathBuf::from(wal).exists(),
+        "no fresh WAL beside a missing file"
+    );
+    // A plan through the daemon is refused too. (Not `roster plan`: with no file at the path
+    // nothing holds a lock there, so it would plan on a new, empty state database of its own.)
+    let token = std::fs::read_to_string(d.state("admin.token")).unwrap();
+    let plan = reqwest::Client::new()
+        .post(format!("http://{}/plan", d.admin))
+        .bearer_auth(token.trim())
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let plan: Value = serde_json::from_slice(&plan).unwrap();
+    assert_eq!(plan["code"], 1, "{plan}");
+    assert!(
+        plan["stderr"].as_str().unwrap().contains("was deleted"),
+        "{plan}"
+    );
+
+    // The same file back: ready again, and syncs work.
+    std::fs::rename(&aside, &state).unwrap();
+    d.wait_readyz(200).await;
+    let out = d.sync_now().await;
+    assert!(out.status.success(), "{}", text(&out));
+
+    // Replaced by a copy (another inode): unready again.
+    std::fs::copy(&state, &aside).unwrap();
+    std::fs::rename(&aside, &state).unwrap();
+    let body = d.wait_readyz(503).await;
+    assert!(body.contains("was replaced by another file"), "{body}");
+    assert!(
+        d.log().contains("not ready: the state database"),
+        "{}",
+        d.log()
+    );
+    assert!(d.stop().await.success(), "{}", d.log());
+}
+
+/// Issue 15.7: a held run handled beside the daemon: plan through it, apply it with
+/// `sync --now --allow-removals`, the hold reason shown; POSTs need the admin token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_15_7_plan_and_a_held_run_go_through_the_daemon_with_its_token() {
+    let mut d = Daemon::new(team(), "").await;
+    d.start();
+    d.wait_ready().await;
+    let out = d.sync_now().await;
+    assert!(out.status.success(), "{}", text(&out));
+
+    // The token: 64 hex digits, readable by the service's group, nobody else.
+    let token_file = d.state("admin.token");
+    let token = std::fs::read_to_string(&token_file).unwrap();
+    assert_eq!(token.trim().len(), 64, "{token}");
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640);
+    let client = reqwest::Client::new();
+    let url = format!("http://{}/sync?source=hr", d.admin);
+    let r = client.post(&url).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    assert!(r.text().await.unwrap().contains("admin.token"));
+    let r = client
+        .post(&url)
+        .bearer_auth("0".repeat(64))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401, "a wrong token");
+    for path in ["/events/retry", "/plan"] {
+        let r = client
+            .post(format!("http://{}{path}", d.admin))
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 401, "{path}");
+    }
+    for path in ["/healthz", "/readyz", "/metrics", "/status"] {
+        assert_eq!(d.get(path).await.unwrap().0, 200, "{path} stays open");
+    }
+
+    // Four of five people gone: held.
+    d.hr.people.lock().unwrap().truncate(1);
+    let plan = d.cli(&["plan"]).await;
+    assert_eq!(plan.status.code(), Some(75), "{}", text(&plan));
+    let said = String::from_utf8_lossy(&plan.stdout);
+    assert!(said.contains("- p2@corp.example (terminate)"), "{said}");
+    assert!(said.contains("HELD: "), "{said}");
+    assert!(said.contains("Plan for hr: 0 to create"), "{said}");
+    assert!(
+        String::from_utf8_lossy(&plan.stderr).contains("the roster daemon on"),
+        "{}",
+        text(&plan)
+    );
+    let json_plan = d.cli(&["plan", "--json"]).await;
+    let doc: Value = serde_json::from_slice(&json_plan.stdout).unwrap();
+    assert_eq!(doc["terminated"], 4, "{doc}");
+    // A plan changes nothing.
+    assert!(
+        d.query("select count(*) from people where status = 'terminated'")
+            .contains('0')
+    );
+
+    let out = d.cli(&["sync", "--now"]).await;
+    assert_eq!(out.status.code(), Some(75), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("hr: HELD: "), "the reason: {said}");
+    assert!(
+        said.contains("roster sync --now --allow-removals --source hr"),
+        "{said}"
+    );
+    assert!(
+        d.query("select count(*) from people where status = 'terminated'")
+            .contains('0')
+    );
+
+    let out = d
+        .cli(&["sync", "--now", "--allow-removals", "--source", "hr"])
+        .await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        d.query("select count(*) from people where status = 'terminated'")
+            .contains('4'),
+        "applied"
+    );
+    assert!(d.stop().await.success(), "{}", d.log());
+}
+
+/// Issue 15.8: with `roster.yaml` unparseable, `sync --now` still finds a daemon on a
+/// non-default port (its address file), and says what it tried when none answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_15_8_sync_now_finds_the_daemon_while_roster_yaml_is_broken() {
+    let mut d = Daemon::new(team(), "").await;
+    d.start();
+    d.wait_ready().await;
+    let addr_file = d.state("admin.addr");
+    assert_eq!(std::fs::read_to_string(&addr_file).unwrap().trim(), d.admin);
+
+    // Mid-edit: not YAML at all, and the admin block is gone.
+    std::fs::write(
+        d.path().join("roster.yaml"),
+        "store:\n  state_dir: state\nsources: [hr\n  schedule: {every\n",
+    )
+    .unwrap();
+    d.wait_log("the last good config keeps running", 1).await;
+    let out = d.sync_now().await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("hr: 5 records"),
+        "{}",
+        text(&out)
+    );
+
+    // Stopped: the address file is gone, and the message lists what was tried.
+    assert!(d.stop().await.success(), "{}", d.log());
+    assert!(!addr_file.exists(), "removed at a clean stop");
+    let out = d.sync_now().await;
+    if out.status.code() == Some(69) {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("no roster daemon answers on 127.0.0.1:9187 (the default admin address"),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!("no address file at {}", addr_file.display())),
+            "{err}"
+        );
+    } else {
+        // Something else answers on the default port on this machine; nothing to assert.
+        eprintln!("127.0.0.1:9187 is in use here: {}", text(&out));
+    }
+}
