@@ -130,7 +130,7 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         );
         println!("  # break it (e.g. `every: soon`) and see the error, with the last good config still running.");
         receiver.print_as_they_arrive();
-        let code = match crate::daemon::serve(&config_dir, std::time::Duration::from_secs(5)).await {
+        let code = match crate::daemon::serve(&config_dir, std::time::Duration::from_secs(5), false).await {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("error: {e}");

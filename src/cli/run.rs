@@ -19,11 +19,17 @@ pub struct Args {
     /// is applied). Keep it below systemd's `TimeoutStopSec`.
     #[arg(long, default_value = "20s", value_parser = super::duration_arg)]
     pub stop_grace: std::time::Duration,
+    /// Start over on purpose when the state database is missing although a published
+    /// directory or saved tokens show there was one: the first sync of each source is a
+    /// baseline that sends no person events, and history starts again. Only for the start
+    /// it is given to; do not leave it in the unit.
+    #[arg(long)]
+    pub rebaseline: bool,
 }
 
 /// Runs the daemon until SIGTERM.
 pub fn run(args: &Args) -> anyhow::Result<u8> {
-    match daemon::run(&args.config.config, args.stop_grace) {
+    match daemon::run(&args.config.config, args.stop_grace, args.rebaseline) {
         Ok(code) => Ok(code),
         Err(StartError::Config) => {
             eprintln!("error: {}", StartError::Config);

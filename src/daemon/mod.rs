@@ -356,13 +356,13 @@ pub enum StartError {
 }
 
 /// Runs the daemon until SIGTERM or SIGINT. Returns the process exit code.
-pub fn run(config_dir: &Path, stop_grace: Duration) -> Result<u8, StartError> {
+pub fn run(config_dir: &Path, stop_grace: Duration, rebaseline: bool) -> Result<u8, StartError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| StartError::Other(e.to_string()))?;
-    rt.block_on(serve(config_dir, stop_grace))
+    rt.block_on(serve(config_dir, stop_grace, rebaseline))
 }
 
 fn load(dir: &Path) -> Result<Config, crate::config::diag::Diagnostics> {
@@ -371,7 +371,13 @@ fn load(dir: &Path) -> Result<Config, crate::config::diag::Diagnostics> {
 
 /// The daemon on the current tokio runtime (`run` builds one; `roster demo --run` uses its
 /// own, where the fake HRIS and the receiver also live).
-pub async fn serve(config_dir: &Path, stop_grace: Duration) -> Result<u8, StartError> {
+/// `rebaseline`: create a missing state database even where an old one left traces
+/// (`roster run --rebaseline`).
+pub async fn serve(
+    config_dir: &Path,
+    stop_grace: Duration,
+    rebaseline: bool,
+) -> Result<u8, StartError> {
     let metrics = admin::install_metrics();
     let cfg = match load(config_dir) {
         Ok(c) => c,
@@ -382,7 +388,7 @@ pub async fn serve(config_dir: &Path, stop_grace: Duration) -> Result<u8, StartE
     };
     let cfg = Arc::new(cfg);
     // Open the state database here: a second instance stops now, with the PID of the first.
-    let store = crate::sync::open_store(&cfg)?;
+    let store = crate::sync::open_store_with(&cfg, rebaseline)?;
     // Opening checks the header only: read every block now, so a damaged file shows as
     // unready at start, not at the next scheduled sync hours later. The daemon still starts
     // (it answers /readyz with the reason); each job tries the store again.

@@ -240,9 +240,13 @@ pub struct SyncData {
     pub updated: u64,
     /// People terminated.
     pub terminated: u64,
-    /// Why it failed or was held (never contains secrets).
+    /// Why it failed or was held: Roster's own words, never text from the HRIS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// A stable code for a failed run (e.g. `hris_auth_rejected`, `listing_incomplete`; the
+    /// README lists them), for alerting rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
 }
 
 /// A lifecycle event fired more than this long after it was due is marked `late`.

@@ -115,6 +115,7 @@ fn sync_event_keys_cover_the_run_figures() {
         updated,
         terminated: 0,
         reason: None,
+        error_code: None,
     };
     assert_eq!(sync_event(data(1)).id, sync_event(data(1)).id);
     assert_ne!(sync_event(data(1)).id, sync_event(data(2)).id);

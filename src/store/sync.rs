@@ -430,6 +430,7 @@ impl Store {
                 updated: run.updated,
                 terminated: run.terminated,
                 reason: run.error.clone().or_else(|| run.held_reason.clone()),
+                error_code: run.error_code.clone(),
             });
             let endpoints = routing.route(&ev);
             if !endpoints.is_empty() {

@@ -491,10 +491,24 @@ async fn a_failed_fetch_applies_nothing() {
         one(&e.query("select job_title from people where work_email = 'ada@corp.example'"))[0],
         "Engineer"
     );
-    // The failure is on record in the state database (published with the next applied sync).
-    let cfg = e.cfg();
-    let store = roster::sync::open_store(&cfg).unwrap();
-    drop(store);
+    // The failure is on record in the state database with a code and Roster's own words:
+    // the HRIS's answer ("upstream trouble") stays in the local log (issue 15.2).
+    let state = e.cfg().state_dir().join("state.duckdb");
+    let failed = query_file(
+        &state,
+        "select error_code, error from sync_runs where outcome = 'failed'",
+    );
+    let row = one(&failed);
+    assert_eq!(row[0], "hris_server_error");
+    assert!(
+        row[1].contains("HTTP 500") && row[1].contains("nothing was applied"),
+        "{row:?}"
+    );
+    assert!(!row[1].contains("upstream trouble"), "{row:?}");
+    assert!(
+        err.to_string().contains("upstream trouble"),
+        "the log keeps the excerpt: {err}"
+    );
 }
 
 #[tokio::test]
@@ -1066,7 +1080,11 @@ async fn a_value_that_fails_to_convert_keeps_the_last_good_one() {
         h.core[3]["attrs"]["cc"] = json!("y".repeat(20_000));
     }
     let r = e.sync("core", Options::default()).await.unwrap();
-    assert_eq!(r.applied.updated, 1, "only Cy's title changed: {:?}", r.applied);
+    assert_eq!(
+        r.applied.updated, 1,
+        "only Cy's title changed: {:?}",
+        r.applied
+    );
     let di = e.query(
         "select job_title, custom['cost_center'] from people where work_email = 'di@corp.example'",
     );
