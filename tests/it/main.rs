@@ -20,6 +20,7 @@ mod schema;
 mod sync;
 mod validate;
 mod webhook_canary;
+mod webhook_ssrf;
 
 use std::path::{Path, PathBuf};
 
