@@ -22,6 +22,7 @@ mod soak;
 mod sync;
 mod validate;
 mod webhook_canary;
+mod webhook_ssrf;
 
 use std::path::{Path, PathBuf};
 
