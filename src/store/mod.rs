@@ -1000,7 +1000,7 @@ mod tests {
         let move_wal = text
             .find("mv /srv/roster/state.duckdb.wal /srv/roster/state.duckdb.wal.broken")
             .unwrap();
-        let rebuild = text.find("roster sync` to rebuild").unwrap();
+        let rebuild = text.find("roster sync --rebaseline` to rebuild").unwrap();
         assert!(
             move_wal < rebuild,
             "the WAL first, a rebuild only after: {text}"
