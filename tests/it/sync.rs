@@ -39,12 +39,24 @@ async fn core(
     headers: HeaderMap,
     Query(q): Query<Vec<(String, String)>>,
 ) -> Response {
-    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer core-token") {
-        return (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"error": "invalid token"})),
-        )
-            .into_response();
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if auth != "Bearer core-token" {
+        // Like a PHP HRIS: the rejected token echoed back, `/` escaped as `\/`, and again as
+        // `\u002F` and URL-encoded.
+        let token = auth.trim_start_matches("Bearer ");
+        let body = format!(
+            r#"{{"error": "invalid token {}", "hint": "{}", "url": "/auth?t={}"}}"#,
+            token.replace('/', "\\/"),
+            token.replace('/', "\\u002F"),
+            token
+                .replace('/', "%2F")
+                .replace('+', "%2B")
+                .replace('=', "%3D"),
+        );
+        return (StatusCode::UNAUTHORIZED, body).into_response();
     }
     let get = |k: &str| {
         q.iter()
@@ -1228,4 +1240,61 @@ async fn coverage_of_the_work_email_counts_records_that_could_not_be_mapped() {
         r.coverage,
         ["`work_email` is empty in 10 of 11 records (91%, allowed 5%)"]
     );
+}
+
+#[tokio::test]
+async fn a_token_the_hris_echoes_escaped_never_reaches_the_state_events_or_the_directory() {
+    let e = env().await;
+    // A webhook, so a failed run writes a `sync.failed` event to the outbox.
+    let roster_yaml = e.config.join("roster.yaml");
+    let base = std::fs::read_to_string(&roster_yaml).unwrap();
+    std::fs::write(
+        &roster_yaml,
+        format!(
+            "{base}webhooks:\n  ops:\n    url: http://127.0.0.1:9/hook\n    allow_private_network: true\n    secret: {{file: secrets/hook}}\n    events: [\"*\"]\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        e.config.join("secrets/hook"),
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    )
+    .unwrap();
+    e.sync("core", Options::default()).await.unwrap();
+    // Now the credential is rotated to one the HRIS rejects and echoes.
+    let canary = "CANARY/zq+8x/Tok=";
+    std::fs::write(e.config.join("secrets/core"), canary).unwrap();
+    let err = e.sync("core", Options::default()).await.unwrap_err();
+    let forms = [
+        canary.to_string(),
+        canary.replace('/', "\\/"),
+        canary.replace('/', "\\u002F"),
+        canary
+            .replace('/', "%2F")
+            .replace('+', "%2B")
+            .replace('=', "%3D"),
+        "zq+8x".to_string(),
+    ];
+    let text = format!("{err} {err:?}");
+    for f in &forms {
+        assert!(!text.contains(f.as_str()), "{f} in the error: {text}");
+    }
+    let state = e.cfg().state_dir().join("state.duckdb");
+    let dumps = [
+        query_file(
+            &state,
+            "select coalesce(error, '') || error_code from sync_runs where outcome = 'failed'",
+        ),
+        query_file(&state, "select data from events where type = 'sync.failed'"),
+    ];
+    assert_eq!(dumps[1].len(), 1, "{dumps:?}");
+    assert!(dumps[1][0][0].contains("hris_auth_rejected"), "{dumps:?}");
+    for rows in &dumps {
+        for f in &forms {
+            assert!(
+                !format!("{rows:?}").contains(f.as_str()),
+                "{f} stored: {rows:?}"
+            );
+        }
+    }
 }

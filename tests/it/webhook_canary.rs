@@ -250,7 +250,9 @@ async fn receivers_that_echo_personal_data_never_get_it_into_logs_outputs_or_the
 async fn a_five_megabyte_job_title_goes_out_truncated_with_a_warning_without_values() {
     let (addr, rx) = receiver(Answer::Accept).await;
     let extra = format!(
-        "events:\n  created_on_first_sync: true\nwebhooks:\n{}",
+        // Limits raised so the 5 MB title reaches the webhook renderer (by default the
+        // mapping refuses it: see `limits:`); the body cap is the last line of defence.
+        "limits: {{max_field_bytes: 8MiB, max_record_bytes: 16MiB}}\nevents:\n  created_on_first_sync: true\nwebhooks:\n{}",
         hook_yaml("hook", &addr, "    events: ['person.*']\n").replace("    events: ['*']\n", "")
     );
     let mut p = canary_person();
