@@ -28,11 +28,13 @@ pub struct FetchError {
     pub request: Option<String>,
     /// The stream being read when it failed, when known (a related stream's name when reading
     /// it for a join failed).
-    pub stream: Option<String>,
+    /// (`Box<str>`s keep the error under clippy's `result_large_err` limit: it travels
+    /// through every `?` of a fetch.)
+    pub stream: Option<Box<str>>,
     /// The 1-based page of that stream, when known.
     pub page: Option<u32>,
     /// The sub-request (its `into` field) that failed, when one did.
-    pub sub_request: Option<String>,
+    pub sub_request: Option<Box<str>>,
     /// What went wrong (boxed: errors travel through every `?`, and should stay small).
     pub kind: Box<FetchErrorKind>,
     /// What to do: Roster's words, from the provider spec and the error, never from a
@@ -175,7 +177,7 @@ impl FetchError {
     /// stream keeps its own name).
     pub fn at(mut self, stream: &str, page: u32) -> FetchError {
         if self.stream.is_none() {
-            self.stream = Some(stream.to_string());
+            self.stream = Some(stream.into());
             self.page = (page > 0).then_some(page);
         }
         self
@@ -184,7 +186,7 @@ impl FetchError {
     /// Records that a sub-request (named by its `into` field) failed.
     pub fn in_sub_request(mut self, into: &str) -> FetchError {
         if self.sub_request.is_none() {
-            self.sub_request = Some(into.to_string());
+            self.sub_request = Some(into.into());
         }
         self
     }

@@ -14,6 +14,9 @@ use serde_json::{Value, json};
 use roster::config::LoadOptions;
 use roster::sync::{NoProgress, Options, SyncError};
 
+/// A change the fake HRIS makes to its listing.
+type Change = fn(&mut Vec<Value>);
+
 #[derive(Default)]
 struct Hris {
     /// Source `core`: offset paging, attributes nested.
@@ -27,7 +30,7 @@ struct Hris {
     ignore_offset: bool,
     /// After serving this request of `core` (1-based), change the listing (the HRIS changes
     /// while it is paged).
-    after_core_page: Option<(usize, fn(&mut Vec<Value>))>,
+    after_core_page: Option<(usize, Change)>,
     /// On this request of `core`, append a copy of the record at this index to the page.
     repeat_on_core_page: Option<(usize, usize)>,
 }
