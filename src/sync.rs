@@ -516,8 +516,11 @@ impl Observer for Stager<'_, '_> {
         }
         let hash = xxhash_rust::xxh3::xxh3_64_with_seed(&self.buf, self.seed) as i64;
         if let Some(k) = self.known.get_mut(&hash) {
+            // A repeat of this record, or of its key (a newer version came first): the first
+            // occurrence wins, so this stored version is not marked seen (it is replaced).
             if k.seen || !self.keys.insert(k.key) {
                 self.duplicates.push(Duplicate { key: None, hash });
+                return true;
             }
             k.seen = true;
             return true;
