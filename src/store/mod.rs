@@ -76,7 +76,7 @@ pub enum StoreError {
     },
     /// The filesystem is full.
     #[error(
-        "the disk holding {dir} is full ({free}): {detail}; {consequence} (help: free space on that filesystem (DuckDB also spills to `{dir}/*.tmp` during large syncs) or move `store.state_dir` to a larger one, then sync again: `roster sync`, or the daemon retries at the next scheduled run)"
+        "the disk holding {dir} ran full ({free} now that the failed work is cleaned up): {detail}; {consequence} (help: free space on that filesystem (DuckDB also spills into `state.duckdb.tmp/` beside the state database during large syncs) or move `store.state_dir` to a larger one, then sync again: `roster sync`, or the daemon retries at the next scheduled run)"
     )]
     DiskFull {
         /// The directory whose filesystem is full.
@@ -319,7 +319,14 @@ fn classify_text(path: &Path, text: &str) -> Option<StoreError> {
                 .unwrap_or_default(),
         });
     }
-    if text.contains("No space left on device") || text.contains("ENOSPC") {
+    // DuckDB's spill files are capped by `max_temp_directory_size`, which by default is the
+    // space free on their disk: a full disk then reads as "Out of Memory Error: failed to
+    // offload data block ... max_temp_directory_size" without any ENOSPC (seen on a 2 MB
+    // tmpfs). Roster never sets the setting, so this is the disk.
+    if text.contains("No space left on device")
+        || text.contains("ENOSPC")
+        || text.contains("max_temp_directory_size")
+    {
         return Some(disk_full(
             path,
             quoted_path(text),
@@ -905,7 +912,7 @@ mod tests {
         let text = e.to_string();
         assert!(
             text.starts_with(&format!(
-                "the disk holding {} is full (",
+                "the disk holding {} ran full (",
                 dir.path().display()
             )),
             "{text}"
@@ -942,7 +949,7 @@ mod tests {
         let text = e.to_string();
         assert!(
             text.contains(&format!(
-                "the disk holding {} is full",
+                "the disk holding {} ran full",
                 other.path().display()
             )),
             "{text}"
@@ -967,6 +974,18 @@ mod tests {
             e.to_string().contains("restart it once there is space"),
             "{e}"
         );
+
+        // The spill limit that defaults to the free disk space (DuckDB 1.2 on a full tmpfs).
+        let e = classify_text(
+            &state,
+            "Out of Memory Error: failed to offload data block of size 256.0 KiB (1.5 MiB/1.7 MiB used).\nThis limit was set by the 'max_temp_directory_size' setting.\nBy default, this setting utilizes the available disk space on the drive where the 'temp_directory' is located.",
+        )
+        .unwrap();
+        let StoreError::DiskFull { dir: full, .. } = &e else {
+            panic!("{e:?}");
+        };
+        assert_eq!(full, dir.path());
+        assert!(e.to_string().contains("rolled back"), "{e}");
 
         // The errno spelled as a name.
         assert!(matches!(
