@@ -1,6 +1,6 @@
 //! The fake HRIS: Personio's API v1 and Merge's unified HRIS API on one loopback port, serving
 //! a [`Dataset`] the way each vendor documents it (see `providers/personio.yaml` and
-//! `providers/merge.yaml` for the quirks, and /work/shared/provider-specs for the sources).
+//! `providers/merge.yaml` for the quirks, and ../shared/provider-specs for the sources).
 //!
 //! | path | what |
 //! |---|---|

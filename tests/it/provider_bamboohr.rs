@@ -3,7 +3,7 @@
 //! into a real DuckDB directory.
 //!
 //! The fake reproduces BambooHR's own OpenAPI description (see
-//! /work/shared/provider-specs/bamboohr) of `POST /api/v1/reports/custom` under the company's
+//! ../shared/provider-specs/bamboohr) of `POST /api/v1/reports/custom` under the company's
 //! subdomain (here a path segment, `/{company}/api/v1/...`; another company is a 404):
 //! - HTTP basic auth with the API key as the user name and any password; a wrong key is 401.
 //! - The JSON body is read as JSON only with `Content-Type: application/json` EXACTLY; any

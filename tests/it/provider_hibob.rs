@@ -2,7 +2,7 @@
 //! `base_url` changed) and mapping, a real DuckDB directory read back read-only. Every
 //! expectation is derived from the employees the fake holds.
 //!
-//! What the fake reproduces (from /work/shared/provider-specs/hibob/hibob-openapi.yaml and
+//! What the fake reproduces (from ../shared/provider-specs/hibob/hibob-openapi.yaml and
 //! HiBob's "Rate limiting", "Error handling" and "How to work with lists" pages):
 //! - Service-user auth: HTTP basic, the service user's id as the user name and its token as
 //!   the password. Anything else is a 401 `{key, error}`.

@@ -3,7 +3,7 @@
 //! declared rate changed), synced into a real DuckDB directory.
 //!
 //! The fake reproduces what the (third-party reconstructed) vendor description says, see
-//! /work/shared/provider-specs/justworks:
+//! ../shared/provider-specs/justworks:
 //! - `POST /oauth/token` (form body, `client_id` and `client_secret` in the body) with
 //!   `grant_type=refresh_token`; the answer carries `expires_at` (not `expires_in`) and a NEW
 //!   refresh token: each refresh invalidates the previous one. A wrong client is

@@ -2,7 +2,7 @@
 //! `base_url` changed) and mapping, a real DuckDB directory read back read-only. Every
 //! expectation is derived from the JSON the fake served.
 //!
-//! What the fake reproduces (from /work/shared/provider-specs/kenjo/kenjo-openapi.yaml):
+//! What the fake reproduces (from ../shared/provider-specs/kenjo/kenjo-openapi.yaml):
 //! - `POST /auth/login` with `{"apiKey": ...}` answers `{"token": "Bearer <jwt>",
 //!   "X-Expires-After": <timestamp>}`: the token already carries its `Bearer ` prefix, and every
 //!   other endpoint wants exactly `Authorization: Bearer <jwt>` (a doubled prefix is a 401,

@@ -2,7 +2,7 @@
 //! documents it, read through the built-in spec (only `base_url` changed) and the built-in
 //! mapping into a real DuckDB directory, checked field by field against what the fake served.
 //!
-//! What the fake reproduces (merge-hris-openapi.yaml in /work/shared/provider-specs/merge and
+//! What the fake reproduces (merge-hris-openapi.yaml in ../shared/provider-specs/merge and
 //! the notes in providers/merge.yaml):
 //! - Two headers on every request: `Authorization: Bearer <API key>` (the `Bearer` prefix is
 //!   required) and `X-Account-Token` (the linked account). Missing or wrong, either one is a

@@ -3,7 +3,7 @@
 //! mapping into a real DuckDB directory, checked field by field against what the fake served.
 //!
 //! What the fake reproduces (personio-auth-api.yaml and personio-personnel-data-api-oa3.yaml
-//! in /work/shared/provider-specs/personio, and the notes in providers/personio.yaml):
+//! in ../shared/provider-specs/personio, and the notes in providers/personio.yaml):
 //! - `POST /auth` with `client_id` and `client_secret` (JSON or form body) answers
 //!   `{success, data: {token, expires_in, scope}}`; wrong ones get 401 with the documented
 //!   `ErrorResponse` body `{success: false, error: {code, message}}`.
