@@ -469,6 +469,14 @@ fn key_hash(key: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64(key.as_bytes())
 }
 
+/// A record's content hash: its JSON serialized into `buf` (kept for staging), hashed with
+/// the mapping fingerprint as seed. The listing and its confirmation read hash alike.
+fn content_hash(buf: &mut Vec<u8>, record: &serde_json::Value, seed: u64) -> Option<i64> {
+    buf.clear();
+    serde_json::to_writer(&mut *buf, record).ok()?;
+    Some(xxhash_rust::xxh3::xxh3_64_with_seed(buf, seed) as i64)
+}
+
 /// A record key a listing returned more than once.
 #[derive(Debug, Clone)]
 struct Duplicate {
@@ -510,11 +518,9 @@ impl Observer for Stager<'_, '_> {
 
     fn record(&mut self, record: serde_json::Value) -> bool {
         self.records += 1;
-        self.buf.clear();
-        if serde_json::to_writer(&mut self.buf, &record).is_err() {
+        let Some(hash) = content_hash(&mut self.buf, &record, self.seed) else {
             return true;
-        }
-        let hash = xxhash_rust::xxh3::xxh3_64_with_seed(&self.buf, self.seed) as i64;
+        };
         if let Some(k) = self.known.get_mut(&hash) {
             // A repeat of this record, or of its key (a newer version came first): the first
             // occurrence wins, so this stored version is not marked seen (it is replaced).
@@ -580,11 +586,9 @@ struct Confirmer<'a> {
 
 impl Observer for Confirmer<'_> {
     fn record(&mut self, record: serde_json::Value) -> bool {
-        self.buf.clear();
-        if serde_json::to_writer(&mut self.buf, &record).is_err() {
+        let Some(hash) = content_hash(&mut self.buf, &record, self.seed) else {
             return true;
-        }
-        let hash = xxhash_rust::xxh3::xxh3_64_with_seed(&self.buf, self.seed) as i64;
+        };
         let kh = match self.known.get(&hash) {
             Some(k) => k.key,
             None => match self.mapper.map(&record) {
