@@ -158,8 +158,12 @@ fn receiver() -> String {
     format!("http://{addr}/hook")
 }
 
-/// The listing with `share` of people edited (every `step`-th, from `from`), on top of `base`.
-fn edited(i: usize, edits: &[(usize, usize, &str)]) -> Value {
+/// Edits to the listing: every `.0`-th person from `.1` gets the job title `"{.2} Engineer"`
+/// (and, for every 10th, the next department).
+type Edits = &'static [(usize, usize, &'static str)];
+
+/// Person `i` with `edits` applied.
+fn edited(i: usize, edits: Edits) -> Value {
     let mut r = common::generic_record(i);
     for &(step, from, what) in edits {
         if i % step == from {
@@ -252,13 +256,13 @@ fn main() {
         }
         let dir = tempfile::tempdir().unwrap();
         write_config(dir.path(), &fake.base(), None);
-        let runs: [(&str, &[(usize, usize, &str)]); 4] = [
+        let runs: [(&str, Edits); 4] = [
             ("first sync", &[]),
             ("no-change", &[]),
             ("1% changed", &[(100, 7, "Staff")]),
             ("10% changed", &[(100, 7, "Staff"), (10, 3, "Principal")]),
         ];
-        let mut current: &[(usize, usize, &str)] = &[];
+        let mut current: Edits = &[];
         let mut first = Cost::default();
         for (name, edits) in runs {
             if edits != current {

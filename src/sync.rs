@@ -493,7 +493,6 @@ struct Duplicate {
 struct Stager<'a, 's> {
     source: &'a str,
     mapper: &'a Mapper,
-    seed: u64,
     known: HashMap<i64, Known>,
     keys: HashSet<u64>,
     duplicates: Vec<Duplicate>,
@@ -503,22 +502,109 @@ struct Stager<'a, 's> {
     pages: u64,
     records: u64,
     error: Option<StoreError>,
-    buf: Vec<u8>,
+    prep: Prep,
 }
 
-impl Observer for Stager<'_, '_> {
-    fn request(&mut self, _described: &str, _status: u16) {
-        self.pages += 1;
-        self.progress.page(self.source, self.pages, self.records);
+/// A record hashed and (unless its content is stored already) mapped by the [`Prep`] worker.
+struct Prepared {
+    /// None: the record could not be serialized (it is skipped).
+    hash: Option<i64>,
+    /// None when the hash was stored before the listing began (nothing to map).
+    mapped: Option<Mapped>,
+    /// The record's JSON, as hashed.
+    raw: Vec<u8>,
+}
+
+/// The second core's share of a listing: serializing, hashing and mapping records on a worker
+/// thread while the sync's own thread fetches and parses the next page and stages what the
+/// worker returns, in listing order (one worker, FIFO channels: the first occurrence of a key
+/// still wins). The input channel is bounded (backpressure on the fetch); the output is
+/// drained on every record, so it holds at most about the input's bound.
+struct Prep {
+    input: Option<std::sync::mpsc::SyncSender<serde_json::Value>>,
+    output: std::sync::mpsc::Receiver<Prepared>,
+    worker: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Records in flight between the fetch and the worker: two pages of 200.
+const PREP_QUEUE: usize = 400;
+
+impl Prep {
+    fn start(mapper: &Mapper, seed: u64, stored: HashSet<i64>) -> std::io::Result<Prep> {
+        let (input, rx) = std::sync::mpsc::sync_channel::<serde_json::Value>(PREP_QUEUE);
+        let (tx, output) = std::sync::mpsc::channel();
+        let mapper = mapper.clone();
+        let worker = std::thread::Builder::new()
+            .name("roster-map".into())
+            .spawn(move || {
+                for record in rx {
+                    let mut raw = Vec::with_capacity(1024);
+                    let hash = content_hash(&mut raw, &record, seed);
+                    let mapped = match hash {
+                        Some(h) if !stored.contains(&h) => {
+                            Some(mapper.map_sized(&record, raw.len()))
+                        }
+                        _ => None,
+                    };
+                    if tx.send(Prepared { hash, mapped, raw }).is_err() {
+                        return;
+                    }
+                }
+            })?;
+        Ok(Prep {
+            input: Some(input),
+            output,
+            worker: Some(worker),
+        })
     }
 
-    fn problem(&mut self, problem: crate::provider::fetch::SourceProblem) {
-        self.problems.push(problem);
+    /// Hands a record to the worker (waits while the queue is full).
+    fn send(&self, record: serde_json::Value) -> bool {
+        self.input.as_ref().is_some_and(|i| i.send(record).is_ok())
     }
 
-    fn record(&mut self, record: serde_json::Value) -> bool {
-        self.records += 1;
-        let Some(hash) = content_hash(&mut self.buf, &record, self.seed) else {
+    /// Stops taking records; what is in flight is still returned by [`Prep::next`].
+    fn close(&mut self) {
+        self.input = None;
+    }
+
+    /// The next prepared record: waits for it when `wait` (until the worker has returned
+    /// everything after [`Prep::close`]), else only if one is ready.
+    fn next(&self, wait: bool) -> Option<Prepared> {
+        if wait {
+            self.output.recv().ok()
+        } else {
+            self.output.try_recv().ok()
+        }
+    }
+}
+
+impl Drop for Prep {
+    fn drop(&mut self) {
+        self.input = None;
+        // Unblock a worker waiting to send, then wait for it.
+        while self.output.try_recv().is_ok() {}
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+impl Stager<'_, '_> {
+    /// Stages what the worker has returned: everything (waiting) when `wait`, else what is
+    /// ready. False when staging failed (the listing stops).
+    fn drain(&mut self, wait: bool) -> bool {
+        while let Some(p) = self.prep.next(wait) {
+            if !self.prepared(p) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Marks a stored record seen, or stages a new one.
+    fn prepared(&mut self, p: Prepared) -> bool {
+        let Some(hash) = p.hash else {
             return true;
         };
         if let Some(k) = self.known.get_mut(&hash) {
@@ -531,7 +617,15 @@ impl Observer for Stager<'_, '_> {
             k.seen = true;
             return true;
         }
-        let mapped = self.mapper.map_sized(&record, self.buf.len());
+        let mapped = match p.mapped {
+            Some(m) => m,
+            // Not stored when the listing began yet mapped nowhere: cannot happen (the
+            // worker maps every hash it was not told about), but mapping here is correct.
+            None => match serde_json::from_slice(&p.raw) {
+                Ok(record) => self.mapper.map_sized(&record, p.raw.len()),
+                Err(_) => return true,
+            },
+        };
         let hash_key = format!("#{:016x}", hash as u64);
         let key = match &mapped {
             Mapped::Kept(p) => p.key().to_string(),
@@ -557,16 +651,41 @@ impl Observer for Stager<'_, '_> {
         );
         // An oversize record is not mapped (a data problem); its raw JSON is not stored
         // either, or one 5 MB record would ride along in every published copy.
-        let raw = if self.buf.len() as u64 > self.mapper.max_record_bytes() {
+        let raw = if p.raw.len() as u64 > self.mapper.max_record_bytes() {
             OVERSIZE_RAW
         } else {
-            std::str::from_utf8(&self.buf).unwrap_or_default()
+            std::str::from_utf8(&p.raw).unwrap_or_default()
         };
         if let Err(e) = stage_one(&mut self.staging, mapped, &key, hash, raw) {
             self.error = Some(e);
             return false;
         }
         true
+    }
+}
+
+impl Observer for Stager<'_, '_> {
+    fn request(&mut self, _described: &str, _status: u16) {
+        self.pages += 1;
+        self.progress.page(self.source, self.pages, self.records);
+    }
+
+    fn problem(&mut self, problem: crate::provider::fetch::SourceProblem) {
+        self.problems.push(problem);
+    }
+
+    fn record(&mut self, record: serde_json::Value) -> bool {
+        self.records += 1;
+        if !self.prep.send(record) {
+            // The worker only stops early by panicking (a bug): the listing stops with it.
+            self.error = Some(StoreError::Io {
+                what: "the mapping thread stopped (a bug; please report it with the log) while staging into",
+                path: PathBuf::from(self.source),
+                source: std::io::Error::other("mapping thread gone"),
+            });
+            return false;
+        }
+        self.drain(false)
     }
 }
 
@@ -771,11 +890,20 @@ pub async fn sync_with_client(
         .map(|(hash, key)| (hash, Known { key, seen: false }))
         .collect();
     laps.lap("known_records");
+    // DuckDB's memory fits the source's size (unless `store.memory_limit` is set); raised
+    // again below if the listing is larger than what was stored.
+    store.fit_memory_to(known.len() as u64)?;
+    let prep = Prep::start(&mapper, seed, known.keys().copied().collect()).map_err(|source| {
+        StoreError::Io {
+            what: "cannot start the mapping thread for",
+            path: store.state_path().to_path_buf(),
+            source,
+        }
+    })?;
     let staging = store.begin_staging(&plan.name, run.id, start_ts.as_microsecond())?;
     let mut stager = Stager {
         source: &plan.name,
         mapper: &mapper,
-        seed,
         known,
         keys: HashSet::new(),
         duplicates: Vec::new(),
@@ -785,11 +913,15 @@ pub async fn sync_with_client(
         pages: 0,
         records: 0,
         error: None,
-        buf: Vec::with_capacity(4096),
+        prep,
     };
     let result = client
         .fetch_stream(mapping.stream.as_str(), &mut stager)
         .await;
+    stager.prep.close();
+    if result.is_ok() && stager.error.is_none() {
+        stager.drain(true);
+    }
     let Stager {
         mut known,
         keys,
@@ -803,6 +935,7 @@ pub async fn sync_with_client(
     } = stager;
     let staged = staging.finish();
     laps.lap("fetch+map+stage");
+    let staged = staged.and_then(|n| store.fit_memory_to(records).map(|()| n));
     run.pages = pages;
     run.records = records;
     let mut listed_pages = 0;

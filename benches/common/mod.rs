@@ -67,6 +67,8 @@ const CITIES: [(&str, &str); 5] = [
 pub fn generic_record(i: usize) -> Value {
     let (city, country) = CITIES[i % CITIES.len()];
     let dept = i % 40;
+    let gender = ["female", "male", "diverse"][i % 3];
+    let entity = ["Acme GmbH", "Acme Ltd", "Acme Inc."][i % 3];
     json!({
         "id": i,
         "employee_number": format!("E{i:07}"),
@@ -83,7 +85,7 @@ pub fn generic_record(i: usize) -> Value {
         "termination_date": Value::Null,
         "probation_end_date": format!("20{:02}-{:02}-{:02}", 11 + i % 15, 1 + i % 12, 1 + i % 28),
         "birth_date": format!("19{:02}-{:02}-{:02}", 60 + i % 40, 1 + i % 12, 1 + i % 28),
-        "gender": ["female", "male", "diverse"][i % 3],
+        "gender": gender,
         "weekly_hours": 40 - (i % 3) * 4,
         "time_zone": "Europe/Berlin",
         "cost_center": format!("CC-{:03}", dept * 7 % 100),
@@ -91,7 +93,7 @@ pub fn generic_record(i: usize) -> Value {
         "department": {"id": dept, "name": format!("Department {dept}"), "code": format!("D{dept:02}"), "parent_id": dept / 8},
         "location": {"id": i % CITIES.len(), "name": city, "country": country, "address": format!("{} Main Street", 1 + i % 300)},
         "manager": if i == 0 { Value::Null } else { json!({"id": i / 8, "work_email": format!("person{}@example.com", i / 8), "name": format!("First{} Last{}", i / 8, i / 8)}) },
-        "legal_entity": {"id": 1 + i % 3, "name": ["Acme GmbH", "Acme Ltd", "Acme Inc."][i % 3], "country": country},
+        "legal_entity": {"id": 1 + i % 3, "name": entity, "country": country},
         "created_at": "2021-02-01T09:00:00Z",
         "updated_at": format!("2024-05-{:02}T10:11:12Z", 1 + i % 28),
     })
@@ -179,7 +181,7 @@ impl Fake {
         let mut rendered = Vec::with_capacity(total / self.page + 2);
         let mut bytes = 0usize;
         let mut batch: Vec<Value> = Vec::with_capacity(self.page);
-        let mut flush = |batch: &mut Vec<Value>, p: usize, rendered: &mut Vec<Vec<u8>>| {
+        let flush = |batch: &mut Vec<Value>, p: usize, rendered: &mut Vec<Vec<u8>>| {
             let body = json!({"success": true, "metadata": {"total_elements": total, "current_page": p}, "data": batch}).to_string();
             rendered.push(response(&body));
             batch.clear();

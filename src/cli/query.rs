@@ -56,7 +56,7 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         Err(e) => {
             eprintln!("error: {e}");
             eprintln!(
-                "help: the tables are people, person_values, source_records, sync_runs, data_problems; the views active_people, org_chart, upcoming_dates, raw_records (see `roster query \"show tables\"`)"
+                "help: the tables are people, source_records, sync_runs, data_problems; the views person_values (history), active_people, org_chart, upcoming_dates, raw_records (see `roster query \"show tables\"`)"
             );
             return Ok(1);
         }

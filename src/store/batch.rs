@@ -1,4 +1,4 @@
-//! Arrow batches of `people` and `person_values` rows, appended column by column (one FFI
+//! Arrow batches of `people` and `value_history` rows, appended column by column (one FFI
 //! call per 2,048 rows instead of one per value).
 
 use std::sync::Arc;
@@ -26,7 +26,7 @@ fn arrow_err(e: ArrowError) -> StoreError {
     StoreError::Sql(duckdb::Error::ToSqlConversionFailure(Box::new(e)))
 }
 
-/// `person_values` rows opened by one run.
+/// `value_history` rows opened by one run.
 pub(crate) struct History {
     email: StringBuilder,
     field: StringBuilder,

@@ -109,6 +109,14 @@ pub enum StoreError {
         /// DuckDB's words.
         detail: String,
     },
+    /// DuckDB needed more memory than its limit for work it cannot spill to disk.
+    #[error(
+        "the store ran out of the memory DuckDB may use ({detail}); nothing of the failing transaction was applied (help: raise `store.memory_limit` in roster.yaml, e.g. `store: {{memory_limit: 1GB}}`, and keep the systemd unit's `MemoryMax=` above it; then sync again)"
+    )]
+    OutOfMemory {
+        /// DuckDB's words (with the sizes it tried).
+        detail: String,
+    },
     /// The database was written by a newer Roster.
     #[error(
         "{path} has schema version {found}, newer than this roster understands ({known}) (help: run the newer roster, or restore a backup made by this version)"
@@ -212,6 +220,10 @@ pub struct Store {
     directory_path: PathBuf,
     /// Where events go; None: no webhooks configured, no events written.
     pub(crate) routing: Option<std::sync::Arc<crate::events::Routing>>,
+    /// `store.memory_limit`, when set.
+    memory_configured: Option<u64>,
+    /// The limit [`Store::fit_memory_to`] set last (0: the default).
+    memory_auto: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Store {
@@ -273,11 +285,28 @@ impl<'a> Batched<'a> {
 }
 
 /// Memory DuckDB's buffer manager may use before it spills to disk (the sync's uncommitted
-/// records included). Nothing in a sync needs an unspillable operator over the whole
-/// directory any more (the merge runs in Rust, 2,000 people at a time), so this is low.
-/// Measured at 100k people (`cargo bench --bench sync`): 48 MB and 128 MB take the same time;
-/// a first sync peaks at 138 MB RSS with 48 MB and 148 MB with 64 MB.
+/// records included) when `store.memory_limit` is not set and no sync is running: the merge
+/// runs in Rust, 2,000 people at a time, so this is low.
 const MEMORY_LIMIT: &str = "48MB";
+
+/// The limit a sync sets when `store.memory_limit` is not set: [`MEMORY_LIMIT`] plus this
+/// much per record of the source (listed or stored, whichever is more), up to
+/// [`AUTO_MEMORY_MAX`]. Not everything spills: the hash joins and window functions over a
+/// whole first listing need a share of it at once, and at 48 MB a first sync of 100k people
+/// failed with "failed to pin block" (issue 16). 200 B per record gives 68 MB at 100k and
+/// 148 MB at 500k people.
+const AUTO_MEMORY_PER_RECORD: u64 = 200;
+/// The most the automatic limit grows to (a deployment larger than 4M records sets
+/// `store.memory_limit` itself).
+const AUTO_MEMORY_MAX: u64 = 1 << 30;
+
+/// DuckDB's memory limit for a sync of a source with `records` records, when none is set.
+pub fn auto_memory_limit(records: u64) -> u64 {
+    (48 << 20)
+        + records
+            .saturating_mul(AUTO_MEMORY_PER_RECORD)
+            .min(AUTO_MEMORY_MAX - (48 << 20))
+}
 
 fn classify(path: &Path, e: duckdb::Error) -> StoreError {
     classify_text(path, &e.to_string()).unwrap_or(StoreError::Sql(e))
@@ -333,6 +362,11 @@ fn classify_text(path: &Path, text: &str) -> Option<StoreError> {
             text.contains("invalidated"),
             first_line(),
         ));
+    }
+    if text.contains("Out of Memory Error") {
+        return Some(StoreError::OutOfMemory {
+            detail: first_line(),
+        });
     }
     if text.contains("replaying WAL") {
         // DuckDB: `Failure while replaying WAL file "/x/state.duckdb.wal": <cause>`
@@ -535,6 +569,8 @@ impl Store {
             state_path,
             directory_path: directory.to_path_buf(),
             routing: None,
+            memory_configured: None,
+            memory_auto: std::sync::atomic::AtomicU64::new(0),
         };
         store.migrate()?;
         store.clean_stale_copies();
@@ -547,11 +583,31 @@ impl Store {
     }
 
     /// Sets the memory DuckDB may use before it spills (`store.memory_limit`); the default is
-    /// [`MEMORY_LIMIT`].
-    pub fn set_memory_limit(&self, bytes: Option<u64>) -> Result<(), StoreError> {
+    /// [`MEMORY_LIMIT`], raised for each sync by [`Store::fit_memory_to`].
+    pub fn set_memory_limit(&mut self, bytes: Option<u64>) -> Result<(), StoreError> {
+        self.memory_configured = bytes;
+        *self.memory_auto.get_mut() = 0;
         let limit = bytes.map_or(MEMORY_LIMIT.to_string(), |b| format!("{b}B"));
         self.conn
             .execute_batch(&format!("SET memory_limit = '{limit}'"))?;
+        Ok(())
+    }
+
+    /// Fits DuckDB's memory limit to a sync of `records` records ([`auto_memory_limit`]),
+    /// unless `store.memory_limit` is set: then that stays. Never lowers the limit within a
+    /// sync; [`Store::set_memory_limit`] (each config load) starts over.
+    pub fn fit_memory_to(&self, records: u64) -> Result<(), StoreError> {
+        if self.memory_configured.is_some() {
+            return Ok(());
+        }
+        let want = auto_memory_limit(records);
+        let was = self
+            .memory_auto
+            .fetch_max(want, std::sync::atomic::Ordering::Relaxed);
+        if want > was {
+            self.conn
+                .execute_batch(&format!("SET memory_limit = '{want}B'"))?;
+        }
         Ok(())
     }
 
@@ -992,6 +1048,17 @@ mod tests {
             classify("write failed: ENOSPC"),
             Some(StoreError::DiskFull { .. })
         ));
+
+        // Memory DuckDB could not spill (issue 16 saw this on a 100k first sync): names the
+        // setting to raise, not the disk.
+        let e = classify_text(
+            &state,
+            "Out of Memory Error: failed to pin block of size 256.0 KiB (45.5 MiB/45.7 MiB used)",
+        )
+        .unwrap();
+        assert!(matches!(e, StoreError::OutOfMemory { .. }), "{e:?}");
+        assert!(e.to_string().contains("store.memory_limit"), "{e}");
+        assert!(e.to_string().contains("45.5 MiB/45.7 MiB used"), "{e}");
     }
 
     #[test]
@@ -1059,19 +1126,29 @@ mod tests {
     }
 
     #[test]
-    fn the_memory_limit_is_the_configured_one_or_the_default() {
+    fn the_memory_limit_is_the_configured_one_or_fits_the_sync() {
         let dir = tempfile::tempdir().unwrap();
-        let store = super::Store::open(dir.path(), &dir.path().join("directory.duckdb")).unwrap();
-        let limit = || -> String {
+        let mut store =
+            super::Store::open(dir.path(), &dir.path().join("directory.duckdb")).unwrap();
+        let limit = |store: &super::Store| -> String {
             store
                 .conn
                 .query_row("SELECT current_setting('memory_limit')", [], |r| r.get(0))
                 .unwrap()
         };
-        assert_eq!(limit(), "45.7 MiB", "48MB by default");
+        assert_eq!(limit(&store), "45.7 MiB", "48MB by default");
+        // A sync of 500k records raises it (never lowers it within a config).
+        store.fit_memory_to(500_000).unwrap();
+        assert_eq!(limit(&store), "143.3 MiB");
+        store.fit_memory_to(10).unwrap();
+        assert_eq!(limit(&store), "143.3 MiB");
+        assert_eq!(super::auto_memory_limit(u64::MAX), 1 << 30);
+        // A configured limit is never changed by the size of a sync.
         store.set_memory_limit(Some(256 << 20)).unwrap();
-        assert_eq!(limit(), "256.0 MiB");
+        assert_eq!(limit(&store), "256.0 MiB");
+        store.fit_memory_to(4_000_000).unwrap();
+        assert_eq!(limit(&store), "256.0 MiB");
         store.set_memory_limit(None).unwrap();
-        assert_eq!(limit(), "45.7 MiB");
+        assert_eq!(limit(&store), "45.7 MiB");
     }
 }

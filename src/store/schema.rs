@@ -6,9 +6,11 @@
 //!   its content hash, the outcome of mapping it (`kept`, `excluded`, `failed`), the mapped
 //!   canonical values as text, problems, and the raw JSON.
 //! - `source_custom`: custom fields of those records (long form).
-//! - `person_values`: field-level history, long form; the current value of a field has
-//!   `valid_to IS NULL`. Every change closes one row and opens another.
-//! - `people`: the directory, one row per work email, rebuilt from `person_values`.
+//! - `person_values` (a view since v5, over the table `value_history`): field-level history,
+//!   long form; the current value of a field has `valid_to IS NULL`. Every change closes one
+//!   row and opens another.
+//! - `people`: the directory, one row per work email; since v5 also the only place a
+//!   person's first values are kept.
 //! - `sync_runs`: one row per sync attempt (applied, unchanged, held, failed).
 //! - `data_problems`: the current data-quality problems, recomputed after each applied sync.
 //! - `events` (v2): the outbox; every event ever emitted, with its full data. Written in the
@@ -35,6 +37,14 @@
 //!   published with the directory, so readers see how fresh it is, and compared with the
 //!   published copy to republish after a crash between commit and publish.
 //! - `sync_runs.error_code`: a stable code for a failed run (`error` is Roster's own words).
+//!
+//! v5 (no history rows for first values): the table `person_values` becomes `value_history`
+//! and holds only what changes wrote: a value that replaced another or an empty one (open
+//! while current), and the value it replaced (closed). A person's first values live in
+//! `people` alone: a first sync of 100k people wrote 2.3 M history rows, most of its commit.
+//! The view `person_values` shows the full history as before: `value_history` plus each
+//! current value that no history row has opened (a first value), from `people`, in force since
+//! the person's `first_seen`. Existing rows stay valid (every current value has its open row).
 
 use crate::config::person::{Field, FieldKind};
 
@@ -45,6 +55,7 @@ pub fn migrations() -> Vec<(i32, String)> {
         (2, V2.to_string()),
         (3, v3()),
         (4, V4.to_string()),
+        (5, v5()),
     ]
 }
 
@@ -274,6 +285,52 @@ CREATE TABLE directory_info (
 );
 "#;
 
+/// The current values of `people` in long form: `(work_email, field, value, source)`, one row
+/// per key of `provenance` (every field the person has a value for: canonical, `hris_status`,
+/// `custom.NAME`), dates as `YYYY-MM-DD`, and `first_seen`, of the people `filter` (a `WHERE`
+/// clause on `people`, or empty) selects. Shared by the `person_values` view and the merge,
+/// which reads the current state of the people it merges from it.
+pub(crate) fn current_values_sql(filter: &str) -> String {
+    let cases = Field::ALL
+        .iter()
+        .map(|f| {
+            let name = f.name();
+            if f.kind() == FieldKind::Date {
+                format!("WHEN '{name}' THEN {name}::VARCHAR")
+            } else {
+                format!("WHEN '{name}' THEN {name}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    format!(
+        "SELECT work_email, field,
+           CASE field {cases} WHEN 'hris_status' THEN hris_status
+             ELSE map_extract_value(custom, substr(field, 8)) END AS value,
+           map_extract_value(provenance, field) AS source, first_seen
+         FROM (SELECT *, unnest(map_keys(provenance)) AS field FROM people {filter})"
+    )
+}
+
+fn v5() -> String {
+    let current = current_values_sql("");
+    format!(
+        r#"
+ALTER TABLE person_values RENAME TO value_history;
+ALTER TABLE value_history ALTER COLUMN sync_run DROP NOT NULL;
+CREATE VIEW person_values AS
+  SELECT work_email, field, value, source, valid_from, valid_to, sync_run FROM value_history
+  UNION ALL
+  SELECT c.work_email, c.field, c.value, c.source, c.first_seen, NULL::TIMESTAMP,
+         (SELECT max(r.id) FROM sync_runs r WHERE r.started_at = c.first_seen)
+  FROM ({current}) c
+  WHERE c.value IS NOT NULL
+    AND NOT EXISTS (SELECT 1 FROM value_history h
+                    WHERE h.work_email = c.work_email AND h.field = c.field AND h.valid_to IS NULL);
+"#
+    )
+}
+
 const V2: &str = r#"
 CREATE TABLE events (
   id VARCHAR PRIMARY KEY,
@@ -359,7 +416,7 @@ mod tests {
                 r.get(0)
             })
             .unwrap();
-        assert_eq!(version, 4);
+        assert_eq!(version, 5);
         let (key, raw, seen): (String, String, String) = c
             .query_row(
                 "SELECT record_key, raw, first_seen::VARCHAR FROM raw_records WHERE source = 'hr'",
@@ -391,9 +448,9 @@ mod tests {
             ddl("source_records")
         );
         assert!(
-            ddl("person_values").contains("\"value\" VARCHAR USING COMPRESSION DICT_FSST"),
+            ddl("value_history").contains("\"value\" VARCHAR USING COMPRESSION DICT_FSST"),
             "{}",
-            ddl("person_values")
+            ddl("value_history")
         );
     }
 }

@@ -5,7 +5,7 @@
 //! Only records whose content hash is new are staged (a no-change re-sync stages nothing and
 //! writes nothing). The work of an applied sync grows with what changed, not with the
 //! directory: a 1% change at 100k people merges about 1,000 people. The diff is field by field
-//! in long form (`person_values`).
+//! in long form (`value_history`, shown whole by the view `person_values`).
 
 use std::collections::HashMap;
 
@@ -278,9 +278,9 @@ struct ChunkPerson {
     email: String,
     /// Kept records, one per source.
     records: Vec<crate::identity::SourceRecord>,
-    /// The current values (`person_values` open rows).
+    /// The current values (from `people`, before the merge replaces the row).
     current: crate::identity::State,
-    /// First and last change in the history, µs since the epoch.
+    /// When the person was first seen and last changed (from `people`), µs since the epoch.
     first_seen: Option<i64>,
     last_changed: Option<i64>,
 }
@@ -561,7 +561,12 @@ impl Store {
             |r| r.get(0),
         )?;
         let baseline = baseline == 0;
-        let routing = self.routing.clone();
+        // A first sync writes person events only when an endpoint asked for `person.created`
+        // on the first sync (the baseline rule): otherwise no person is collected for events.
+        let routing = self
+            .routing
+            .clone()
+            .filter(|r| !baseline || r.created_on_first_sync);
         let want_changes = input.want_changes || (routing.is_some() && !baseline);
         let want_people = want_changes || routing.is_some();
 
@@ -616,6 +621,21 @@ impl Store {
                AND content_hash IN (SELECT hash FROM dropped)",
             [s],
         )?;
+        // The current state of the affected people the directory has, read before their
+        // `people` rows are replaced: since v5 a first value is kept nowhere else.
+        c.execute_batch(&format!(
+            "CREATE OR REPLACE TEMP TABLE affected_current AS
+             SELECT a.chunk, cv.work_email, cv.field, cv.value, cv.source
+             FROM ({current}) cv JOIN affected a ON a.work_email = cv.work_email
+             WHERE cv.value IS NOT NULL;
+             CREATE OR REPLACE TEMP TABLE affected_times AS
+             SELECT a.chunk, p.work_email, epoch_us(p.first_seen) AS first_seen,
+                    epoch_us(p.last_changed) AS last_changed
+             FROM people p JOIN affected a ON a.work_email = p.work_email;",
+            current = super::schema::current_values_sql(
+                "WHERE work_email IN (SELECT work_email FROM affected WHERE known)"
+            )
+        ))?;
         // Provider manager ids, resolved within their source (duplicates: the lowest key).
         c.execute_batch(
             "CREATE OR REPLACE TEMP TABLE manager_ids AS
@@ -626,8 +646,7 @@ impl Store {
              WHERE employee_id IS NOT NULL
              QUALIFY row_number() OVER (PARTITION BY source, employee_id ORDER BY record_key) = 1;
              DELETE FROM people WHERE work_email IN (SELECT work_email FROM affected);
-             CREATE OR REPLACE TEMP TABLE closes (work_email VARCHAR, field VARCHAR);
-             CREATE OR REPLACE TEMP TABLE changed (work_email VARCHAR);",
+             CREATE OR REPLACE TEMP TABLE closes (work_email VARCHAR, field VARCHAR, value VARCHAR, source VARCHAR, first_seen BIGINT);",
         )?;
         // The kept records of the affected people, managers resolved, read once (each chunk
         // then reads its slice, not the whole of source_records).
@@ -664,12 +683,11 @@ impl Store {
         let mut by_person: Vec<(String, PersonChange, Vec<Change>)> = Vec::new();
         let mut n_changes = 0u64;
         {
-            let mut history = c.appender("person_values")?;
+            let mut history = c.appender("value_history")?;
             let mut people = c.appender("people")?;
             let mut history_rows = super::batch::History::new();
             let mut people_rows = super::batch::People::new();
             let mut closes = Batched::temp(c, "closes")?;
-            let mut changed = Batched::temp(c, "changed")?;
             for chunk in 0..chunks {
                 let batch = self.read_chunk(chunk)?;
                 for person in batch {
@@ -700,12 +718,24 @@ impl Store {
                             PersonChange::Terminated => applied.terminated += 1,
                             PersonChange::Reactivated => applied.reactivated += 1,
                         }
-                        changed.append_row([email.as_str()])?;
+                        // A person's first values are kept in `people` alone (schema v5); a
+                        // change opens a history row for the new value and closes the old
+                        // one's (written now, closed, if it was a first value).
+                        let created = person.current.is_empty();
+                        let first_seen = person.first_seen.unwrap_or(input.now_us);
                         for &(field, old, new, source) in &diffs {
-                            if old.is_some() {
-                                closes.append_row([email.as_str(), field])?;
+                            if let Some(old) = old {
+                                let old_source =
+                                    person.current.get(field).map_or("", |v| v.1.as_str());
+                                closes.append_row(params![
+                                    email.as_str(),
+                                    field,
+                                    old,
+                                    old_source,
+                                    first_seen
+                                ])?;
                             }
-                            if let Some(v) = new {
+                            if let (Some(v), false) = (new, created) {
                                 history_rows.push(&email, field, v, source, input.now_us, run.id);
                             }
                         }
@@ -750,22 +780,31 @@ impl Store {
             history.flush()?;
             people.flush()?;
             closes.finish()?;
-            changed.finish()?;
         }
         by_person.sort_by(|a, b| a.0.cmp(&b.0));
         laps.lap("merge");
         applied.unchanged = n_changes == 0 && run.changed_records == 0;
-        // History: close the values that changed (the new ones were appended above).
+        // History: close the values that changed (the new ones were appended above). A first
+        // value has no row yet: it is written closed, in force since the person's first sight.
         c.execute(
-            "UPDATE person_values SET valid_to = $1::TIMESTAMP FROM closes ch
-             WHERE person_values.work_email = ch.work_email AND person_values.field = ch.field
-               AND person_values.valid_to IS NULL AND person_values.sync_run <> $2",
+            "INSERT INTO value_history
+             SELECT ch.work_email, ch.field, ch.value, ch.source, make_timestamp(ch.first_seen),
+                    $1::TIMESTAMP,
+                    (SELECT max(r.id) FROM sync_runs r WHERE r.started_at = make_timestamp(ch.first_seen))
+             FROM closes ch
+             WHERE NOT EXISTS (SELECT 1 FROM value_history h
+                               WHERE h.work_email = ch.work_email AND h.field = ch.field
+                                 AND h.valid_to IS NULL AND h.sync_run <> $2)",
+            params![now, run.id],
+        )?;
+        c.execute(
+            "UPDATE value_history SET valid_to = $1::TIMESTAMP FROM closes ch
+             WHERE value_history.work_email = ch.work_email AND value_history.field = ch.field
+               AND value_history.valid_to IS NULL AND value_history.sync_run <> $2",
             params![now, run.id],
         )?;
         laps.lap("history");
         if let Some(routing) = &routing {
-            let people =
-                super::events::people_snapshots(&self.conn, "SELECT work_email FROM changed")?;
             let cx = crate::events::ChangeContext {
                 source: s,
                 sync_run: run.id,
@@ -773,17 +812,39 @@ impl Store {
                 created_on_first_sync: routing.created_on_first_sync,
             };
             let empty = serde_json::Map::new();
-            for (email, kind, changes) in &by_person {
-                let person = people.get(email).unwrap_or(&empty);
-                for ev in crate::events::person_events(&cx, email, *kind, changes, person) {
-                    let endpoints = routing.route(&ev);
-                    if !endpoints.is_empty() {
-                        applied.events.push((ev, endpoints));
+            // A chunk of people at a time: their snapshots and events are built, written and
+            // dropped (a run that changes 500k people holds 2,000 snapshots, not 500k). Only
+            // a plan keeps the events, to print them.
+            let keep = input.dry_run || input.want_changes;
+            for part in by_person.chunks(CHUNK as usize) {
+                c.execute_batch("CREATE OR REPLACE TEMP TABLE snapshot_of (work_email VARCHAR)")?;
+                {
+                    let mut app = Batched::temp(c, "snapshot_of")?;
+                    for (email, _, _) in part {
+                        app.append_row([email.as_str()])?;
+                    }
+                    app.finish()?;
+                }
+                let people = super::events::people_snapshots(
+                    &self.conn,
+                    "SELECT work_email FROM snapshot_of",
+                )?;
+                let mut events = Vec::new();
+                for (email, kind, changes) in part {
+                    let person = people.get(email).unwrap_or(&empty);
+                    for ev in crate::events::person_events(&cx, email, *kind, changes, person) {
+                        let endpoints = routing.route(&ev);
+                        if !endpoints.is_empty() {
+                            events.push((ev, endpoints));
+                        }
                     }
                 }
-            }
-            if !input.dry_run {
-                super::events::write_events(&self.conn, &applied.events, now)?;
+                if !input.dry_run {
+                    super::events::write_events(&self.conn, &events, now)?;
+                }
+                if keep {
+                    applied.events.extend(events);
+                }
             }
             laps.lap("events");
         }
@@ -911,9 +972,7 @@ impl Store {
             return Ok(out);
         }
         let mut stmt = c.prepare(
-            "SELECT pv.work_email, pv.field, pv.value, pv.source FROM person_values pv
-             JOIN affected a ON a.work_email = pv.work_email AND a.chunk = $1 AND a.known
-             WHERE pv.valid_to IS NULL",
+            "SELECT work_email, field, value, source FROM affected_current WHERE chunk = $1",
         )?;
         let mut rows = stmt.query([chunk])?;
         while let Some(r) = rows.next()? {
@@ -923,11 +982,7 @@ impl Store {
             }
         }
         let mut stmt = c.prepare(
-            "SELECT pv.work_email, epoch_us(min(pv.valid_from)),
-                    epoch_us(max(greatest(pv.valid_from, coalesce(pv.valid_to, pv.valid_from))))
-             FROM person_values pv
-             JOIN affected a ON a.work_email = pv.work_email AND a.chunk = $1 AND a.known
-             GROUP BY pv.work_email",
+            "SELECT work_email, first_seen, last_changed FROM affected_times WHERE chunk = $1",
         )?;
         let mut rows = stmt.query([chunk])?;
         while let Some(r) = rows.next()? {
