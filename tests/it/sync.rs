@@ -489,6 +489,82 @@ async fn a_change_writes_history_and_a_resync_of_the_same_snapshot_writes_nothin
     assert_eq!(after, before + 1);
 }
 
+/// Schema v5: a first sync writes no history rows (first values live in `people`), and the
+/// view `person_values` still shows the whole history: the first value of a field, closed
+/// from the person's first sight when a change replaces it, then the new value, open (read,
+/// like every query here, from the published directory).
+#[tokio::test]
+async fn first_values_are_kept_in_people_and_the_history_view_shows_them() {
+    let e = env().await;
+    let first = e.sync("core", Options::default()).await.unwrap();
+    assert!(first.applied.created > 0);
+    assert_eq!(
+        e.query("select count(*) from value_history")[0][0],
+        "0",
+        "a first sync writes no history rows"
+    );
+    // The view has every current value of every person, from people, since first_seen.
+    let mismatches = e.query(
+        "select p.work_email, v.field from person_values v join people p using (work_email)
+         where v.valid_to is null and (v.valid_from <> p.first_seen
+           or v.sync_run is distinct from (select max(id) from sync_runs where outcome = 'applied')
+           or v.value is distinct from (case v.field when 'job_title' then p.job_title
+               when 'start_date' then p.start_date::varchar when 'status' then p.status
+               else v.value end))",
+    );
+    assert!(mismatches.is_empty(), "{mismatches:?}");
+    let fields: i64 = e.query(
+        "select count(*) from person_values where work_email = 'cy@corp.example' and valid_to is null",
+    )[0][0]
+        .parse()
+        .unwrap();
+    assert!(fields >= 10, "{fields} current values for cy");
+
+    e.hris.lock().unwrap().core[2]["attrs"]["title"] = json!("Senior Engineer");
+    e.sync("core", Options::default()).await.unwrap();
+    // The change wrote two rows: the first value, closed, and the new one, open.
+    assert_eq!(e.query("select count(*) from value_history")[0][0], "2");
+    let history = e.query(
+        "select value, valid_from = (select first_seen from people where work_email = 'cy@corp.example'),
+                valid_to is null, sync_run
+         from person_values where work_email = 'cy@corp.example' and field = 'job_title'
+         order by valid_from",
+    );
+    let first_run = first.run.id.to_string();
+    assert_eq!(
+        history,
+        [
+            vec![
+                "Engineer".to_string(),
+                "true".into(),
+                "false".into(),
+                first_run
+            ],
+            vec![
+                "Senior Engineer".into(),
+                "false".into(),
+                "true".into(),
+                (first.run.id + 1).to_string()
+            ]
+        ]
+    );
+    // A second change closes the open row; the first value is not written again.
+    e.hris.lock().unwrap().core[2]["attrs"]["title"] = json!("Staff Engineer");
+    e.sync("core", Options::default()).await.unwrap();
+    let titles = e.query(
+        "select value, valid_to is null from person_values
+         where work_email = 'cy@corp.example' and field = 'job_title' order by valid_from",
+    );
+    assert_eq!(
+        titles,
+        [
+            vec!["Engineer".to_string(), "false".into()],
+            vec!["Senior Engineer".into(), "false".into()],
+            vec!["Staff Engineer".into(), "true".into()]
+        ]
+    );
+}
+
 #[tokio::test]
 async fn a_failed_fetch_applies_nothing() {
     let e = env().await;
