@@ -243,8 +243,12 @@ pub struct Applied {
     pub problem_list: Vec<Problem>,
     /// Coverage violations with `action: fail` (nothing applied).
     pub coverage_failed: Option<String>,
-    /// The change events written (or, planned, that would be), with their endpoints.
+    /// The change events a plan (or a run that asked for its changes) would write, with their
+    /// endpoints. An applied run writes its events to the outbox a chunk at a time and keeps
+    /// only their number (`events_written`): 500k snapshots would not fit in memory.
     pub events: Vec<(crate::events::NewEvent, Vec<String>)>,
+    /// Change events written to the outbox by this run.
+    pub events_written: u64,
 }
 
 /// The status a person has: the HRIS's status, corrected by the dates (an `active` person
@@ -841,6 +845,7 @@ impl Store {
                 }
                 if !input.dry_run {
                     super::events::write_events(&self.conn, &events, now)?;
+                    applied.events_written += events.len() as u64;
                 }
                 if keep {
                     applied.events.extend(events);
