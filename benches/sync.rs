@@ -13,7 +13,8 @@
 //! - `1% changed`, `10% changed`: that share of people get a new job title (and, at 10%, a
 //!   new department);
 //! - `first + webhook`: a first sync into a second, empty state directory with one webhook
-//!   endpoint configured (a loopback receiver that answers 204).
+//!   endpoint configured (a loopback receiver that answers 204);
+//! - `roster query "select count(*) from people"` on the published directory, best of 3.
 //!
 //! For each: wall time, CPU time (user + system, of the child), peak RSS, the ratio of wall
 //! time to the bare loop's, and the phases the sync logged (`RUST_LOG=roster=debug`).
@@ -277,6 +278,26 @@ fn main() {
             print_phases(&phases);
         }
         let db = std::fs::metadata(dir.path().join("state/state.duckdb")).map_or(0, |m| m.len());
+        // `roster query` on the published directory while nothing else runs: best of 3.
+        let mut query = f64::MAX;
+        for _ in 0..3 {
+            let (cost, out) = common::run_measured(
+                std::process::Command::new(env!("CARGO_BIN_EXE_roster")).args([
+                    "query",
+                    "--config",
+                    dir.path().to_str().unwrap(),
+                    "select count(*) from people",
+                ]),
+                |mut stdout| {
+                    let mut s = String::new();
+                    stdout.read_to_string(&mut s).unwrap();
+                    s
+                },
+            );
+            assert!(out.contains(&total.to_string()), "query: {out}");
+            query = query.min(cost.wall);
+        }
+        println!("{total:>7}  `roster query \"select count(*) from people\"`: {query:.3}s");
         drop(dir);
 
         fake.set((0..total).map(common::generic_record));

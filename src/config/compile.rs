@@ -744,6 +744,22 @@ enum Target {
     Custom,
 }
 
+/// True when `fmt` (strftime) reads back the date it writes: a sample date-time with an
+/// offset and a zone, written with `fmt` and parsed again, gives the same calendar date. Time
+/// parts (`%H:%M`), offsets and zone names are allowed; a format without the year, month or
+/// day (`%H:%M`, `%Y`) is not.
+fn date_format_reads_a_date(fmt: &str) -> bool {
+    let Ok(sample) = "2024-02-29T13:45:30+01:00[Europe/Berlin]".parse::<jiff::Zoned>() else {
+        return false;
+    };
+    let Ok(text) = jiff::fmt::strtime::format(fmt.as_bytes(), &sample) else {
+        return false;
+    };
+    jiff::fmt::strtime::parse(fmt, &text)
+        .and_then(|tm| tm.to_date())
+        .is_ok_and(|d| d == sample.date())
+}
+
 fn check_field(
     cx: &mut Cx,
     path: &KeyPath,
@@ -825,14 +841,11 @@ fn check_field(
                 "`date_format` applies to date fields only",
                 None,
             );
-        } else if jiff::fmt::strtime::format(fmt.as_bytes(), jiff::civil::date(2024, 2, 29))
-            .is_err()
-            || !fmt.contains('%')
-        {
+        } else if !date_format_reads_a_date(fmt) {
             cx.error(
                 &path.key("date_format"),
-                format!("`{fmt}` is not a strftime date format"),
-                Some("e.g. `%d.%m.%Y` for 31.12.2024 or `%m/%d/%Y` for 12/31/2024".into()),
+                format!("`{fmt}` is not a strftime format that reads a calendar date"),
+                Some("it needs the year, month and day, e.g. `%d.%m.%Y` for 31.12.2024, `%m/%d/%Y` for 12/31/2024, or `%d.%m.%Y %H:%M` for 31.12.2024 17:30 (time parts are read and dropped: the date is kept as written)".into()),
             );
         }
     }
@@ -1904,6 +1917,24 @@ pub(crate) const SPECIAL_CASES: &[(&str, Option<&str>, bool, bool)] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn date_formats_must_read_a_calendar_date_and_may_have_time_parts() {
+        for ok in [
+            "%d.%m.%Y",
+            "%m/%d/%Y",
+            "%d.%m.%Y %H:%M",
+            "%m/%d/%Y %I:%M %p",
+            "%Y-%m-%dT%H:%M:%S%z",
+            "%d %B %Y",
+            "%F %T",
+        ] {
+            assert!(date_format_reads_a_date(ok), "{ok}");
+        }
+        for bad in ["%H:%M", "%Y", "%m/%Y", "31.12.2024", "%d.%m"] {
+            assert!(!date_format_reads_a_date(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn event_patterns() {

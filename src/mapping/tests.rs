@@ -298,6 +298,17 @@ fn dates_keep_the_day_as_written() {
             "{path: $.d, date_format: '%d.%m.%Y'}",
             ok(json!("2024-02-01")),
         ),
+        // Time parts are read and dropped: the date stays as written.
+        (
+            json!("01.02.2024 23:30"),
+            "{path: $.d, date_format: '%d.%m.%Y %H:%M'}",
+            ok(json!("2024-02-01")),
+        ),
+        (
+            json!("02/29/2024 11:59 PM"),
+            "{path: $.d, date_format: '%m/%d/%Y %I:%M %p'}",
+            ok(json!("2024-02-29")),
+        ),
         (
             json!("0000-00-00"),
             "{path: $.d, empty_values: ['0000-00-00']}",
