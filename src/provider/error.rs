@@ -73,6 +73,9 @@ pub enum FetchErrorKind {
         reason: String,
         /// The TLS handshake failed (an untrusted or invalid certificate).
         tls: bool,
+        /// The port answered the TLS handshake with something that is not TLS (most likely
+        /// plain HTTP): deterministic, so not retried.
+        not_tls: bool,
     },
     /// No answer in time.
     #[error("no answer from {host} in time")]
@@ -267,6 +270,15 @@ impl FetchError {
                 format!("the login response has no token at `{path}`{at}")
             }
             FetchErrorKind::Connect {
+                host,
+                not_tls: true,
+                ..
+            } => {
+                format!(
+                    "the TLS handshake with `{host}` failed: the port answered in plain HTTP, not TLS{at}"
+                )
+            }
+            FetchErrorKind::Connect {
                 host, tls: true, ..
             } => {
                 format!("the TLS handshake with `{host}` failed{at}")
@@ -438,6 +450,7 @@ mod tests {
                     host: "hr.example".into(),
                     reason: "dns error".into(),
                     tls: false,
+                    not_tls: false,
                 },
                 "hris_unreachable",
                 "source `hr`: cannot connect to `hr.example` after every retry on page 3 of stream `people`",
@@ -447,6 +460,7 @@ mod tests {
                     host: "hr.example".into(),
                     reason: "invalid peer certificate".into(),
                     tls: true,
+                    not_tls: false,
                 },
                 "hris_tls",
                 "source `hr`: the TLS handshake with `hr.example` failed on page 3 of stream `people`",

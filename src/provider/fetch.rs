@@ -234,6 +234,13 @@ impl SourceClient {
             FetchErrorKind::Status { status: 500..=599, .. } | FetchErrorKind::Timeout { .. } => {
                 "the HRIS is failing or slow; nothing was applied, and the next sync tries again".into()
             }
+            FetchErrorKind::Connect {
+                host,
+                not_tls: true,
+                ..
+            } => format!(
+                "`{host}` answered the TLS handshake in plain HTTP: `base_url` says https:// but that port serves http://; use `http://` in `base_url` or the port that serves HTTPS"
+            ),
             FetchErrorKind::Connect { host, tls: true, .. } => format!(
                 "`{host}` presented a certificate this machine does not trust; for a private CA set `tls.ca_file` in the provider spec, otherwise check the host name and the HRIS's certificate"
             ),
@@ -581,6 +588,10 @@ impl SourceClient {
                     } else {
                         (Failure::Connection, self.connect_error(host, e))
                     };
+                    // A port that speaks plain HTTP answers every attempt alike.
+                    if matches!(kind, FetchErrorKind::Connect { not_tls: true, .. }) {
+                        return Err(self.error(Some(described), kind));
+                    }
                     self.retry_or_fail(attempt, failure, described, kind)
                         .await?;
                     continue;
@@ -667,10 +678,24 @@ impl SourceClient {
         let reason = self.redactor().redact(&error_chain(&e.without_url()));
         // reqwest does not type TLS failures; rustls's messages name the certificate or TLS.
         let lower = reason.to_ascii_lowercase();
-        let tls = ["certificate", "tls", "handshake"]
-            .iter()
-            .any(|w| lower.contains(w));
-        FetchErrorKind::Connect { host, reason, tls }
+        // rustls reads an HTTP answer to its ClientHello as a record of an unknown type.
+        let not_tls = [
+            "invalidcontenttype",
+            "corrupt message",
+            "wrong version number",
+        ]
+        .iter()
+        .any(|w| lower.contains(w));
+        let tls = not_tls
+            || ["certificate", "tls", "handshake"]
+                .iter()
+                .any(|w| lower.contains(w));
+        FetchErrorKind::Connect {
+            host,
+            reason,
+            tls,
+            not_tls,
+        }
     }
 
     fn request(&self, plan: &Plan) -> reqwest::RequestBuilder {

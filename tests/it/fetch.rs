@@ -1397,3 +1397,50 @@ async fn duplicate_join_keys_are_reported_once_and_the_first_record_is_joined() 
         }
     }
 }
+
+/// https:// to a port that serves plain HTTP: one attempt (the answer is the same every time),
+/// and the error says what is wrong instead of naming DNS and CA files (issue 18).
+#[tokio::test]
+async fn https_to_a_plain_http_port_fails_at_once_naming_the_scheme() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = connections.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut tcp, _)) = listener.accept().await else {
+                return;
+            };
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut buf = [0u8; 1024];
+                let _ = tcp.read(&mut buf).await;
+                let _ = tcp
+                    .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .await;
+            });
+        }
+    });
+    let base = format!("https://127.0.0.1:{port}/v1");
+    let streams = "auth: {kind: none}\nstreams:\n  people:\n    request: {path: /people}\n    records: $.data[*]\n";
+    let s = spec(&base, streams);
+    let (_, r) = fetch(&client(&s, &[]), "people").await;
+    let err = r.unwrap_err();
+    let e = err.to_string();
+    assert!(e.contains("plain HTTP"), "{e}");
+    assert!(e.contains("use `http://` in `base_url`"), "{e}");
+    assert!(!e.contains("DNS"), "not a DNS problem: {e}");
+    assert_eq!(err.code(), "hris_tls", "{e}");
+    assert!(
+        err.public_message()
+            .contains("the port answered in plain HTTP"),
+        "{}",
+        err.public_message()
+    );
+    assert_eq!(
+        connections.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "a deterministic failure is not retried"
+    );
+}
