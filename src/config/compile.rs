@@ -285,8 +285,10 @@ fn check_request(
     used: &mut BTreeSet<String>,
 ) {
     check_template(cx, &path.key("path"), &req.path, scope, used);
-    for (k, t) in &req.query {
-        check_template(cx, &path.key("query").key(k), t, scope, used);
+    for (k, v) in &req.query {
+        for t in v.templates() {
+            check_template(cx, &path.key("query").key(k), t, scope, used);
+        }
     }
     for (k, t) in &req.headers {
         check_template(cx, &path.key("headers").key(k), t, scope, used);

@@ -209,6 +209,26 @@ pub enum ClientAuth {
     Basic,
 }
 
+/// A query parameter's value: one template, or a list of them (the parameter repeated).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum QueryValue {
+    /// One value, e.g. `all` or `'{settings.status}'`.
+    One(Template),
+    /// The parameter once per item, in order, e.g. `[hired, active]`.
+    Many(Vec<Template>),
+}
+
+impl QueryValue {
+    /// The templates, in order (one for a single value).
+    pub fn templates(&self) -> &[Template] {
+        match self {
+            QueryValue::One(t) => std::slice::from_ref(t),
+            QueryValue::Many(ts) => ts,
+        }
+    }
+}
+
 /// An HTTP request.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -218,9 +238,10 @@ pub struct Request {
     pub method: Method,
     /// Path relative to `base_url` (e.g. `/company/employees`), or an absolute URL.
     pub path: Template,
-    /// Query parameters (templates allowed).
+    /// Query parameters (templates allowed). A list sends the parameter once per item, in
+    /// order: `hiring_statuses: [hired, active]` is `hiring_statuses=hired&hiring_statuses=active`.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
-    pub query: IndexMap<String, Template>,
+    pub query: IndexMap<String, QueryValue>,
     /// Extra headers (templates allowed).
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub headers: IndexMap<String, Template>,

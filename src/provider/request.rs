@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 
 pub use super::redact::{ROTATING_KEPT, Redactor};
-use crate::config::provider::{Auth, Body, KeyLocation, Method, ProviderSpec, Request};
+use crate::config::provider::{Auth, Body, KeyLocation, Method, ProviderSpec, QueryValue, Request};
 use crate::config::secret::Secret;
 use crate::config::value::Template;
 
@@ -183,8 +183,17 @@ impl Plan {
         let (path, _) = ctx.render(&req.path)?;
         let mut url = join(&base, &path)?;
         let mut query: Vec<(String, String)> = url.query_pairs().into_owned().collect();
-        for (k, t) in &req.query {
-            set(&mut query, k, ctx.render(t)?.0);
+        for (k, v) in &req.query {
+            match v {
+                QueryValue::One(t) => set(&mut query, k, ctx.render(t)?.0),
+                QueryValue::Many(ts) => {
+                    // Repeated: every item, in order, in place of any the path had.
+                    query.retain(|(q, _)| !q.eq_ignore_ascii_case(k));
+                    for t in ts {
+                        query.push((k.clone(), ctx.render(t)?.0));
+                    }
+                }
+            }
         }
         for (k, v) in extra_query {
             set(&mut query, k, v.clone());
@@ -395,6 +404,26 @@ mod tests {
         assert_eq!(
             p.describe(&c.redactor()),
             "GET /api/v1/people?status=all&offset=100&api_key=***"
+        );
+    }
+
+    #[test]
+    fn a_list_repeats_the_query_parameter_in_order() {
+        let yaml = "base_url: https://hr.example.com/v1\nsettings:\n  extra: {default: offboarding}\nauth: {kind: none}\nstreams:\n  people:\n    request:\n      path: /people?hiring_statuses=ignored\n      query: {hiring_statuses: [hired, active, '{settings.extra}'], limit: '50'}\n    records: $.data[*]\n";
+        let s: ProviderSpec = serde_yaml::with::singleton_map_recursive::deserialize(
+            serde_yaml::Deserializer::from_str(yaml),
+        )
+        .unwrap();
+        let p = Plan::build(
+            &s,
+            &s.streams["people"].request,
+            &Context::new(&s, &BTreeMap::new(), &BTreeMap::new()),
+            &[("offset".into(), "0".into())],
+        )
+        .unwrap();
+        assert_eq!(
+            p.url.as_str(),
+            "https://hr.example.com/v1/people?hiring_statuses=hired&hiring_statuses=active&hiring_statuses=offboarding&limit=50&offset=0"
         );
     }
 
