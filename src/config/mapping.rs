@@ -179,16 +179,18 @@ pub enum Status {
 }
 
 /// A rule on a raw record: true when the value at `path` equals `equals` (or, with
-/// `empty: true`, when there is no value).
+/// `empty: true`, when there is no value). A path may match several values (`$.tags[*]`):
+/// `equals` then holds when ANY of them equals (`equals: null` when all are null), `empty`
+/// when ALL are empty; no value is picked silently.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordRule {
-    /// JSONPath into the provider record.
+    /// JSONPath into the provider record; every value it matches is compared.
     pub path: JsonPath,
-    /// The value to compare with (string, number or boolean).
+    /// The value to compare with (string, number or boolean). With several matches, the rule holds when any of them equals it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub equals: Option<serde_json::Value>,
-    /// Matches when the path yields no value or an empty string.
+    /// Matches when the path yields no value or an empty string (with several matches: when all are empty).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub empty: bool,
 }
