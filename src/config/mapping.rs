@@ -225,7 +225,7 @@ pub struct MappingTest {
     pub name: String,
     /// The provider record, as the stream yields it (after joins and lookups).
     pub record: serde_json::Value,
-    /// Expected canonical fields (by name; custom fields as `custom.NAME`). Fields not listed are not checked.
+    /// Expected canonical fields (by name; custom fields as `custom.NAME`). Fields not listed are not checked. With `excluded: true`, they are the fields of the dropped record as the mapping reads them before the filter (e.g. to pin the status that made the filter drop it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expect: Option<IndexMap<String, serde_json::Value>>,
     /// True when the filter must drop this record.
