@@ -164,6 +164,14 @@ pub fn source_client(cfg: &Config, plan: &SourcePlan) -> Result<SourceClient, Sy
         creds.insert(name.clone(), secret);
     }
     let ctx = Context::new(spec, &creds, &source.settings);
+    // A source's own `base_url` (a sandbox, a mock) replaces the spec's, with the URLs on its
+    // host (`token_url`, a login).
+    let rebased = source
+        .base_url
+        .as_ref()
+        .map(|b| crate::provider::request::rebase(spec, &ctx, b.url()));
+    let spec = rebased.as_ref().unwrap_or(spec);
+    let ctx = Context::new(spec, &creds, &source.settings);
     let client = SourceClient::new(&plan.name, spec, ctx, &cfg.dir)?;
     Ok(client.with_token_store(TokenStore::new(&cfg.state_dir(), &plan.name)))
 }

@@ -81,6 +81,9 @@ pub struct Source {
     /// Settings the provider declares (non-secret), by name.
     #[serde(default)]
     pub settings: BTreeMap<String, String>,
+    /// Replaces the provider spec's `base_url` for this source (a vendor's sandbox, a staging or mock host) without copying the spec. Absolute URLs in the spec on the same scheme, host and port as its `base_url` (an OAuth `token_url`, a login request) move with it; other hosts are left alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<HttpUrl>,
     /// Per-source field overrides on top of the mapping (e.g. the tenant-specific custom attribute that holds the date of birth).
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub fields: IndexMap<String, FieldMapping>,

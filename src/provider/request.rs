@@ -320,6 +320,58 @@ fn set(pairs: &mut Vec<(String, String)>, key: &str, value: String) {
     }
 }
 
+/// `spec` with its `base_url` replaced by `base` (a source's `base_url:`), for the settings in
+/// `ctx`. Every absolute URL in the spec on the origin (scheme, host, port) of the old base URL
+/// moves to the new origin with its path kept: an OAuth `token_url`, a login request, a
+/// stream's absolute path. URLs on other hosts are left alone.
+pub fn rebase(spec: &ProviderSpec, ctx: &Context, base: &url::Url) -> ProviderSpec {
+    let mut out = spec.clone();
+    let Ok(new_base) = crate::config::value::UrlTemplate::parse(base.as_str()) else {
+        return out;
+    };
+    out.base_url = new_base;
+    let old = ctx
+        .render(spec.base_url.template())
+        .ok()
+        .and_then(|(u, _)| url::Url::parse(&u).ok());
+    let Some(old) = old else {
+        return out;
+    };
+    // The same URL on the new origin, when it is on the old one.
+    let moved = |t: &Template| -> Option<String> {
+        let (text, _) = ctx.render(t).ok()?;
+        let mut u = url::Url::parse(&text).ok()?;
+        if u.origin() != old.origin() {
+            return None;
+        }
+        u.set_scheme(base.scheme()).ok()?;
+        u.set_host(base.host_str()).ok()?;
+        u.set_port(base.port()).ok()?;
+        Some(u.to_string())
+    };
+    let rebase_request = |req: &mut Request| {
+        if let Some(t) = moved(&req.path).and_then(|u| Template::parse(&u).ok()) {
+            req.path = t;
+        }
+    };
+    match &mut out.auth {
+        Auth::Oauth2ClientCredentials { token_url, .. }
+        | Auth::Oauth2RefreshToken { token_url, .. } => {
+            if let Some(u) = moved(token_url.template())
+                .and_then(|u| crate::config::value::UrlTemplate::parse(&u).ok())
+            {
+                *token_url = u;
+            }
+        }
+        Auth::TokenExchange { request, .. } => rebase_request(request),
+        _ => {}
+    }
+    for stream in out.streams.values_mut() {
+        rebase_request(&mut stream.request);
+    }
+    out
+}
+
 /// Joins a path to the base URL: `/employees` on `https://h/v1` is `https://h/v1/employees`
 /// (the base's path is kept, unlike RFC 3986 resolution), and an absolute URL replaces it.
 pub fn join(base: &str, path: &str) -> Result<url::Url, RenderError> {
@@ -405,6 +457,36 @@ mod tests {
             p.describe(&c.redactor()),
             "GET /api/v1/people?status=all&offset=100&api_key=***"
         );
+    }
+
+    #[test]
+    fn a_sources_base_url_moves_the_urls_on_the_specs_host_and_leaves_others() {
+        let yaml = "base_url: https://{settings.host}/api/v1\nsettings:\n  host: {default: public-api.example.com}\ncredentials:\n  id: {secret: false}\n  secret: {}\nauth: {kind: oauth2_client_credentials, token_url: 'https://{settings.host}/oauth/token', client_id: '{credentials.id}', client_secret: '{credentials.secret}'}\nstreams:\n  people:\n    request: {path: /people}\n    records: $.data[*]\n  extra:\n    request: {path: 'https://public-api.example.com:443/v2/extra'}\n    records: $.data[*]\n  elsewhere:\n    request: {path: 'https://files.example.net/x'}\n    records: $.data[*]\n";
+        let s: ProviderSpec = serde_yaml::with::singleton_map_recursive::deserialize(
+            serde_yaml::Deserializer::from_str(yaml),
+        )
+        .unwrap();
+        let ctx = Context::new(&s, &BTreeMap::new(), &BTreeMap::new());
+        let base = url::Url::parse("http://127.0.0.1:8080/mock/v1").unwrap();
+        let r = rebase(&s, &ctx, &base);
+        assert_eq!(r.base_url.as_str(), "http://127.0.0.1:8080/mock/v1");
+        let Auth::Oauth2ClientCredentials { token_url, .. } = &r.auth else {
+            panic!("{:?}", r.auth);
+        };
+        assert_eq!(token_url.as_str(), "http://127.0.0.1:8080/oauth/token");
+        assert_eq!(r.streams["people"].request.path.as_str(), "/people");
+        assert_eq!(
+            r.streams["extra"].request.path.as_str(),
+            "http://127.0.0.1:8080/v2/extra"
+        );
+        assert_eq!(
+            r.streams["elsewhere"].request.path.as_str(),
+            "https://files.example.net/x"
+        );
+        // Requests go to the new host.
+        let ctx = Context::new(&r, &BTreeMap::new(), &BTreeMap::new());
+        let p = Plan::build(&r, &r.streams["people"].request, &ctx, &[]).unwrap();
+        assert_eq!(p.url.as_str(), "http://127.0.0.1:8080/mock/v1/people");
     }
 
     #[test]
