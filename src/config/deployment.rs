@@ -160,7 +160,7 @@ pub struct Limits {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Webhook {
-    /// The receiver's URL (https recommended). Loopback, private and link-local addresses are refused unless `allow_private_network` is true.
+    /// The receiver's URL (https recommended). Loopback, private, link-local and other special-purpose addresses are refused unless `allow_private_network` is true; documentation, multicast, broadcast and unspecified addresses always are, and cloud metadata addresses unless written literally with `allow_private_network`.
     pub url: HttpUrl,
     /// Signing secret (`whsec_...`), as a reference.
     pub secret: SecretRef,
@@ -187,7 +187,7 @@ pub struct Webhook {
     /// The delay before each attempt: the first entry is the first attempt's (`0s`: at once), each next one follows a failure (±10% jitter; a longer `Retry-After` wins). After the last attempt fails the delivery is dead-lettered. Default: `0s, 5s, 5m, 30m, 2h, 5h, 10h, 10h` (about a day).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_schedule: Option<Vec<Duration>>,
-    /// Allow a URL on a loopback, private or link-local address (for a receiver on the same host or network).
+    /// Allow a URL on a loopback, private, link-local or other special-purpose address (for a receiver on the same host or network). Documentation, multicast, broadcast and unspecified (0.0.0.0) addresses stay refused, and a cloud metadata address passes only when the URL names it literally.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_private_network: bool,
 }
