@@ -12,6 +12,7 @@ pub mod run;
 pub mod schema;
 pub mod sync;
 pub mod test;
+pub mod upcoming;
 pub mod validate;
 
 use std::path::PathBuf;

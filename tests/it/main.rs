@@ -20,6 +20,7 @@ mod redaction;
 mod schema;
 mod soak;
 mod sync;
+mod upcoming;
 mod validate;
 mod webhook_canary;
 mod webhook_ssrf;
