@@ -10,6 +10,7 @@
 //!   secrets. Used by every command.
 //! - [`provider`]: the HTTP extraction engine (knows nothing of DuckDB or people).
 //! - [`mapping`]: one provider record to a canonical person (pure).
+//! - [`org_chart`]: the reporting tree drawn as SVG, DOT, Mermaid or HTML (pure).
 //! - [`store`]: the state database and the published directory (the only SQL).
 //! - [`sync`]: fetch, map, stage, merge, diff, hold or apply, publish.
 //! - [`demo`]: a fake HRIS on loopback with synthetic people, for `roster demo`.
@@ -24,6 +25,7 @@ pub mod identity;
 pub mod lifecycle;
 pub mod logging;
 pub mod mapping;
+pub mod org_chart;
 pub mod provider;
 pub mod store;
 pub mod sync;

@@ -54,4 +54,29 @@ impl Directory {
     ) -> Result<HashMap<String, Map<String, Value>>, StoreError> {
         super::events::people_json(&self.conn, emails)
     }
+
+    /// Everyone who has not left, as the org chart draws them.
+    pub fn org_people(&self) -> Result<Vec<crate::org_chart::OrgPerson>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT work_email,
+                    coalesce(nullif(display_name, ''),
+                             nullif(trim(concat_ws(' ', first_name, last_name)), ''), work_email),
+                    job_title, department, manager_email, coalesce(status, 'active'), worker_type,
+                    start_date::VARCHAR
+             FROM people WHERE coalesce(status, '') <> 'terminated'",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(crate::org_chart::OrgPerson {
+                work_email: r.get(0)?,
+                name: r.get(1)?,
+                title: r.get(2)?,
+                department: r.get(3)?,
+                manager_email: r.get(4)?,
+                status: r.get(5)?,
+                worker_type: r.get(6)?,
+                start_date: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
 }

@@ -9,6 +9,7 @@ mod events;
 mod fetch;
 mod hostile;
 mod mapping;
+mod org_chart;
 mod provider_bamboohr;
 mod provider_common;
 mod provider_hibob;
