@@ -6,6 +6,7 @@
 
 pub mod demo;
 pub mod events;
+pub mod explain;
 pub mod fetch;
 pub mod org_chart;
 pub mod query;
@@ -51,6 +52,9 @@ pub enum Command {
     Plan(sync::PlanArgs),
     /// Run SQL against the published directory (read-only).
     Query(query::Args),
+    /// Explain one person: which source, record and mapping set each field, who lost under
+    /// precedence, filtered records, the manager, history and events.
+    Explain(explain::Args),
     /// Draw the org chart of the published directory (SVG, DOT, Mermaid or HTML).
     OrgChart(org_chart::Args),
     /// Run the whole pipeline against a built-in fake HRIS on loopback, into ./roster-demo.
@@ -129,6 +133,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Plan(args) => sync::plan(&args),
         Command::Query(args) => query::run(&args),
         Command::OrgChart(args) => org_chart::run(&args),
+        Command::Explain(args) => explain::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Test(args) => test::run(&args),
         Command::Events(args) => events::run(&args),

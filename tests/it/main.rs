@@ -6,6 +6,7 @@ mod cli;
 mod daemon;
 mod demo;
 mod events;
+mod explain;
 mod fetch;
 mod hostile;
 mod mapping;
