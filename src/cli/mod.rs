@@ -9,6 +9,7 @@ pub mod events;
 pub mod explain;
 pub mod fetch;
 pub mod org_chart;
+pub mod plan_offline;
 pub mod query;
 pub mod run;
 pub mod schema;

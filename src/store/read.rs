@@ -223,3 +223,48 @@ pub struct HistoryRow {
     /// The run that set it.
     pub sync_run: i64,
 }
+
+/// What `roster plan --offline` reads from its copy of the state (`crate::offline`).
+impl super::Store {
+    /// The stored records of a source: record key, content hash and raw JSON, in key order.
+    pub fn raw_records(&self, source: &str) -> Result<Vec<(String, i64, String)>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT record_key, content_hash, raw FROM source_records WHERE source = ?
+             ORDER BY first_seen, record_key",
+        )?;
+        let rows = stmt.query_map([source], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The problems of a source's last listing (`source_problems`), to carry them through a
+    /// re-mapping that has no listing of its own.
+    pub fn listing_problems(
+        &self,
+        source: &str,
+    ) -> Result<Vec<super::sync::ListingProblem>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT kind, record_key, field, detail FROM source_problems WHERE source = ?",
+        )?;
+        let rows = stmt.query_map([source], |r| {
+            Ok(super::sync::ListingProblem {
+                kind: r.get(0)?,
+                record_key: r.get(1)?,
+                field: r.get(2)?,
+                detail: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every current data problem, as one line each (kind, who, detail), sorted.
+    pub fn problem_lines(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT kind || ': ' || coalesce(source || ' ', '')
+                    || coalesce(work_email, 'record ' || record_key, '') || ': '
+                    || coalesce(field || ': ', '') || detail
+             FROM data_problems ORDER BY 1",
+        )?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}

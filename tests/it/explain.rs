@@ -8,21 +8,6 @@ use crate::cli::roster;
 use crate::sync::env;
 use roster::sync::Options;
 
-/// Two endpoints: `all` takes every person event, `sales` only Sales people's.
-const WEBHOOKS: &str = "webhooks:
-  all:
-    url: http://127.0.0.1:9/hook
-    secret: {file: secrets/hook}
-    allow_private_network: true
-    events: ['person.*']
-  sales:
-    url: http://127.0.0.1:9/hook
-    secret: {file: secrets/hook}
-    allow_private_network: true
-    events: ['person.*']
-    when: {department: Sales}
-";
-
 fn has(out: &str, line: &str) {
     assert!(
         out.lines().any(|l| l.trim_end() == line),
@@ -33,13 +18,7 @@ fn has(out: &str, line: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explain_shows_a_person_merged_from_two_sources_field_by_field() {
     let e = env().await;
-    let yaml = std::fs::read_to_string(e.config.join("roster.yaml")).unwrap();
-    std::fs::write(e.config.join("roster.yaml"), format!("{yaml}{WEBHOOKS}")).unwrap();
-    std::fs::write(
-        e.config.join("secrets/hook"),
-        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-    )
-    .unwrap();
+    e.add_webhooks("sales", "Sales");
     e.sync("core", Options::default()).await.unwrap();
     e.sync("side", Options::default()).await.unwrap();
     // Ben (core #2, side S-1) moves to another department in core: person.updated.

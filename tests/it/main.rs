@@ -11,6 +11,7 @@ mod fetch;
 mod hostile;
 mod mapping;
 mod org_chart;
+mod plan_offline;
 mod provider_bamboohr;
 mod provider_common;
 mod provider_hibob;

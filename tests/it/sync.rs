@@ -332,6 +332,28 @@ impl Env {
         roster::sync::sync_source(&cfg, &mut store, &plan, &opts, &mut NoProgress).await
     }
 
+    /// Adds two webhook endpoints to roster.yaml: `all` takes every person event, the one
+    /// named `name` only those about people whose department is `department`.
+    pub fn add_webhooks(&self, name: &str, department: &str) {
+        let endpoint = |name: &str, extra: &str| {
+            format!(
+                "  {name}:\n    url: http://127.0.0.1:9/hook\n    secret: {{file: secrets/hook}}\n    allow_private_network: true\n    events: ['person.*']\n{extra}"
+            )
+        };
+        let deployment = std::fs::read_to_string(self.config.join("roster.yaml")).unwrap();
+        let yaml = format!(
+            "{deployment}webhooks:\n{}{}",
+            endpoint("all", ""),
+            endpoint(name, &format!("    when: {{department: {department}}}\n"))
+        );
+        std::fs::write(self.config.join("roster.yaml"), yaml).unwrap();
+        std::fs::write(
+            self.config.join("secrets/hook"),
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        )
+        .unwrap();
+    }
+
     pub fn directory(&self) -> PathBuf {
         roster::sync::directory_path(&self.cfg())
     }
@@ -342,7 +364,7 @@ impl Env {
     }
 }
 
-fn query_file(path: &Path, sql: &str) -> Vec<Vec<String>> {
+pub fn query_file(path: &Path, sql: &str) -> Vec<Vec<String>> {
     let conn = roster::store::open_readonly(path).unwrap();
     let (_, rows) = roster::cli::query::execute(&conn, sql).unwrap();
     rows.iter()
