@@ -10,8 +10,11 @@
 //!   secrets. Used by every command.
 //! - [`provider`]: the HTTP extraction engine (knows nothing of DuckDB or people).
 //! - [`mapping`]: one provider record to a canonical person (pure).
+//! - [`org_chart`]: the reporting tree drawn as SVG, DOT, Mermaid or HTML (pure).
 //! - [`store`]: the state database and the published directory (the only SQL).
 //! - [`sync`]: fetch, map, stage, merge, diff, hold or apply, publish.
+//! - [`offline`]: `plan --offline`: the stored raw records mapped again with a proposed config,
+//!   applied to a temporary copy of the directory.
 //! - [`demo`]: a fake HRIS on loopback with synthetic people, for `roster demo`.
 //! - [`cli`]: one file per subcommand.
 
@@ -24,6 +27,8 @@ pub mod identity;
 pub mod lifecycle;
 pub mod logging;
 pub mod mapping;
+pub mod offline;
+pub mod org_chart;
 pub mod provider;
 pub mod store;
 pub mod sync;

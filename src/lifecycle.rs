@@ -76,11 +76,6 @@ pub fn evaluate(
     let mut reports = Vec::new();
     for (name, trigger) in &spec.triggers {
         let rule = rule(trigger, spec.events.leap_day);
-        let field = trigger
-            .field
-            .clone()
-            .or_else(|| trigger.event.default_field().map(str::to_string))
-            .unwrap_or_default();
         let (first_seen, until) = match store.trigger_state(name)? {
             Some((f, u)) => (
                 f.parse::<Timestamp>().unwrap_or(now),
@@ -97,41 +92,12 @@ pub fn evaluate(
         } else {
             first_seen.max(earliest)
         };
-        let mut columns = vec![
-            "work_email".to_string(),
-            "status".to_string(),
-            "end_date".to_string(),
-            field.clone(),
-        ];
-        let conds: Vec<&String> = trigger.when.keys().collect();
-        columns.extend(conds.iter().map(|c| c.to_string()));
         let mut due: Vec<(String, Occurrence)> = Vec::new();
         let mut skipped = 0u64;
-        for row in store.trigger_rows(&columns)? {
-            let (Some(email), Some(date)) = (&row[0], &row[3]) else {
-                continue;
-            };
-            let Some(date) = parse_date(date) else {
-                continue;
-            };
-            let matches = conds.iter().enumerate().all(|(i, c)| {
-                row[4 + i].as_deref().is_some_and(|v| {
-                    trigger.when[*c]
-                        .values()
-                        .iter()
-                        .any(|a| a.eq_ignore_ascii_case(v))
-                })
-            });
-            if !matches {
-                continue;
-            }
-            let subject = Subject {
-                date,
-                end_date: row[2].as_deref().and_then(parse_date),
-                left: row[1].as_deref() == Some("terminated"),
-            };
+        let rows = store.trigger_rows(&columns(trigger))?;
+        for (email, subject) in subjects(trigger, &rows) {
             for occ in triggers::occurrences(&rule, &subject, &tz, from, now) {
-                due.push((email.clone(), occ));
+                due.push((email.to_string(), occ));
             }
             if until < earliest && first_seen < earliest {
                 skipped +=
@@ -172,6 +138,128 @@ pub fn evaluate(
         });
     }
     Ok(reports)
+}
+
+/// The `people` columns a trigger reads, in the order [`subjects`] expects: work email,
+/// status, end date, the trigger's date field, then the fields of its `when:` conditions.
+pub fn columns(trigger: &Trigger) -> Vec<String> {
+    let field = trigger
+        .field
+        .clone()
+        .or_else(|| trigger.event.default_field().map(str::to_string))
+        .unwrap_or_default();
+    let mut columns = vec![
+        "work_email".to_string(),
+        "status".to_string(),
+        "end_date".to_string(),
+        field,
+    ];
+    columns.extend(trigger.when.keys().cloned());
+    columns
+}
+
+/// The people a trigger is about, from rows read with [`columns`]: everyone with an email and
+/// a readable date who matches the trigger's `when:` conditions (case-insensitive), as the
+/// [`Subject`] the calendar arithmetic needs (leavers are marked; the rule decides).
+pub fn subjects<'r>(
+    trigger: &'r Trigger,
+    rows: &'r [Vec<Option<String>>],
+) -> impl Iterator<Item = (&'r str, Subject)> + 'r {
+    rows.iter().filter_map(move |row| {
+        let (Some(email), Some(date)) = (&row[0], &row[3]) else {
+            return None;
+        };
+        let date = parse_date(date)?;
+        let matches = trigger.when.values().enumerate().all(|(i, allowed)| {
+            row[4 + i]
+                .as_deref()
+                .is_some_and(|v| allowed.values().iter().any(|a| a.eq_ignore_ascii_case(v)))
+        });
+        matches.then(|| {
+            (
+                email.as_str(),
+                Subject {
+                    date,
+                    end_date: row[2].as_deref().and_then(parse_date),
+                    left: row[1].as_deref() == Some("terminated"),
+                },
+            )
+        })
+    })
+}
+
+/// One occurrence a trigger will fire, as `roster events upcoming` lists it.
+#[derive(Debug, Clone)]
+pub struct Upcoming {
+    /// The trigger's name.
+    pub trigger: String,
+    /// The occurrence (its day, when it fires, the years for yearly ones).
+    pub occurrence: Occurrence,
+    /// The event as it would be written at its fire time (never late).
+    pub event: NewEvent,
+    /// The endpoints it would go to (empty: no endpoint subscribes).
+    pub endpoints: Vec<String>,
+}
+
+/// Every occurrence of every trigger (or of `only` the named one) with `from < fire time <=
+/// to`, as the daemon would fire it on time, with the endpoints it is routed to: the same
+/// rules as [`evaluate`] (offsets, conditions, 29 February, leavers) against the people of
+/// `directory`. In fire order, then by trigger and person.
+pub fn upcoming(
+    cfg: &Config,
+    directory: &crate::store::read::Directory,
+    only: Option<&str>,
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<Vec<Upcoming>, StoreError> {
+    let spec = &cfg.deployment.spec;
+    let tz = spec.time_zone.time_zone();
+    let routing = Routing::from_deployment(spec);
+    let mut found: Vec<(String, &Trigger, String, Occurrence)> = Vec::new();
+    for (name, trigger) in &spec.triggers {
+        if only.is_some_and(|o| o != name) {
+            continue;
+        }
+        let rule = rule(trigger, spec.events.leap_day);
+        let rows = directory.trigger_rows(&columns(trigger))?;
+        for (email, subject) in subjects(trigger, &rows) {
+            for occ in triggers::occurrences(&rule, &subject, &tz, from, to) {
+                found.push((name.clone(), trigger, email.to_string(), occ));
+            }
+        }
+    }
+    let emails: Vec<String> = found.iter().map(|(_, _, e, _)| e.clone()).collect();
+    let people = directory.people_json(&emails)?;
+    let empty = serde_json::Map::new();
+    let mut out: Vec<Upcoming> = found
+        .into_iter()
+        .map(|(name, trigger, email, occ)| {
+            let person = people.get(&email).unwrap_or(&empty);
+            let event = events::lifecycle_event(
+                &name,
+                trigger.event.name(),
+                &email,
+                &occ,
+                person,
+                occ.fire_at,
+            );
+            let endpoints = routing.route(&event);
+            Upcoming {
+                trigger: name,
+                occurrence: occ,
+                event,
+                endpoints,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        (a.occurrence.fire_at, &a.trigger, &a.event.work_email).cmp(&(
+            b.occurrence.fire_at,
+            &b.trigger,
+            &b.event.work_email,
+        ))
+    });
+    Ok(out)
 }
 
 fn parse_date(s: &str) -> Option<jiff::civil::Date> {

@@ -42,6 +42,8 @@ fn default_log(cli: &Cli) -> Option<(LogFormat, &'static str)> {
         | Command::Sync(_)
         | Command::Plan(_)
         | Command::Query(_)
+        | Command::OrgChart(_)
+        | Command::Explain(_)
         | Command::Events(_)
         | Command::Test(_) => Some((LogFormat::Auto, "warn")),
         // `demo --run` ends in the daemon, whose reloads are the point of watching it.

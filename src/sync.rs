@@ -1091,17 +1091,7 @@ pub async fn sync_with_client(
         });
     }
 
-    let coverage_rules: Vec<(String, f64, bool)> = mapping
-        .coverage
-        .iter()
-        .map(|(field, rule)| {
-            (
-                field.clone(),
-                rule.max_empty.get(),
-                rule.action == crate::config::mapping::CoverageAction::Fail,
-            )
-        })
-        .collect();
+    let coverage_rules = mapping.coverage_rules();
     let safety = plan.safety;
     let input = ApplyInput {
         source: &plan.name,
@@ -1147,4 +1137,46 @@ pub async fn sync_with_client(
         relisted,
         duplicates: duplicates.len() as u64,
     })
+}
+
+// ---------------------------------------------------------------------------------------------
+// For `roster plan --offline` (`crate::offline`), which re-maps stored raw records instead of
+// fetching: the pieces of a sync it shares. Additive on purpose: the stager above is being
+// reworked, and these only wrap it.
+
+/// Stages one record as a listing would: `mapped` is what the mapping made of `raw`.
+pub fn stage_mapped(
+    staging: &mut Staging<'_>,
+    mapped: Mapped,
+    key: &str,
+    hash: i64,
+    raw: &str,
+) -> Result<(), StoreError> {
+    stage_one(staging, mapped, key, hash, raw)
+}
+
+/// True for the `raw` of a record that was over `limits.max_record_bytes` when it was read
+/// (its JSON was not stored, so it cannot be mapped again).
+pub fn raw_not_stored(raw: &str) -> bool {
+    raw == OVERSIZE_RAW
+}
+
+/// The fingerprint of what the merge depends on besides records (`ApplyInput::merge_key`).
+pub fn merge_fingerprint(precedence: &[(String, String, i32)]) -> String {
+    merge_key(precedence)
+}
+
+/// The run row a sync of `source` starting at `start` begins with.
+pub fn start_run(
+    cfg: &Config,
+    store: &Store,
+    source: &str,
+    start: jiff::Timestamp,
+) -> Result<RunRow, StoreError> {
+    new_run(cfg, store, source, start)
+}
+
+/// A timestamp as run rows write it (UTC, microseconds).
+pub fn run_time(ts: jiff::Timestamp) -> String {
+    utc(ts)
 }

@@ -92,6 +92,23 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
             println!("  {}", crate::demo::receiver::describe(&r.body));
         }
         let dir = crate::sync::directory_path(&cfg);
+        let chart = args.dir.join(ORG_CHART);
+        match super::org_chart::render(&dir, &Default::default(), super::org_chart::Format::Svg)
+            .map_err(|e| e.to_string())
+            .and_then(|(svg, n)| {
+                std::fs::write(&chart, svg)
+                    .map(|()| n)
+                    .map_err(|e| format!("cannot write {}: {e}", chart.display()))
+            }) {
+            Ok(n) => {
+                println!();
+                println!("The org chart of {n} people: {}", chart.display());
+            }
+            Err(e) => {
+                eprintln!("error: the org chart: {e}");
+                code = code.max(1);
+            }
+        }
         let c = config_dir.display();
         println!();
         println!("Try:");
@@ -109,6 +126,9 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         println!("  # the event outbox, and one event as the receiver got it:");
         println!("  roster events list -c {c}");
         println!("  roster events show -c {c} <id>");
+        println!("  # what the date triggers will fire in the next two weeks, and the org chart:");
+        println!("  roster events upcoming -c {c}");
+        println!("  roster org-chart -c {c} --format html -o org-chart.html");
         if !args.run {
             println!("  # the whole loop: the daemon against the fake HRIS, until Ctrl-C");
             println!("  roster demo --run");
@@ -140,6 +160,9 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         Ok(code)
     })
 }
+
+/// The org chart the demo draws, in its directory.
+pub const ORG_CHART: &str = "org-chart.svg";
 
 /// Example queries the demo prints (also in the README).
 pub const EXAMPLES: &[(&str, &str)] = &[

@@ -70,6 +70,9 @@ pub enum EventsCommand {
         #[arg(long)]
         endpoint: Option<String>,
     },
+    /// The lifecycle events the date triggers will fire in the next days: when (company time
+    /// zone), for whom, to which endpoints. Reads the published directory; writes nothing.
+    Upcoming(super::upcoming::UpcomingArgs),
     /// Evaluate date triggers and deliver what is due now.
     Deliver {
         /// Keep delivering, waiting for scheduled retries, up to this long (e.g. `10m`).
@@ -100,6 +103,11 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         EventsCommand::List { .. } | EventsCommand::Show { .. } => {
             drop(out);
             show_or_list(args, &cfg, &outbox)
+        }
+        // Reads the published directory (opening the store above brought it up to date).
+        EventsCommand::Upcoming(a) => {
+            drop(out);
+            super::upcoming::run(&cfg, a)
         }
         EventsCommand::Replay { id, endpoint } => {
             let n = outbox.replay(id, endpoint.as_deref())?;
@@ -274,6 +282,7 @@ fn beside_daemon(args: &Args, cfg: &Config) -> anyhow::Result<u8> {
             };
             show_or_list(args, cfg, &outbox)
         }
+        EventsCommand::Upcoming(a) => super::upcoming::run(cfg, a),
         EventsCommand::Deliver { .. } => {
             println!("the daemon delivers continuously; nothing to do here");
             Ok(0)

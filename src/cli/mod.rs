@@ -6,12 +6,16 @@
 
 pub mod demo;
 pub mod events;
+pub mod explain;
 pub mod fetch;
+pub mod org_chart;
+pub mod plan_offline;
 pub mod query;
 pub mod run;
 pub mod schema;
 pub mod sync;
 pub mod test;
+pub mod upcoming;
 pub mod validate;
 
 use std::path::PathBuf;
@@ -49,6 +53,11 @@ pub enum Command {
     Plan(sync::PlanArgs),
     /// Run SQL against the published directory (read-only).
     Query(query::Args),
+    /// Explain one person: which source, record and mapping set each field, who lost under
+    /// precedence, filtered records, the manager, history and events.
+    Explain(explain::Args),
+    /// Draw the org chart of the published directory (SVG, DOT, Mermaid or HTML).
+    OrgChart(org_chart::Args),
     /// Run the whole pipeline against a built-in fake HRIS on loopback, into ./roster-demo.
     Demo(demo::Args),
     /// The event outbox: list, show, replay, retry; deliver what is due.
@@ -90,6 +99,18 @@ pub(crate) fn load_config(arg: &ConfigArg) -> Result<Config, u8> {
     }
 }
 
+/// The published directory a read-only command looks at: `--directory`, else the config's
+/// (when the config does not load, its errors are printed and the exit code returned).
+pub(crate) fn directory_arg(
+    config: &ConfigArg,
+    directory: Option<&std::path::Path>,
+) -> Result<PathBuf, u8> {
+    match directory {
+        Some(p) => Ok(p.to_path_buf()),
+        None => load_config(config).map(|cfg| crate::sync::directory_path(&cfg)),
+    }
+}
+
 /// Opens the config's state database, or prints why not and returns exit code 1.
 pub(crate) fn open_store(cfg: &Config) -> Result<crate::store::Store, u8> {
     open_store_with(cfg, false)
@@ -112,6 +133,8 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Sync(args) => sync::run(&args),
         Command::Plan(args) => sync::plan(&args),
         Command::Query(args) => query::run(&args),
+        Command::OrgChart(args) => org_chart::run(&args),
+        Command::Explain(args) => explain::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Test(args) => test::run(&args),
         Command::Events(args) => events::run(&args),

@@ -6,7 +6,6 @@ use std::io::Write as _;
 pub use crate::store::value::{execute, json, text};
 
 use super::ConfigArg;
-use super::load_config;
 
 /// Arguments of `roster query`.
 #[derive(Debug, clap::Args)]
@@ -37,12 +36,9 @@ pub enum Format {
 
 /// Runs the query.
 pub fn run(args: &Args) -> anyhow::Result<u8> {
-    let path = match &args.directory {
-        Some(p) => p.clone(),
-        None => match load_config(&args.config) {
-            Ok(cfg) => crate::sync::directory_path(&cfg),
-            Err(code) => return Ok(code),
-        },
+    let path = match super::directory_arg(&args.config, args.directory.as_deref()) {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
     };
     let conn = match crate::store::open_readonly(&path) {
         Ok(c) => c,

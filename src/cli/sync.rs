@@ -65,9 +65,23 @@ pub struct PlanArgs {
     /// Plan only this source (repeatable).
     #[arg(long = "source", short = 's')]
     pub sources: Vec<String>,
-    /// Print the plan as JSON.
+    /// Print the plan as JSON (the same as `--format json`).
     #[arg(long)]
     pub json: bool,
+    /// Output format: `text`, or `json` (one document per source; offline, a summary last).
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+    /// Plan without the HRIS: map the raw records the directory stores again with this
+    /// config (`--config`, e.g. a pull request's), merge, and compare with the directory.
+    /// No network, no credentials. Exit codes: 0 no changes, 2 changes, 75 would be held,
+    /// 78 invalid config.
+    #[arg(long, conflicts_with = "forget")]
+    pub offline: bool,
+    /// With `--offline`: the directory (or state database) to plan against, or a folder
+    /// holding one (default: the config's published directory). It is copied; the original
+    /// is never written.
+    #[arg(long, value_name = "STATE_OR_DIRECTORY", requires = "offline")]
+    pub against: Option<PathBuf>,
     /// Plan forgetting a source that is no longer in roster.yaml (see `roster sync
     /// --forget-source`) instead of syncing.
     #[arg(
@@ -78,8 +92,18 @@ pub struct PlanArgs {
     pub forget: Vec<String>,
 }
 
+/// Output formats of `roster plan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum PlanFormat {
+    /// Terraform-like text.
+    #[default]
+    Text,
+    /// JSON.
+    Json,
+}
+
 /// The sources named (all enabled ones when none is), or the message for an unknown name.
-fn pick<'c>(cfg: &'c Config, names: &[String]) -> Result<Vec<&'c SourcePlan>, String> {
+pub(crate) fn pick<'c>(cfg: &'c Config, names: &[String]) -> Result<Vec<&'c SourcePlan>, String> {
     if names.is_empty() {
         return Ok(cfg.sources.iter().filter(|s| s.enabled).collect());
     }
@@ -161,7 +185,7 @@ impl Progress for Bar {
     }
 }
 
-fn plural(n: u64, one: &str, many: &str) -> String {
+pub(crate) fn plural(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
@@ -693,10 +717,19 @@ pub fn plan(args: &PlanArgs) -> anyhow::Result<u8> {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
+    let json = args.json || args.format == PlanFormat::Json;
+    if args.offline {
+        let output = super::plan_offline::run(&cfg, args, json);
+        eprint!("{}", output.stderr);
+        let mut out = std::io::stdout().lock();
+        out.write_all(output.stdout.as_bytes())?;
+        out.flush()?;
+        return Ok(output.code);
+    }
     let request = PlanRequest {
         sources: args.sources.clone(),
         forget: args.forget.clone(),
-        json: args.json,
+        json,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -846,7 +879,7 @@ pub(crate) fn located(e: SyncError, state_path: &Path) -> SyncError {
     }
 }
 
-fn write_json_plan(out: &mut impl std::io::Write, r: &Report) -> std::io::Result<()> {
+pub(crate) fn write_json_plan(out: &mut impl std::io::Write, r: &Report) -> std::io::Result<()> {
     let a = &r.applied;
     let doc = JsonPlan {
         source: &r.source,
@@ -889,15 +922,25 @@ fn show(v: &Option<String>) -> String {
     }
 }
 
-fn write_plan(out: &mut impl std::io::Write, r: &Report) -> std::io::Result<()> {
+pub(crate) fn write_plan(out: &mut impl std::io::Write, r: &Report) -> std::io::Result<()> {
     let a = &r.applied;
-    writeln!(
-        out,
-        "source {}: {} in {}",
-        r.source,
-        plural(r.run.records, "record", "records"),
-        plural(r.run.pages, "request", "requests")
-    )?;
+    if r.run.pages == 0 {
+        // `plan --offline`: the stored records, mapped again; nothing was requested.
+        writeln!(
+            out,
+            "source {}: {} mapped again",
+            r.source,
+            plural(r.run.records, "stored record", "stored records")
+        )?;
+    } else {
+        writeln!(
+            out,
+            "source {}: {} in {}",
+            r.source,
+            plural(r.run.records, "record", "records"),
+            plural(r.run.pages, "request", "requests")
+        )?;
+    }
     for (email, kind, fields) in &a.people {
         let (mark, label) = match kind {
             PersonChange::Created => ("+", "create"),

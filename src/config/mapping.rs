@@ -38,6 +38,22 @@ pub struct MappingSpec {
     pub tests: Vec<MappingTest>,
 }
 
+impl MappingSpec {
+    /// The coverage rules as the store checks them: `(field, max_empty, fail)`.
+    pub fn coverage_rules(&self) -> Vec<(String, f64, bool)> {
+        self.coverage
+            .iter()
+            .map(|(field, rule)| {
+                (
+                    field.clone(),
+                    rule.max_empty.get(),
+                    rule.action == CoverageAction::Fail,
+                )
+            })
+            .collect()
+    }
+}
+
 /// How one field is filled: a JSONPath string, or a full mapping.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(untagged)]

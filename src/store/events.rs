@@ -268,6 +268,49 @@ pub(crate) fn people_snapshots(
     Ok(out)
 }
 
+/// Every person with the given columns (as text), for date triggers: `custom.NAME` reads a
+/// custom field. The state database's and the published directory's readers share it.
+pub(crate) fn trigger_rows(
+    conn: &Connection,
+    columns: &[String],
+) -> Result<Vec<Vec<Option<String>>>, StoreError> {
+    let cols: Vec<String> = columns
+        .iter()
+        .map(|c| match c.strip_prefix("custom.") {
+            Some(name) => format!("custom['{}']::VARCHAR", name.replace('\'', "''")),
+            None => format!("\"{}\"::VARCHAR", c.replace('"', "")),
+        })
+        .collect();
+    let mut stmt = conn.prepare(&format!("SELECT {} FROM people", cols.join(", ")))?;
+    let n = columns.len();
+    let rows = stmt.query_map([], |r| {
+        (0..n)
+            .map(|i| r.get::<_, Option<String>>(i))
+            .collect::<Result<Vec<_>, _>>()
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The people rows of these emails as JSON objects (a temporary table holds the emails, so
+/// it works on a read-only connection too).
+pub(crate) fn people_json(
+    conn: &Connection,
+    emails: &[String],
+) -> Result<HashMap<String, Map<String, Value>>, StoreError> {
+    if emails.is_empty() {
+        return Ok(HashMap::new());
+    }
+    conn.execute_batch("CREATE OR REPLACE TEMP TABLE wanted (e VARCHAR)")?;
+    {
+        let mut app = Batched::temp(conn, "wanted")?;
+        for e in emails {
+            app.append_row([e])?;
+        }
+        app.finish()?;
+    }
+    people_snapshots(conn, "SELECT e FROM wanted")
+}
+
 impl Store {
     /// This state database's installation id (made on first use, kept in `meta`); event ids
     /// are scoped to it (`events::scoped_id`).
@@ -312,23 +355,7 @@ impl Store {
 
     /// Every person with the given columns (as text), for date triggers.
     pub fn trigger_rows(&self, columns: &[String]) -> Result<Vec<Vec<Option<String>>>, StoreError> {
-        let cols: Vec<String> = columns
-            .iter()
-            .map(|c| match c.strip_prefix("custom.") {
-                Some(name) => format!("custom['{}']::VARCHAR", name.replace('\'', "''")),
-                None => format!("\"{}\"::VARCHAR", c.replace('"', "")),
-            })
-            .collect();
-        let mut stmt = self
-            .conn
-            .prepare(&format!("SELECT {} FROM people", cols.join(", ")))?;
-        let n = columns.len();
-        let rows = stmt.query_map([], |r| {
-            (0..n)
-                .map(|i| r.get::<_, Option<String>>(i))
-                .collect::<Result<Vec<_>, _>>()
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        trigger_rows(&self.conn, columns)
     }
 
     /// The people rows of these emails as JSON objects.
@@ -336,19 +363,7 @@ impl Store {
         &self,
         emails: &[String],
     ) -> Result<HashMap<String, Map<String, Value>>, StoreError> {
-        if emails.is_empty() {
-            return Ok(HashMap::new());
-        }
-        self.conn
-            .execute_batch("CREATE OR REPLACE TEMP TABLE wanted (e VARCHAR)")?;
-        {
-            let mut app = Batched::temp(&self.conn, "wanted")?;
-            for e in emails {
-                app.append_row([e])?;
-            }
-            app.finish()?;
-        }
-        people_snapshots(&self.conn, "SELECT e FROM wanted")
+        people_json(&self.conn, emails)
     }
 
     /// A trigger's state: (first seen, evaluated until), RFC 3339.

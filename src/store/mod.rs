@@ -11,6 +11,7 @@
 
 mod batch;
 pub mod events;
+pub mod read;
 mod schema;
 pub mod sync;
 pub mod value;

@@ -801,6 +801,8 @@ async fn issue_15_7_plan_and_a_held_run_go_through_the_daemon_with_its_token() {
         "{}",
         text(&plan)
     );
+    // Issue 17: a plan never points at `sync --now`, which applies.
+    assert!(!text(&plan).contains("sync --now"), "{}", text(&plan));
     let json_plan = d.cli(&["plan", "--json"]).await;
     let doc: Value = serde_json::from_slice(&json_plan.stdout).unwrap();
     assert_eq!(doc["terminated"], 4, "{doc}");

@@ -475,7 +475,7 @@ fn evaluate(config: &Path, now: &str) -> Vec<roster::lifecycle::TriggerReport> {
     roster::lifecycle::evaluate(&cfg, &store, at(now)).unwrap()
 }
 
-fn lifecycle_events(config: &Path) -> Vec<roster::store::events::EventRow> {
+pub fn lifecycle_events(config: &Path) -> Vec<roster::store::events::EventRow> {
     let cfg = load(config);
     let store = roster::sync::open_store(&cfg).unwrap();
     let mut rows = store

@@ -18,14 +18,17 @@ use roster::sync::{NoProgress, Options, SyncError};
 type Change = fn(&mut Vec<Value>);
 
 #[derive(Default)]
-struct Hris {
+pub struct Hris {
     /// Source `core`: offset paging, attributes nested.
-    core: Vec<Value>,
+    pub core: Vec<Value>,
     /// Source `side`: one page, flat records.
-    side: Vec<Value>,
+    pub side: Vec<Value>,
     /// Fail this page (1-based) of `core` with this status.
     fail_core_page: Option<(usize, u16)>,
-    core_pages: usize,
+    /// Requests of `core` served.
+    pub core_pages: usize,
+    /// Every request either source received (refused ones too).
+    pub requests: usize,
     /// Serve every page of `core` from offset 0 (an API that ignores the offset).
     ignore_offset: bool,
     /// After serving this request of `core` (1-based), change the listing (the HRIS changes
@@ -35,13 +38,14 @@ struct Hris {
     repeat_on_core_page: Option<(usize, usize)>,
 }
 
-type Shared = Arc<Mutex<Hris>>;
+pub type Shared = Arc<Mutex<Hris>>;
 
 async fn core(
     State(s): State<Shared>,
     headers: HeaderMap,
     Query(q): Query<Vec<(String, String)>>,
 ) -> Response {
+    s.lock().unwrap().requests += 1;
     let auth = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -92,6 +96,7 @@ async fn core(
 }
 
 async fn side(State(s): State<Shared>, headers: HeaderMap) -> Response {
+    s.lock().unwrap().requests += 1;
     if headers.get("x-api-key").and_then(|v| v.to_str().ok()) != Some("side-key") {
         return (StatusCode::FORBIDDEN, "forbidden").into_response();
     }
@@ -101,10 +106,10 @@ async fn side(State(s): State<Shared>, headers: HeaderMap) -> Response {
 
 use axum::Json;
 
-struct Env {
+pub struct Env {
     _dir: tempfile::TempDir,
-    config: PathBuf,
-    hris: Shared,
+    pub config: PathBuf,
+    pub hris: Shared,
 }
 
 const CORE_PROVIDER: &str = r#"
@@ -260,7 +265,8 @@ fn side_people() -> Vec<Value> {
     ]
 }
 
-async fn env() -> Env {
+/// Two sources (`core`, `side`) on a fake HRIS, a config directory in a temp dir.
+pub async fn env() -> Env {
     let hris: Shared = Arc::new(Mutex::new(Hris {
         core: base_people(),
         side: side_people(),
@@ -303,14 +309,18 @@ async fn env() -> Env {
 }
 
 impl Env {
-    fn cfg(&self) -> roster::config::Config {
+    pub fn cfg(&self) -> roster::config::Config {
         match roster::config::load(&self.config, &LoadOptions::default()) {
             Ok(c) => c,
             Err(d) => panic!("config invalid:\n{}", d.render()),
         }
     }
 
-    async fn sync(&self, source: &str, opts: Options) -> Result<roster::sync::Report, SyncError> {
+    pub async fn sync(
+        &self,
+        source: &str,
+        opts: Options,
+    ) -> Result<roster::sync::Report, SyncError> {
         let cfg = self.cfg();
         let mut store = roster::sync::open_store(&cfg).unwrap();
         let plan = cfg
@@ -322,7 +332,29 @@ impl Env {
         roster::sync::sync_source(&cfg, &mut store, &plan, &opts, &mut NoProgress).await
     }
 
-    fn directory(&self) -> PathBuf {
+    /// Adds two webhook endpoints to roster.yaml: `all` takes every person event, the one
+    /// named `name` only those about people whose department is `department`.
+    pub fn add_webhooks(&self, name: &str, department: &str) {
+        let endpoint = |name: &str, extra: &str| {
+            format!(
+                "  {name}:\n    url: http://127.0.0.1:9/hook\n    secret: {{file: secrets/hook}}\n    allow_private_network: true\n    events: ['person.*']\n{extra}"
+            )
+        };
+        let deployment = std::fs::read_to_string(self.config.join("roster.yaml")).unwrap();
+        let yaml = format!(
+            "{deployment}webhooks:\n{}{}",
+            endpoint("all", ""),
+            endpoint(name, &format!("    when: {{department: {department}}}\n"))
+        );
+        std::fs::write(self.config.join("roster.yaml"), yaml).unwrap();
+        std::fs::write(
+            self.config.join("secrets/hook"),
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        )
+        .unwrap();
+    }
+
+    pub fn directory(&self) -> PathBuf {
         roster::sync::directory_path(&self.cfg())
     }
 
@@ -332,7 +364,7 @@ impl Env {
     }
 }
 
-fn query_file(path: &Path, sql: &str) -> Vec<Vec<String>> {
+pub fn query_file(path: &Path, sql: &str) -> Vec<Vec<String>> {
     let conn = roster::store::open_readonly(path).unwrap();
     let (_, rows) = roster::cli::query::execute(&conn, sql).unwrap();
     rows.iter()
