@@ -64,18 +64,17 @@ fn write_config(dir: &Path, base: &str, webhook: Option<&str>) {
 }
 
 /// One run of `roster sync`: its cost and its phases `(name, ms)` in the order logged.
+/// The roster binary measured: this build's, or `ROSTER_BENCH_BIN` (a copy, so that a
+/// long run is not switched to a newer build halfway).
+fn roster_bin() -> String {
+    std::env::var("ROSTER_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_roster").into())
+}
+
 fn sync(dir: &Path) -> (Cost, Vec<(String, f64)>) {
     let wrap = std::env::var("ROSTER_BENCH_WRAP").unwrap_or_default();
     let mut argv: Vec<String> = wrap.split_whitespace().map(str::to_string).collect();
-    argv.extend(
-        [
-            env!("CARGO_BIN_EXE_roster"),
-            "sync",
-            "--config",
-            dir.to_str().unwrap(),
-        ]
-        .map(String::from),
-    );
+    let bin = roster_bin();
+    argv.extend([bin.as_str(), "sync", "--config", dir.to_str().unwrap()].map(String::from));
     let stderr_path = dir.join("sync.stderr");
     let stderr = std::fs::File::create(&stderr_path).unwrap();
     let (cost, out) = common::run_measured(
@@ -282,7 +281,7 @@ fn main() {
         let mut query = f64::MAX;
         for _ in 0..3 {
             let (cost, out) = common::run_measured(
-                std::process::Command::new(env!("CARGO_BIN_EXE_roster")).args([
+                std::process::Command::new(roster_bin()).args([
                     "query",
                     "--config",
                     dir.path().to_str().unwrap(),

@@ -768,6 +768,9 @@ impl Store {
             let mut times = c.prepare(
                 "SELECT chunk, work_email, first_seen, last_changed FROM affected_times ORDER BY chunk",
             )?;
+            // Where the merge's time goes: reading, merging in Rust, appending.
+            let mut split = [std::time::Duration::ZERO; 3];
+            let t_open = std::time::Instant::now();
             let mut reader = ChunkReader {
                 emails: Cursor::new(&mut emails, |r| Ok((r.get(0)?, r.get(1)?)))?,
                 records: Cursor::new(&mut records, |r| {
@@ -788,7 +791,10 @@ impl Store {
                 })?,
             };
             for chunk in 0..chunks {
+                let t0 = std::time::Instant::now();
                 let batch = Self::read_chunk(&mut reader, chunk)?;
+                split[0] += t0.elapsed();
+                let t1 = std::time::Instant::now();
                 for person in batch {
                     let next = if person.records.is_empty() {
                         crate::identity::departed(&person.current)
@@ -873,12 +879,29 @@ impl Store {
                         last_changed,
                     )?;
                 }
+                split[1] += t1.elapsed();
+                let t2 = std::time::Instant::now();
                 history_rows.flush(&mut history)?;
                 people_rows.flush(&mut people)?;
+                split[2] += t2.elapsed();
             }
+            let t2 = std::time::Instant::now();
             history.flush()?;
             people.flush()?;
             closes.finish()?;
+            split[2] += t2.elapsed();
+            let ms = |d: std::time::Duration| format!("{:.1}", d.as_secs_f64() * 1000.0);
+            for (phase, d) in [
+                (
+                    "merge.open",
+                    t_open.elapsed() - split.iter().sum::<std::time::Duration>(),
+                ),
+                ("merge.read", split[0]),
+                ("merge.identity", split[1]),
+                ("merge.append", split[2]),
+            ] {
+                tracing::debug!(what = "apply", phase, ms = ms(d), "timing");
+            }
         }
         by_person.sort_by(|a, b| a.0.cmp(&b.0));
         laps.lap("merge");
