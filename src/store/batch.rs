@@ -225,3 +225,136 @@ impl People {
         Ok(())
     }
 }
+
+/// `source_records` rows staged by a listing (see `schema`: v1's columns, then v4's
+/// `failed_fields`), and their `source_custom` rows, as Arrow batches: a staged record is one
+/// value per column, 36 FFI calls per record row by row.
+pub(crate) struct Staged {
+    source: StringBuilder,
+    key: StringBuilder,
+    hash: Int64Builder,
+    outcome: StringBuilder,
+    fields: Vec<StringBuilder>,
+    problems: StringBuilder,
+    raw: StringBuilder,
+    first_seen: TimestampMicrosecondBuilder,
+    last_changed: TimestampMicrosecondBuilder,
+    run: Int64Builder,
+    failed: StringBuilder,
+    rows: usize,
+    c_source: StringBuilder,
+    c_hash: Int64Builder,
+    c_name: StringBuilder,
+    c_value: StringBuilder,
+    c_rows: usize,
+}
+
+/// One staged record's columns, borrowed.
+pub(crate) struct StagedRow<'a> {
+    pub source: &'a str,
+    pub key: &'a str,
+    pub hash: i64,
+    pub outcome: &'a str,
+    pub values: &'a [Option<String>],
+    pub custom: &'a [(String, String)],
+    pub problems: Option<&'a str>,
+    pub raw: &'a str,
+    pub now_us: i64,
+    pub run: i64,
+    pub failed: Option<&'a str>,
+}
+
+impl Staged {
+    pub(crate) fn new() -> Staged {
+        Staged {
+            source: StringBuilder::new(),
+            key: StringBuilder::new(),
+            hash: Int64Builder::new(),
+            outcome: StringBuilder::new(),
+            fields: Field::ALL.iter().map(|_| StringBuilder::new()).collect(),
+            problems: StringBuilder::new(),
+            raw: StringBuilder::new(),
+            first_seen: TimestampMicrosecondBuilder::new(),
+            last_changed: TimestampMicrosecondBuilder::new(),
+            run: Int64Builder::new(),
+            failed: StringBuilder::new(),
+            rows: 0,
+            c_source: StringBuilder::new(),
+            c_hash: Int64Builder::new(),
+            c_name: StringBuilder::new(),
+            c_value: StringBuilder::new(),
+            c_rows: 0,
+        }
+    }
+
+    /// Rows collected and not yet appended.
+    pub(crate) fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub(crate) fn push(&mut self, r: &StagedRow<'_>) {
+        self.source.append_value(r.source);
+        self.key.append_value(r.key);
+        self.hash.append_value(r.hash);
+        self.outcome.append_value(r.outcome);
+        for (i, b) in self.fields.iter_mut().enumerate() {
+            b.append_option(r.values.get(i).and_then(Option::as_deref));
+        }
+        self.problems.append_option(r.problems);
+        self.raw.append_value(r.raw);
+        self.first_seen.append_value(r.now_us);
+        self.last_changed.append_value(r.now_us);
+        self.run.append_value(r.run);
+        self.failed.append_option(r.failed);
+        self.rows += 1;
+        for (name, value) in r.custom {
+            self.c_source.append_value(r.source);
+            self.c_hash.append_value(r.hash);
+            self.c_name.append_value(name);
+            self.c_value.append_value(value);
+            self.c_rows += 1;
+        }
+    }
+
+    /// Appends the rows collected so far to `source_records` (`records`) and `source_custom`
+    /// (`custom`), and hands them to DuckDB (whose storage spills; the appender's own buffer
+    /// does not).
+    pub(crate) fn flush(
+        &mut self,
+        records: &mut Appender<'_>,
+        custom: &mut Appender<'_>,
+    ) -> Result<(), StoreError> {
+        if self.rows > 0 {
+            self.rows = 0;
+            let mut cols: Vec<ArrayRef> = vec![
+                Arc::new(self.source.finish()),
+                Arc::new(self.key.finish()),
+                Arc::new(self.hash.finish()),
+                Arc::new(self.outcome.finish()),
+            ];
+            for b in &mut self.fields {
+                cols.push(Arc::new(b.finish()));
+            }
+            cols.push(Arc::new(self.problems.finish()));
+            cols.push(Arc::new(self.raw.finish()));
+            cols.push(Arc::new(self.first_seen.finish()));
+            cols.push(Arc::new(self.last_changed.finish()));
+            cols.push(Arc::new(self.run.finish()));
+            cols.push(Arc::new(self.failed.finish()));
+            records.append_record_batch(finish(cols).map_err(arrow_err)?)?;
+            records.flush()?;
+        }
+        if self.c_rows > 0 {
+            self.c_rows = 0;
+            let cols: Vec<ArrayRef> = vec![
+                Arc::new(self.c_source.finish()),
+                Arc::new(self.c_hash.finish()),
+                Arc::new(self.c_name.finish()),
+                Arc::new(self.c_value.finish()),
+            ];
+            custom.append_record_batch(finish(cols).map_err(arrow_err)?)?;
+            custom.flush()?;
+        }
+        Ok(())
+    }
+}

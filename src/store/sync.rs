@@ -10,7 +10,6 @@
 use std::collections::HashMap;
 
 use duckdb::params;
-use duckdb::types::Value;
 
 use super::{Batched, Store, StoreError};
 use crate::config::person::Field;
@@ -63,11 +62,12 @@ pub struct StagedRecord<'a> {
 /// to `source_custom`) while it is fetched, inside the sync's transaction: a failed fetch
 /// rolls them back with everything else.
 pub struct Staging<'a> {
-    stage: Batched<'a>,
-    custom: Batched<'a>,
+    records: duckdb::Appender<'a>,
+    custom: duckdb::Appender<'a>,
+    rows: super::batch::Staged,
     source: String,
     run: i64,
-    now: Value,
+    now_us: i64,
     staged: u64,
 }
 
@@ -80,36 +80,34 @@ impl std::fmt::Debug for Staging<'_> {
 }
 
 impl Staging<'_> {
-    /// Stages a new or changed record.
+    /// Stages a new or changed record (appended as Arrow batches of
+    /// [`super::APPEND_BATCH`] records).
     pub fn stage(&mut self, r: &StagedRecord<'_>) -> Result<(), StoreError> {
-        let mut row: Vec<&dyn duckdb::ToSql> = Vec::with_capacity(Field::ALL.len() + 10);
-        row.push(&self.source);
-        row.push(&r.record_key);
-        row.push(&r.hash);
-        let outcome = r.outcome.as_str();
-        row.push(&outcome);
-        for i in 0..Field::ALL.len() {
-            row.push(r.values.get(i).unwrap_or(&None));
-        }
-        row.push(&r.problems);
-        row.push(&r.raw);
-        row.push(&self.now);
-        row.push(&self.now);
-        row.push(&self.run);
-        row.push(&r.failed_fields);
-        self.stage.append_row(row.as_slice())?;
-        for (name, value) in r.custom {
-            self.custom
-                .append_row(params![self.source, r.hash, name.as_str(), value.as_str()])?;
-        }
+        self.rows.push(&super::batch::StagedRow {
+            source: &self.source,
+            key: r.record_key,
+            hash: r.hash,
+            outcome: r.outcome.as_str(),
+            values: r.values,
+            custom: r.custom,
+            problems: r.problems.as_deref(),
+            raw: r.raw,
+            now_us: self.now_us,
+            run: self.run,
+            failed: r.failed_fields.as_deref(),
+        });
         self.staged += 1;
+        if self.rows.rows() >= super::APPEND_BATCH {
+            self.rows.flush(&mut self.records, &mut self.custom)?;
+        }
         Ok(())
     }
 
-    /// Flushes the appenders.
-    pub fn finish(self) -> Result<u64, StoreError> {
-        self.stage.finish()?;
-        self.custom.finish()?;
+    /// Appends what is left.
+    pub fn finish(mut self) -> Result<u64, StoreError> {
+        self.rows.flush(&mut self.records, &mut self.custom)?;
+        self.records.flush()?;
+        self.custom.flush()?;
         Ok(self.staged)
     }
 }
@@ -416,21 +414,22 @@ impl Store {
         // A transaction some earlier error path left open must not carry into this run.
         self.discard_staging()?;
         self.conn.execute_batch("BEGIN TRANSACTION")?;
-        let stage = Batched::new(&self.conn, "source_records");
-        let custom = Batched::new(&self.conn, "source_custom");
-        let (stage, custom) = match (stage, custom) {
+        let records = self.conn.appender("source_records");
+        let custom = self.conn.appender("source_custom");
+        let (records, custom) = match (records, custom) {
             (Ok(a), Ok(b)) => (a, b),
             (Err(e), _) | (_, Err(e)) => {
                 self.conn.execute_batch("ROLLBACK").ok();
-                return Err(e);
+                return Err(e.into());
             }
         };
         Ok(Staging {
-            stage,
+            records,
             custom,
+            rows: super::batch::Staged::new(),
             source: source.to_string(),
             run,
-            now: Value::Timestamp(duckdb::types::TimeUnit::Microsecond, now_us),
+            now_us,
             staged: 0,
         })
     }
