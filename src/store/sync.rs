@@ -270,9 +270,10 @@ fn status_due_sql(param: &str) -> String {
     )
 }
 
-/// People merged per round trip (bounds the memory of a merge of the whole directory: at
-/// 100k people, 5,000 peaked 11 MB higher than 2,000, in the same time).
-const CHUNK: i64 = 2_000;
+/// People merged per round trip. Each chunk's read scans the affected temp tables once, so
+/// the number of chunks multiplies the read's cost (a first sync of 130k people: 15.1 s with
+/// 2,000, 65 chunks); the chunk bounds the memory of a merge of the whole directory.
+const CHUNK: i64 = 10_000;
 
 /// One affected person, as [`Store::read_chunk`] reads them.
 #[derive(Debug, Default)]
@@ -285,60 +286,6 @@ struct ChunkPerson {
     /// When the person was first seen and last changed (from `people`), µs since the epoch.
     first_seen: Option<i64>,
     last_changed: Option<i64>,
-}
-
-/// Rows of one query ordered by chunk (the first column), read a chunk at a time.
-struct Cursor<'s, T> {
-    rows: duckdb::Rows<'s>,
-    next: Option<(i64, T)>,
-    read: fn(&duckdb::Row<'_>) -> duckdb::Result<(i64, T)>,
-}
-
-impl<'s, T> Cursor<'s, T> {
-    fn new(
-        stmt: &'s mut duckdb::Statement<'_>,
-        read: fn(&duckdb::Row<'_>) -> duckdb::Result<(i64, T)>,
-    ) -> Result<Cursor<'s, T>, StoreError> {
-        let mut rows = stmt.query([])?;
-        let next = match rows.next()? {
-            Some(r) => Some(read(r)?),
-            None => None,
-        };
-        Ok(Cursor { rows, next, read })
-    }
-
-    /// The rows of `chunk` (chunks are read in order; rows of earlier ones are skipped).
-    fn take(&mut self, chunk: i64) -> Result<Vec<T>, StoreError> {
-        let mut out = Vec::new();
-        while let Some((c, _)) = &self.next {
-            if *c > chunk {
-                break;
-            }
-            let at = *c;
-            let Some((_, v)) = self.next.take() else {
-                break;
-            };
-            if at == chunk {
-                out.push(v);
-            }
-            self.next = match self.rows.next()? {
-                Some(r) => Some((self.read)(r)?),
-                None => None,
-            };
-        }
-        Ok(out)
-    }
-}
-
-/// The affected tables, read a chunk at a time: emails, kept records `(source, hash,
-/// values)`, custom fields `(source, hash, name, value)`, current values `(email, field,
-/// value, source)`, times `(email, first_seen, last_changed)`.
-struct ChunkReader<'s> {
-    emails: Cursor<'s, String>,
-    records: Cursor<'s, (String, i64, Vec<Option<String>>)>,
-    custom: Cursor<'s, (String, i64, String, String)>,
-    current: Cursor<'s, (String, String, String, String)>,
-    times: Cursor<'s, (String, Option<i64>, Option<i64>)>,
 }
 
 impl Store {
@@ -745,53 +692,11 @@ impl Store {
             let mut history_rows = super::batch::History::new();
             let mut people_rows = super::batch::People::new();
             let mut closes = Batched::temp(c, "closes")?;
-            // One ordered scan of each affected table, read a chunk at a time (a query per
-            // chunk scanned the whole table each time: 50 scans of 100k records at 100k).
-            let cols = Field::ALL
-                .iter()
-                .map(|f| f.name())
-                .collect::<Vec<_>>()
-                .join(", ");
-            let mut emails =
-                c.prepare("SELECT chunk, work_email FROM affected ORDER BY chunk, work_email")?;
-            let mut records = c.prepare(&format!(
-                "SELECT chunk, source, content_hash, {cols} FROM affected_records
-                 ORDER BY chunk, work_email, source, record_key, content_hash"
-            ))?;
-            let mut custom = c.prepare(
-                "SELECT chunk, source, content_hash, name, value FROM affected_custom ORDER BY chunk, name",
-            )?;
-            let mut current = c.prepare(
-                "SELECT chunk, work_email, field, value, source FROM affected_current ORDER BY chunk",
-            )?;
-            let mut times = c.prepare(
-                "SELECT chunk, work_email, first_seen, last_changed FROM affected_times ORDER BY chunk",
-            )?;
             // Where the merge's time goes: reading, merging in Rust, appending.
             let mut split = [std::time::Duration::ZERO; 3];
-            let t_open = std::time::Instant::now();
-            let mut reader = ChunkReader {
-                emails: Cursor::new(&mut emails, |r| Ok((r.get(0)?, r.get(1)?)))?,
-                records: Cursor::new(&mut records, |r| {
-                    let mut values = Vec::with_capacity(Field::ALL.len());
-                    for k in 0..Field::ALL.len() {
-                        values.push(r.get::<_, Option<String>>(3 + k)?);
-                    }
-                    Ok((r.get(0)?, (r.get(1)?, r.get(2)?, values)))
-                })?,
-                custom: Cursor::new(&mut custom, |r| {
-                    Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
-                })?,
-                current: Cursor::new(&mut current, |r| {
-                    Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
-                })?,
-                times: Cursor::new(&mut times, |r| {
-                    Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?)))
-                })?,
-            };
             for chunk in 0..chunks {
                 let t0 = std::time::Instant::now();
-                let batch = Self::read_chunk(&mut reader, chunk)?;
+                let batch = self.read_chunk(chunk)?;
                 split[0] += t0.elapsed();
                 let t1 = std::time::Instant::now();
                 for person in batch {
@@ -891,10 +796,6 @@ impl Store {
             split[2] += t2.elapsed();
             let ms = |d: std::time::Duration| format!("{:.1}", d.as_secs_f64() * 1000.0);
             for (phase, d) in [
-                (
-                    "merge.open",
-                    t_open.elapsed() - split.iter().sum::<std::time::Duration>(),
-                ),
                 ("merge.read", split[0]),
                 ("merge.identity", split[1]),
                 ("merge.append", split[2]),
@@ -1024,31 +925,46 @@ impl Store {
         Ok(applied)
     }
 
-    /// The affected people of one chunk, from `reader`: each one's kept records (first per
-    /// source, managers resolved), custom fields, current values and times.
-    fn read_chunk(
-        reader: &mut ChunkReader<'_>,
-        chunk: i64,
-    ) -> Result<Vec<ChunkPerson>, StoreError> {
+    /// The affected people of one chunk: each one's kept records (first per source, managers
+    /// resolved), custom fields, current values and times.
+    fn read_chunk(&self, chunk: i64) -> Result<Vec<ChunkPerson>, StoreError> {
+        let c = &self.conn;
+        let cols: Vec<&str> = Field::ALL.iter().map(|f| f.name()).collect();
         let mut out: Vec<ChunkPerson> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
-        for email in reader.emails.take(chunk)? {
+        let mut stmt =
+            c.prepare("SELECT work_email FROM affected WHERE chunk = $1 ORDER BY work_email")?;
+        for email in stmt.query_map([chunk], |r| r.get::<_, String>(0))? {
+            let email = email?;
             index.insert(email.clone(), out.len());
             out.push(ChunkPerson {
                 email,
                 ..ChunkPerson::default()
             });
         }
-        let email_col = Field::work_email as usize;
+        let mut stmt = c.prepare(&format!(
+            "SELECT source, content_hash, {} FROM affected_records WHERE chunk = $1
+             ORDER BY work_email, source, record_key, content_hash",
+            cols.join(", ")
+        ))?;
+        let email_col = 2 + Field::work_email as usize;
         let mut hashes: HashMap<(String, i64), (usize, usize)> = HashMap::new();
-        for (source, hash, values) in reader.records.take(chunk)? {
-            let Some(&i) = values[email_col].as_ref().and_then(|e| index.get(e)) else {
+        let mut rows = stmt.query([chunk])?;
+        while let Some(r) = rows.next()? {
+            let email: String = r.get(email_col)?;
+            let Some(&i) = index.get(&email) else {
                 continue;
             };
+            let source: String = r.get(0)?;
             let p = &mut out[i];
             // Several records of one source with this email: the lowest key is used.
             if p.records.iter().any(|x| x.source == source) {
                 continue;
+            }
+            let hash: i64 = r.get(1)?;
+            let mut values = Vec::with_capacity(Field::ALL.len());
+            for k in 0..Field::ALL.len() {
+                values.push(r.get::<_, Option<String>>(2 + k)?);
             }
             hashes.insert((source.clone(), hash), (i, p.records.len()));
             p.records.push(crate::identity::SourceRecord {
@@ -1057,21 +973,46 @@ impl Store {
                 custom: Vec::new(),
             });
         }
-        for (source, hash, name, value) in reader.custom.take(chunk)? {
-            if let Some(&(i, j)) = hashes.get(&(source, hash)) {
-                out[i].records[j].custom.push((name, value));
+        let mut stmt = c.prepare(
+            "SELECT source, content_hash, name, value FROM affected_custom WHERE chunk = $1
+             ORDER BY name",
+        )?;
+        let mut rows = stmt.query([chunk])?;
+        while let Some(r) = rows.next()? {
+            let key = (r.get::<_, String>(0)?, r.get::<_, i64>(1)?);
+            if let Some(&(i, j)) = hashes.get(&key) {
+                out[i].records[j].custom.push((r.get(2)?, r.get(3)?));
             }
         }
-        // Only people the directory had before have current values (a first sync reads none).
-        for (email, field, value, source) in reader.current.take(chunk)? {
+        // Only people the directory had before have current values and a history (a first
+        // sync reads none; the history this run appends is never read back).
+        let known: i64 = c.query_row(
+            "SELECT count(*) FROM affected WHERE chunk = $1 AND known",
+            [chunk],
+            |r| r.get(0),
+        )?;
+        if known == 0 {
+            return Ok(out);
+        }
+        let mut stmt = c.prepare(
+            "SELECT work_email, field, value, source FROM affected_current WHERE chunk = $1",
+        )?;
+        let mut rows = stmt.query([chunk])?;
+        while let Some(r) = rows.next()? {
+            let email: String = r.get(0)?;
             if let Some(&i) = index.get(&email) {
-                out[i].current.insert(field, (value, source));
+                out[i].current.insert(r.get(1)?, (r.get(2)?, r.get(3)?));
             }
         }
-        for (email, first_seen, last_changed) in reader.times.take(chunk)? {
+        let mut stmt = c.prepare(
+            "SELECT work_email, first_seen, last_changed FROM affected_times WHERE chunk = $1",
+        )?;
+        let mut rows = stmt.query([chunk])?;
+        while let Some(r) = rows.next()? {
+            let email: String = r.get(0)?;
             if let Some(&i) = index.get(&email) {
-                out[i].first_seen = first_seen;
-                out[i].last_changed = last_changed;
+                out[i].first_seen = r.get(1)?;
+                out[i].last_changed = r.get(2)?;
             }
         }
         Ok(out)
