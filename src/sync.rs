@@ -664,7 +664,7 @@ impl Stager<'_, '_> {
         } else {
             std::str::from_utf8(&p.raw).unwrap_or_default()
         };
-        if let Err(e) = stage_one(&mut self.staging, mapped, &key, hash, raw) {
+        if let Err(e) = stage_mapped(&mut self.staging, mapped, &key, hash, raw) {
             self.error = Some(e);
             return false;
         }
@@ -733,7 +733,9 @@ impl Observer for Confirmer<'_> {
     }
 }
 
-fn stage_one(
+/// Stages one record as a listing does (`roster plan --offline` too): `mapped` is what the
+/// mapping made of `raw`.
+pub fn stage_mapped(
     staging: &mut Staging<'_>,
     mapped: Mapped,
     key: &str,
@@ -1143,17 +1145,6 @@ pub async fn sync_with_client(
 // For `roster plan --offline` (`crate::offline`), which re-maps stored raw records instead of
 // fetching: the pieces of a sync it shares. Additive on purpose: the stager above is being
 // reworked, and these only wrap it.
-
-/// Stages one record as a listing would: `mapped` is what the mapping made of `raw`.
-pub fn stage_mapped(
-    staging: &mut Staging<'_>,
-    mapped: Mapped,
-    key: &str,
-    hash: i64,
-    raw: &str,
-) -> Result<(), StoreError> {
-    stage_one(staging, mapped, key, hash, raw)
-}
 
 /// True for the `raw` of a record that was over `limits.max_record_bytes` when it was read
 /// (its JSON was not stored, so it cannot be mapped again).
