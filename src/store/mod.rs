@@ -191,8 +191,18 @@ impl Laps {
     /// Logs the time since the previous lap under `phase`.
     pub(crate) fn lap(&mut self, phase: &str) {
         let now = std::time::Instant::now();
+        self.log(phase, now - self.last);
+        self.last = now;
+    }
+
+    /// Logs `took`, measured by the caller, under `phase` (a part of a lap, summed over a
+    /// loop); the next lap still counts from the previous one.
+    pub(crate) fn part(&self, phase: &str, took: std::time::Duration) {
+        self.log(phase, took);
+    }
+
+    fn log(&self, phase: &str, took: std::time::Duration) {
         if !tracing::enabled!(tracing::Level::DEBUG) {
-            self.last = now;
             return;
         }
         // Peak resident memory so far (Linux), to see which phase grows it.
@@ -206,11 +216,10 @@ impl Laps {
         tracing::debug!(
             what = self.what,
             phase,
-            ms = format_args!("{:.1}", (now - self.last).as_secs_f64() * 1000.0),
+            ms = format_args!("{:.1}", took.as_secs_f64() * 1000.0),
             peak_mb,
             "timing"
         );
-        self.last = now;
     }
 }
 

@@ -245,7 +245,7 @@ pub struct Applied {
     /// endpoints. An applied run writes its events to the outbox a chunk at a time and keeps
     /// only their number (`events_written`): 500k snapshots would not fit in memory.
     pub events: Vec<(crate::events::NewEvent, Vec<String>)>,
-    /// Change events written to the outbox by this run.
+    /// Change events this run added to the outbox (new ids; one stored before is not counted).
     pub events_written: u64,
 }
 
@@ -796,13 +796,12 @@ impl Store {
             people.flush()?;
             closes.finish()?;
             split[2] += t2.elapsed();
-            let ms = |d: std::time::Duration| format!("{:.1}", d.as_secs_f64() * 1000.0);
             for (phase, d) in [
                 ("merge.read", split[0]),
                 ("merge.identity", split[1]),
                 ("merge.append", split[2]),
             ] {
-                tracing::debug!(what = "apply", phase, ms = ms(d), "timing");
+                laps.part(phase, d);
             }
         }
         by_person.sort_by(|a, b| a.0.cmp(&b.0));
@@ -864,8 +863,8 @@ impl Store {
                     }
                 }
                 if !input.dry_run {
-                    super::events::write_events(&self.conn, &events, now)?;
-                    applied.events_written += events.len() as u64;
+                    applied.events_written +=
+                        super::events::write_events(&self.conn, &events, now)?;
                 }
                 if keep {
                     applied.events.extend(events);
