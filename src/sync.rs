@@ -107,6 +107,87 @@ pub struct Options {
     /// Create a missing state database even where an old one left traces (`--rebaseline`;
     /// used where the store is opened for the run).
     pub rebaseline: bool,
+    /// Read the whole listing even where the stream reads incrementally (`--full`).
+    pub full: bool,
+}
+
+/// How a run reads its source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listing {
+    /// The whole listing: the only kind that can remove people. `why` says why it is due.
+    Full {
+        /// Why (for logs and `sync`'s summary): `not incremental`, `first read`, ...
+        why: &'static str,
+    },
+    /// Only the records changed since the cursor: updates and creates, never removes.
+    Incremental {
+        /// The query parameter.
+        param: String,
+        /// The cursor, as sent.
+        since: String,
+    },
+}
+
+impl Listing {
+    /// `full` or `incremental`, as `sync_runs.listing` stores it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Listing::Full { .. } => "full",
+            Listing::Incremental { .. } => "incremental",
+        }
+    }
+
+    /// True for a whole listing.
+    pub fn is_full(&self) -> bool {
+        matches!(self, Listing::Full { .. })
+    }
+
+    /// The query parameters it adds to the stream's requests.
+    fn query(&self) -> Vec<(String, String)> {
+        match self {
+            Listing::Full { .. } => Vec::new(),
+            Listing::Incremental { param, since } => vec![(param.clone(), since.clone())],
+        }
+    }
+}
+
+/// Chooses a run's listing. An incremental read needs a committed full read with the same
+/// mapping (`mapping`, a fingerprint) less than `full_every` ago; its cursor is the last
+/// committed run's start minus the lookback, so a run that fails or is held never moves it.
+pub fn choose_listing(
+    incremental: Option<&crate::config::provider::Incremental>,
+    state: &crate::store::sync::ListingState,
+    mapping: &str,
+    now: jiff::Timestamp,
+    force_full: bool,
+) -> Listing {
+    let Some(inc) = incremental else {
+        return Listing::Full {
+            why: "not incremental",
+        };
+    };
+    if force_full {
+        return Listing::Full { why: "--full" };
+    }
+    let (Some(last_start), Some((full_at, full_mapping))) = (state.last_start, &state.last_full)
+    else {
+        return Listing::Full { why: "first read" };
+    };
+    if full_mapping.as_deref() != Some(mapping) {
+        return Listing::Full {
+            why: "the mapping changed",
+        };
+    }
+    let due = jiff::SignedDuration::try_from(inc.full_every()).unwrap_or(jiff::SignedDuration::MAX);
+    if now.duration_since(*full_at) >= due {
+        return Listing::Full {
+            why: "full_every reached",
+        };
+    }
+    Listing::Incremental {
+        param: inc.param.clone(),
+        since: inc.cursor(last_start),
+    }
 }
 
 /// Progress of a fetch, for a progress bar or log lines.
@@ -892,6 +973,31 @@ pub async fn sync_with_client(
     // The merge depends on the precedence; a change to it re-merges even without new records.
     let seed = mapper.fingerprint();
     let mut run = new_run(cfg, store, &plan.name, start_ts)?;
+    let fingerprint = format!("{seed:016x}");
+    let incremental = cfg.providers[&plan.provider]
+        .spec
+        .streams
+        .get(mapping.stream.as_str())
+        .and_then(|s| s.incremental.as_ref());
+    let listing = choose_listing(
+        incremental,
+        &store.listing_state(&plan.name)?,
+        &fingerprint,
+        start_ts,
+        opts.full,
+    );
+    match &listing {
+        Listing::Incremental { since, .. } => {
+            tracing::info!(source = %plan.name, since = %since, "incremental read");
+            run.since = Some(since.clone());
+        }
+        Listing::Full { why } if incremental.is_some() => {
+            tracing::info!(source = %plan.name, why, "full read");
+        }
+        Listing::Full { .. } => {}
+    }
+    run.listing = Some(listing.kind().into());
+    run.mapping = Some(fingerprint);
 
     let mut laps = crate::store::Laps::new("sync");
     let known: HashMap<i64, Known> = store
@@ -926,7 +1032,7 @@ pub async fn sync_with_client(
         prep,
     };
     let result = client
-        .fetch_stream(mapping.stream.as_str(), &mut stager)
+        .fetch_stream_since(mapping.stream.as_str(), &listing.query(), &mut stager)
         .await;
     stager.prep.close();
     if result.is_ok() && stager.error.is_none() {
@@ -986,9 +1092,10 @@ pub async fn sync_with_client(
     // slot, so one record is skipped; if a hire arrived meanwhile, the reported total still
     // matches. A record missing from one paged listing therefore leaves only when a second
     // listing does not list it either. A one-page listing is a snapshot and needs none.
+    // A partial (incremental) listing has no departures: what it does not list is unchanged.
     let candidates: HashSet<u64> = known
         .values()
-        .filter(|k| !k.seen && !keys.contains(&k.key))
+        .filter(|k| listing.is_full() && !k.seen && !keys.contains(&k.key))
         .map(|k| k.key)
         .collect();
     let mut relisted = 0u64;
@@ -1034,16 +1141,37 @@ pub async fn sync_with_client(
         laps.lap("confirm departures");
     }
 
-    let source_problems = match listing_problems(store, &plan.name, &duplicates, &fetch_problems) {
+    let problems =
+        listing_problems(store, &plan.name, &duplicates, &fetch_problems).and_then(|mut p| {
+            if !listing.is_full() {
+                // A repeated key the partial listing did not list again is still a problem.
+                p.extend(
+                    store
+                        .listing_problems(&plan.name)?
+                        .into_iter()
+                        .filter(|old| {
+                            old.kind == "duplicate_record_key"
+                                && old
+                                    .record_key
+                                    .as_deref()
+                                    .is_some_and(|k| !keys.contains(&key_hash(k)))
+                        }),
+                );
+            }
+            Ok(p)
+        });
+    let source_problems = match problems {
         Ok(p) => p,
         Err(e) => {
             store.discard_staging().ok();
             return Err(e.into());
         }
     };
+    // Stored versions this run replaces: every one not seen again in a full listing; in a
+    // partial one, only the old versions of the records it lists.
     let gone: Vec<i64> = known
         .iter()
-        .filter(|(_, k)| !k.seen)
+        .filter(|(_, k)| !k.seen && (listing.is_full() || keys.contains(&k.key)))
         .map(|(h, _)| *h)
         .collect();
     let all_seen = gone.is_empty();
@@ -1107,7 +1235,8 @@ pub async fn sync_with_client(
         max_removals: safety.max_removals,
         min_removals_to_hold: safety.min_removals_to_hold,
         hold_on_empty: safety.hold_on_empty,
-        listing_empty: records == 0,
+        // An empty partial listing only says nothing changed.
+        listing_empty: records == 0 && listing.is_full(),
         dry_run: opts.dry_run,
         want_changes: opts.want_changes,
         coverage: &coverage_rules,
@@ -1170,4 +1299,93 @@ pub fn start_run(
 /// A timestamp as run rows write it (UTC, microseconds).
 pub fn run_time(ts: jiff::Timestamp) -> String {
     utc(ts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::provider::{CursorFormat, Incremental};
+    use crate::store::sync::ListingState;
+
+    fn inc(yaml: &str) -> Incremental {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    fn ts(s: &str) -> jiff::Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_full_read_is_due_first_after_a_mapping_change_and_every_full_every() {
+        let i = inc("{param: modified_after, full_every: 6h}");
+        let now = ts("2026-12-03T12:00:00Z");
+        let state = |last: &str, full: &str, mapping: &str| ListingState {
+            last_start: Some(ts(last)),
+            last_full: Some((ts(full), Some(mapping.to_string()))),
+        };
+        let why = |l: Listing| match l {
+            Listing::Full { why } => why,
+            Listing::Incremental { since, .. } => panic!("incremental since {since}"),
+        };
+        assert_eq!(
+            why(choose_listing(
+                None,
+                &state("2026-12-03T11:00:00Z", "2026-12-03T10:00:00Z", "m"),
+                "m",
+                now,
+                false
+            )),
+            "not incremental"
+        );
+        assert_eq!(
+            why(choose_listing(
+                Some(&i),
+                &ListingState::default(),
+                "m",
+                now,
+                false
+            )),
+            "first read"
+        );
+        let fresh = state("2026-12-03T11:00:00Z", "2026-12-03T06:00:01Z", "m");
+        assert_eq!(
+            why(choose_listing(Some(&i), &fresh, "m", now, true)),
+            "--full"
+        );
+        assert_eq!(
+            why(choose_listing(Some(&i), &fresh, "other", now, false)),
+            "the mapping changed"
+        );
+        let stale = state("2026-12-03T11:00:00Z", "2026-12-03T06:00:00Z", "m");
+        assert_eq!(
+            why(choose_listing(Some(&i), &stale, "m", now, false)),
+            "full_every reached"
+        );
+        // The cursor is the last committed run's start (not the last full read's), 10m back.
+        assert_eq!(
+            choose_listing(Some(&i), &fresh, "m", now, false),
+            Listing::Incremental {
+                param: "modified_after".into(),
+                since: "2026-12-03T10:50:00Z".into()
+            }
+        );
+    }
+
+    #[test]
+    fn cursors_carry_their_zone_or_are_days_or_epoch_seconds() {
+        let last = ts("2026-12-03T00:05:30.750Z");
+        let i = inc("{param: since}");
+        assert_eq!(i.format, CursorFormat::Rfc3339);
+        assert_eq!(i.cursor(last), "2026-12-02T23:55:30Z");
+        // A date cursor reaches back a whole day by default: the HRIS's day may start earlier.
+        assert_eq!(
+            inc("{param: since, format: date}").cursor(last),
+            "2026-12-02"
+        );
+        assert_eq!(
+            inc("{param: since, format: unix, lookback: 1h}").cursor(last),
+            (last.as_second() - 3600).to_string()
+        );
+        assert_eq!(inc("{param: since}").full_every(), Incremental::FULL_EVERY);
+    }
 }

@@ -54,6 +54,11 @@ pub struct Args {
     /// first sync is a baseline that sends no person events, and history starts again.
     #[arg(long, conflicts_with = "now")]
     pub rebaseline: bool,
+    /// Read each source's whole listing, also where its stream reads incrementally
+    /// (`incremental:`): a reconciliation now instead of at `full_every`. Only a full read
+    /// removes people who left.
+    #[arg(long)]
+    pub full: bool,
 }
 
 /// Arguments of `roster plan`.
@@ -194,8 +199,12 @@ pub fn summary(r: &Report) -> String {
     let run = &r.run;
     let a = &r.applied;
     let secs = run.duration_ms as f64 / 1000.0;
+    let read = match (run.listing.as_deref(), &run.since) {
+        (Some("incremental"), Some(since)) => format!(" changed since {since} (incremental read)"),
+        _ => String::new(),
+    };
     let mut s = format!(
-        "{}: {} in {} ({secs:.1} s): {} kept, {} excluded, {} failed to map",
+        "{}: {}{read} in {} ({secs:.1} s): {} kept, {} excluded, {} failed to map",
         r.source,
         plural(run.records, "record", "records"),
         plural(run.pages, "request", "requests"),
@@ -240,7 +249,12 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         .enable_all()
         .build()?;
     if args.now {
-        return rt.block_on(sync_now(&args.config, &args.sources, args.allow_removals));
+        return rt.block_on(sync_now(
+            &args.config,
+            &args.sources,
+            args.allow_removals,
+            args.full,
+        ));
     }
     let cfg = match load_config(&args.config) {
         Ok(c) => c,
@@ -259,6 +273,7 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
     let opts = Options {
         allow_removals: args.allow_removals,
         rebaseline: args.rebaseline,
+        full: args.full,
         ..Options::default()
     };
     rt.block_on(sync_all(&cfg, &plans, &opts))
@@ -533,6 +548,7 @@ async fn sync_now(
     config: &ConfigArg,
     sources: &[String],
     allow_removals: bool,
+    full: bool,
 ) -> anyhow::Result<u8> {
     let admin = AdminClient::new(config);
     let mut code = 0u8;
@@ -549,6 +565,9 @@ async fn sync_now(
         }
         if allow_removals {
             query.append_pair("allow_removals", "true");
+        }
+        if full {
+            query.append_pair("full", "true");
         }
         let query = query.finish();
         let path = if query.is_empty() {

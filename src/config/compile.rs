@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration as StdDuration;
 
 use indexmap::IndexMap;
 
@@ -22,7 +23,10 @@ use super::diag::{
 };
 use super::mapping::{FieldMapping, FieldSpec, MappingSpec, Unmapped, ValueType};
 use super::person::{Field, FieldKind, FieldMappings};
-use super::provider::{Auth, Body, CredentialDecl, Pagination, ProviderSpec, Request, SettingDecl};
+use super::provider::{
+    Auth, Body, CredentialDecl, CursorFormat, Incremental, Pagination, ProviderSpec, Request,
+    SettingDecl, Stream,
+};
 use super::secret::{CredentialValue, ProcessEnv, SecretRef};
 use super::value::{CronExpr, DataSize, Duration, JsonPath, Name, Template};
 use super::{Config, LoadOptions, Loaded, ReadFile};
@@ -277,6 +281,69 @@ fn check_template(
     }
 }
 
+/// An `incremental:` block: its cursor parameter is not set twice, a full read comes round,
+/// and the lookback covers clock skew at the cursor's granularity.
+fn check_incremental(cx: &mut Cx, ip: &KeyPath, inc: &Incremental, stream: &Stream) {
+    if stream.id.is_none() {
+        cx.error(
+            ip,
+            "incremental reads need the stream's `id:`: a partial listing must say which stored record each of its records replaces",
+            Some("add `id:` with the JSONPath of the record's id, e.g. `id: $.id`".into()),
+        );
+    }
+    if stream.request.query.contains_key(&inc.param) {
+        cx.error(
+            &ip.key("param"),
+            format!("`{}` is also set in `request.query`", inc.param),
+            Some("remove it from `request.query`: Roster sets it on incremental reads".into()),
+        );
+    }
+    if let Some(every) = &inc.full_every
+        && every.get() < std::time::Duration::from_secs(60)
+    {
+        cx.error(
+            &ip.key("full_every"),
+            format!(
+                "`full_every` is {}; only a full read removes people who left, so it must come round, at least a minute apart",
+                every.as_str()
+            ),
+            Some(
+                "use e.g. `24h` (the default); to read the whole listing on every run, remove `incremental:`"
+                    .into(),
+            ),
+        );
+    }
+    let (least, name, unit) = match inc.format {
+        CursorFormat::Date => (StdDuration::from_secs(24 * 3600), "date", "1d"),
+        CursorFormat::Rfc3339 => (StdDuration::from_secs(60), "rfc3339", "1m"),
+        CursorFormat::Unix => (StdDuration::from_secs(60), "unix", "1m"),
+    };
+    if let Some(lookback) = &inc.lookback {
+        if lookback.get() < least {
+            cx.error(
+                &ip.key("lookback"),
+                format!(
+                    "`lookback` is {}, too short: records changed while the previous run was reading, or stamped by an HRIS whose clock runs behind this host's, would never be listed",
+                    lookback.as_str()
+                ),
+                Some(format!(
+                    "use at least `{unit}` with `format: {name}` (the default is `10m`, or `1d` for dates)"
+                )),
+            );
+        } else if lookback.get() >= inc.full_every() {
+            cx.error(
+                &ip.key("lookback"),
+                format!(
+                    "`lookback` ({}) is not shorter than `full_every` ({}), so every incremental read would reach back past the last full read",
+                    lookback.as_str(),
+                    inc.full_every.as_ref().map_or("24h", |d| d.as_str())
+                ),
+                Some("use a lookback of minutes (default `10m`)".into()),
+            );
+        }
+    }
+}
+
 fn check_request(
     cx: &mut Cx,
     path: &KeyPath,
@@ -517,14 +584,8 @@ fn check_provider(cx: &mut Cx, _name: &str, spec: &ProviderSpec) {
                 );
             }
         }
-        if let Some(inc) = &stream.incremental
-            && stream.request.query.contains_key(&inc.param)
-        {
-            cx.error(
-                &sp.key("incremental").key("param"),
-                format!("`{}` is also set in `request.query`", inc.param),
-                None,
-            );
+        if let Some(inc) = &stream.incremental {
+            check_incremental(cx, &sp.key("incremental"), inc, stream);
         }
     }
     if let Some(rl) = &spec.rate_limit {

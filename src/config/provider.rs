@@ -437,15 +437,87 @@ fn four() -> u32 {
     4
 }
 
-/// Incremental reads.
+/// Incremental reads: a listing of only the records changed since a cursor, with a periodic
+/// full listing that reconciles what a partial one cannot see (removals, missed changes).
+///
+/// The cursor is the start of the source's last committed run minus `lookback`, sent in UTC
+/// with an explicit zone. A partial listing updates and creates people but never removes one;
+/// only a full listing can. The first run, a run after the mapping changed, a run `full_every`
+/// after the last full one and `roster sync --full` read the whole listing.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Incremental {
-    /// Query parameter carrying the last successful sync's start time in RFC 3339, e.g. `modified_after`.
+    /// Query parameter carrying the cursor, e.g. `modified_after`.
     pub param: String,
     /// How often a full read reconciles deletions and missed changes (default 24h).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub full_every: Option<Duration>,
+    /// How far before the last run's start the cursor goes, against clock skew between the
+    /// HRIS and this host and against changes the HRIS commits late (default 10m; at least 1d
+    /// with `format: date`). Records re-read in the overlap are recognised as unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookback: Option<Duration>,
+    /// How the cursor is written (default `rfc3339`).
+    #[serde(default, skip_serializing_if = "CursorFormat::is_default")]
+    pub format: CursorFormat,
+}
+
+/// How an incremental cursor is written in the request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CursorFormat {
+    /// RFC 3339 in UTC, e.g. `2026-12-03T09:15:00Z`.
+    #[default]
+    Rfc3339,
+    /// A calendar date in UTC, e.g. `2026-12-03`, for APIs that take no time.
+    Date,
+    /// Seconds since the Unix epoch, e.g. `1796289300`.
+    Unix,
+}
+
+impl CursorFormat {
+    fn is_default(&self) -> bool {
+        *self == CursorFormat::Rfc3339
+    }
+}
+
+impl Incremental {
+    /// The default `full_every`.
+    pub const FULL_EVERY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+    /// The default `lookback`.
+    pub const LOOKBACK: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
+    /// `full_every`, or its default.
+    pub fn full_every(&self) -> std::time::Duration {
+        self.full_every
+            .as_ref()
+            .map_or(Self::FULL_EVERY, |d| d.get())
+    }
+
+    /// `lookback`, or its default (a day for `format: date`).
+    pub fn lookback(&self) -> std::time::Duration {
+        match (&self.lookback, self.format) {
+            (Some(d), _) => d.get(),
+            (None, CursorFormat::Date) => std::time::Duration::from_secs(24 * 3600),
+            (None, _) => Self::LOOKBACK,
+        }
+    }
+
+    /// The cursor for a listing of the records changed since `last_start` (the start of the
+    /// source's last committed run), `lookback` earlier, written in `format`.
+    pub fn cursor(&self, last_start: jiff::Timestamp) -> String {
+        let lookback =
+            jiff::SignedDuration::try_from(self.lookback()).unwrap_or(jiff::SignedDuration::MAX);
+        let at = last_start
+            .checked_sub(lookback)
+            .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+            .max(jiff::Timestamp::UNIX_EPOCH);
+        match self.format {
+            CursorFormat::Rfc3339 => at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            CursorFormat::Date => at.strftime("%Y-%m-%d").to_string(),
+            CursorFormat::Unix => at.as_second().to_string(),
+        }
+    }
 }
 
 /// A rate limit.

@@ -7,7 +7,7 @@
 //! | `GET /readyz` | `200 ready` once the config is loaded, the store open and workers started; `503` and the reason before, while stopping, while the store is unusable (damaged, disk full, I/O errors) and while the state database is gone |
 //! | `GET /metrics` | Prometheus text format |
 //! | `GET /status` | JSON: readiness, config version and reload state, each source's schedule, next run, last run; webhook queues |
-//! | `POST /sync?source=NAME[&allow_removals=true]` | runs a sync of NAME now (queued behind one in flight) and answers with its result; without `source`, every enabled source in order; `allow_removals` applies a held run |
+//! | `POST /sync?source=NAME[&allow_removals=true][&full=true]` | runs a sync of NAME now (queued behind one in flight) and answers with its result; without `source`, every enabled source in order; `allow_removals` applies a held run; `full` reads the whole listing of a source that reads incrementally |
 //! | `POST /plan` | `roster plan` while the daemon holds the state database: the body is a `PlanRequest`, the answer what the plan prints and its exit code |
 //! | `POST /events/replay?id=ID[&endpoint=E]` | `roster events replay` while the daemon holds the outbox |
 //! | `POST /events/retry[?endpoint=E]` | `roster events retry` while the daemon holds the outbox |
@@ -239,6 +239,8 @@ struct SyncQuery {
     source: Option<String>,
     #[serde(default)]
     allow_removals: bool,
+    #[serde(default)]
+    full: bool,
 }
 
 /// The answer of `POST /sync`.
@@ -284,7 +286,11 @@ async fn sync_now(State(s): State<AdminState>, Query(q): Query<SyncQuery>) -> Re
     };
     let mut waiting = Vec::new();
     for n in &names {
-        match s.shared.request_sync(n, q.allow_removals) {
+        let flags = super::SyncFlags {
+            allow_removals: q.allow_removals,
+            full: q.full,
+        };
+        match s.shared.request_sync(n, flags) {
             Some(rx) => waiting.push(rx),
             None => {
                 return (

@@ -269,13 +269,12 @@ impl Shared {
         }
     }
 
-    /// Queues a sync of `source` (`allow_removals`: apply it even past the safety
-    /// thresholds); the receiver gets its result. None when the source is unknown or
-    /// disabled, or the sync thread is gone.
+    /// Queues a sync of `source` (see [`SyncFlags`]); the receiver gets its result. None when
+    /// the source is unknown or disabled, or the sync thread is gone.
     pub fn request_sync(
         &self,
         source: &str,
-        allow_removals: bool,
+        flags: SyncFlags,
     ) -> Option<oneshot::Receiver<RunResult>> {
         let cfg = self.config();
         cfg.sources.iter().find(|s| s.name == source && s.enabled)?;
@@ -285,7 +284,7 @@ impl Shared {
             .send(Job::Sync {
                 source: source.to_string(),
                 config: cfg,
-                allow_removals,
+                flags,
                 reply: Some(tx),
             })
             .ok()?;
@@ -310,11 +309,20 @@ impl Shared {
     }
 }
 
+/// What a requested sync may do beyond a scheduled one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncFlags {
+    /// Apply the run even past the safety thresholds (a held run).
+    pub allow_removals: bool,
+    /// Read the whole listing even where the source reads incrementally.
+    pub full: bool,
+}
+
 enum Job {
     Sync {
         source: String,
         config: Arc<Config>,
-        allow_removals: bool,
+        flags: SyncFlags,
         reply: Option<oneshot::Sender<RunResult>>,
     },
     Evaluate {
@@ -865,7 +873,7 @@ async fn scheduler(shared: Arc<Shared>, mut stop: tokio_watch::Receiver<bool>) {
             let _ = shared.jobs.send(Job::Sync {
                 source,
                 config: cfg.clone(),
-                allow_removals: false,
+                flags: SyncFlags::default(),
                 reply: None,
             });
         }
@@ -963,12 +971,13 @@ fn sync_thread(
             Job::Sync {
                 source,
                 config,
-                allow_removals,
+                flags,
                 reply,
             } => {
                 configure(&config, &mut store);
                 let opts = Options {
-                    allow_removals,
+                    allow_removals: flags.allow_removals,
+                    full: flags.full,
                     ..Options::default()
                 };
                 let result = rt.block_on(sync_one(

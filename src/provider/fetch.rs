@@ -270,13 +270,24 @@ impl SourceClient {
         stream_name: &str,
         obs: &mut dyn Observer,
     ) -> Result<Summary, FetchError> {
+        self.fetch_stream_since(stream_name, &[], obs).await
+    }
+
+    /// [`SourceClient::fetch_stream`] with `since` (an incremental read's cursor parameter)
+    /// added to every request of the stream itself; the streams it joins are read whole.
+    pub async fn fetch_stream_since(
+        &self,
+        stream_name: &str,
+        since: &[(String, String)],
+        obs: &mut dyn Observer,
+    ) -> Result<Summary, FetchError> {
         let limit = self
             .spec
             .timeouts
             .fetch
             .as_ref()
             .map_or(Duration::from_secs(30 * 60), |d| d.get());
-        match tokio::time::timeout(limit, self.fetch_joined(stream_name, obs)).await {
+        match tokio::time::timeout(limit, self.fetch_joined(stream_name, since, obs)).await {
             Ok(result) => result,
             Err(_) => Err(self.error(
                 None,
@@ -295,13 +306,14 @@ impl SourceClient {
     async fn fetch_joined(
         &self,
         stream_name: &str,
+        since: &[(String, String)],
         obs: &mut dyn Observer,
     ) -> Result<Summary, FetchError> {
         let Some(stream) = self.spec.streams.get(stream_name) else {
-            return self.fetch_pages(stream_name, &[], false, obs).await; // reports the unknown stream
+            return self.fetch_pages(stream_name, &[], false, since, obs).await; // reports the unknown stream
         };
         if stream.join.is_empty() && stream.lookups.is_empty() && stream.subrequests.is_empty() {
-            return self.fetch_pages(stream_name, &[], false, obs).await;
+            return self.fetch_pages(stream_name, &[], false, since, obs).await;
         }
         // Joins and lookups work alike: read the related stream once, index it by its key
         // (its `id` unless the spec names another path), then attach the matching related
@@ -340,7 +352,7 @@ impl SourceClient {
                 shared: IndexMap::new(),
                 outer: &mut *obs,
             };
-            self.fetch_pages(target.as_str(), &[], false, &mut index)
+            self.fetch_pages(target.as_str(), &[], false, &[], &mut index)
                 .await?;
             let Index {
                 records, shared, ..
@@ -363,7 +375,8 @@ impl SourceClient {
                 records,
             });
         }
-        self.fetch_pages(stream_name, &links, true, obs).await
+        self.fetch_pages(stream_name, &links, true, since, obs)
+            .await
     }
 
     /// Reads every page of one stream. With `enrich`, each page's records get the `links`
@@ -373,10 +386,11 @@ impl SourceClient {
         stream_name: &str,
         links: &[Link],
         enrich: bool,
+        since: &[(String, String)],
         obs: &mut dyn Observer,
     ) -> Result<Summary, FetchError> {
         let mut page_no = 0u32;
-        self.read_pages(stream_name, links, enrich, obs, &mut page_no)
+        self.read_pages(stream_name, links, enrich, since, obs, &mut page_no)
             .await
             .map_err(|e| e.at(stream_name, page_no))
     }
@@ -388,6 +402,7 @@ impl SourceClient {
         stream_name: &str,
         links: &[Link],
         enrich: bool,
+        since: &[(String, String)],
         obs: &mut dyn Observer,
         page_no: &mut u32,
     ) -> Result<Summary, FetchError> {
@@ -409,8 +424,15 @@ impl SourceClient {
         loop {
             *page_no += 1;
             let page_no = *page_no;
-            let mut plan = Plan::build(&self.spec, &stream.request, &self.ctx, &query)
-                .map_err(|e| self.error(None, e.into()))?;
+            // The cursor goes on every page; a next-page URL from the server carries it already.
+            let mut plan = if since.is_empty() || next_url.is_some() {
+                Plan::build(&self.spec, &stream.request, &self.ctx, &query)
+            } else {
+                let with_since: Vec<(String, String)> =
+                    query.iter().chain(since).cloned().collect();
+                Plan::build(&self.spec, &stream.request, &self.ctx, &with_since)
+            }
+            .map_err(|e| self.error(None, e.into()))?;
             if let Some(u) = &next_url {
                 plan.url = plan
                     .url

@@ -45,6 +45,13 @@
 //! The view `person_values` shows the full history as before: `value_history` plus each
 //! current value that no history row has opened (a first value), from `people`, in force since
 //! the person's `first_seen`. Existing rows stay valid (every current value has its open row).
+//!
+//! v6 (incremental reads): `sync_runs.listing` says how a run read its source (`full`, or
+//! `incremental` since the cursor in `sync_runs.since`), and `sync_runs.mapping` is the
+//! fingerprint of the mapping it used. An incremental read's cursor is the start of the
+//! source's last committed run (`applied` or `unchanged`), so it moves only when a run
+//! commits; a full read is due when the last committed full read is `full_every` old or used
+//! another mapping. Runs before v6 have no `listing`: they were full reads.
 
 use crate::config::person::{Field, FieldKind};
 
@@ -56,6 +63,7 @@ pub fn migrations() -> Vec<(i32, String)> {
         (3, v3()),
         (4, V4.to_string()),
         (5, v5()),
+        (6, V6.to_string()),
     ]
 }
 
@@ -283,6 +291,12 @@ CREATE TABLE directory_info (
   published_at TIMESTAMP,
   roster_version VARCHAR NOT NULL
 );
+"#;
+
+const V6: &str = r#"
+ALTER TABLE sync_runs ADD COLUMN listing VARCHAR;
+ALTER TABLE sync_runs ADD COLUMN since VARCHAR;
+ALTER TABLE sync_runs ADD COLUMN mapping VARCHAR;
 "#;
 
 /// The current values of `people` in long form: `(work_email, field, value, source)`, one row

@@ -383,6 +383,25 @@ impl Store {
         })
     }
 
+    /// The runs that decide `source`'s next listing (see [`ListingState`]). Runs from before
+    /// schema v6 have no `listing`: they were full reads.
+    pub fn listing_state(&self, source: &str) -> Result<ListingState, StoreError> {
+        let micros = |v: Option<i64>| v.and_then(|us| jiff::Timestamp::from_microsecond(us).ok());
+        let (last, full, mapping): (Option<i64>, Option<i64>, Option<String>) =
+            self.conn.query_row(
+                "SELECT epoch_us(max(started_at)),
+                    epoch_us(max(started_at) FILTER (WHERE coalesce(listing, 'full') = 'full')),
+                    arg_max(mapping, started_at) FILTER (WHERE coalesce(listing, 'full') = 'full')
+             FROM sync_runs WHERE source = $1 AND outcome IN ('applied', 'unchanged')",
+                [source],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
+        Ok(ListingState {
+            last_start: micros(last),
+            last_full: micros(full).map(|t| (t, mapping)),
+        })
+    }
+
     /// The next sync run id.
     pub fn next_run_id(&self) -> Result<i64, StoreError> {
         Ok(self
@@ -400,7 +419,7 @@ impl Store {
     /// Records a sync run and its `sync.*` event in the current transaction.
     fn insert_run(&self, run: &RunRow) -> Result<(), StoreError> {
         self.conn.execute(
-            "INSERT INTO sync_runs VALUES (?, ?, ?::TIMESTAMP, ?::TIMESTAMP, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO sync_runs VALUES (?, ?, ?::TIMESTAMP, ?::TIMESTAMP, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             params![
                 run.id,
                 run.source,
@@ -424,6 +443,9 @@ impl Store {
                 run.config_commit,
                 env!("CARGO_PKG_VERSION"),
                 run.error_code,
+                run.listing,
+                run.since,
+                run.mapping,
             ],
         )?;
         if let Some(routing) = &self.routing {
@@ -1284,4 +1306,20 @@ pub struct RunRow {
     pub config_version: Option<String>,
     /// Git commit of the config directory.
     pub config_commit: Option<String>,
+    /// How the run read its source: `full` or `incremental` (`None` for a run that read
+    /// nothing, such as a forget).
+    pub listing: Option<String>,
+    /// The cursor an incremental read sent, as sent.
+    pub since: Option<String>,
+    /// The fingerprint of the mapping the run used (a full read is due when it changes).
+    pub mapping: Option<String>,
+}
+
+/// What decides a source's next listing: its last committed runs (`applied` or `unchanged`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListingState {
+    /// Start of the last committed run of any kind: an incremental read's cursor.
+    pub last_start: Option<jiff::Timestamp>,
+    /// Start and mapping fingerprint of the last committed full read.
+    pub last_full: Option<(jiff::Timestamp, Option<String>)>,
 }

@@ -9,6 +9,7 @@ mod events;
 mod explain;
 mod fetch;
 mod hostile;
+mod incremental;
 mod mapping;
 mod org_chart;
 mod plan_offline;
