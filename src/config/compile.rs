@@ -1080,6 +1080,28 @@ fn check_deployment(
     let mut plans = Vec::new();
     for (name, source) in &spec.sources {
         let sp = root.key("sources").key(name);
+        if source.inbound.is_some() {
+            let provider = providers
+                .get(source.provider.as_str())
+                .and_then(|p| p.spec.as_ref());
+            if provider.is_some_and(|p| p.inbound.is_none()) {
+                cx.error(
+                    &sp.key("inbound"),
+                    format!(
+                        "provider `{}` does not say how its notifications are signed",
+                        source.provider.as_str()
+                    ),
+                    Some("add `inbound:` (header, algorithm, encoding) to its provider spec, or remove `inbound` here; the README's provider sections say which HRIS can notify".into()),
+                );
+            }
+            if spec.inbound.listen.is_none() {
+                cx.error(
+                    &sp.key("inbound"),
+                    "no inbound endpoint to receive the notifications on",
+                    Some("set `inbound.listen` in roster.yaml, e.g. `inbound: {listen: \"127.0.0.1:8788\"}` behind a TLS-terminating reverse proxy".into()),
+                );
+            }
+        }
         if let Some(plan) = check_source(
             cx,
             &sp,
@@ -1198,6 +1220,46 @@ fn check_deployment(
         }
     }
 
+    let ip = root.key("inbound");
+    if let Some(listen) = &spec.inbound.listen {
+        if listen.parse::<std::net::SocketAddr>().is_err() {
+            cx.error(
+                &ip.key("listen"),
+                format!("`{listen}` is not an address and port"),
+                Some("e.g. `127.0.0.1:8788` behind a reverse proxy, or `0.0.0.0:8788`".into()),
+            );
+        }
+        if spec
+            .admin
+            .listen
+            .as_deref()
+            .unwrap_or(super::deployment::DEFAULT_ADMIN)
+            == listen
+        {
+            cx.error(
+                &ip.key("listen"),
+                "the inbound endpoint cannot share the admin endpoint's address",
+                Some(
+                    "the admin endpoint stays on loopback; give the inbound one its own port"
+                        .into(),
+                ),
+            );
+        }
+        if !spec.sources.values().any(|s| s.inbound.is_some()) {
+            cx.warning(
+                &ip.key("listen"),
+                "no source accepts notifications, so every request will be refused",
+                Some(
+                    "add `inbound: {secret: ...}` to the sources whose HRIS posts notifications"
+                        .into(),
+                ),
+            );
+        }
+    }
+    if spec.inbound.requests_per_minute == Some(0) {
+        cx.error(&ip.key("requests_per_minute"), "must be at least 1", None);
+    }
+
     if opts.check_secrets {
         let env = ProcessEnv {
             config_dir: dir.to_path_buf(),
@@ -1216,6 +1278,15 @@ fn check_deployment(
                         r,
                     );
                 }
+            }
+        }
+        for (name, source) in spec.sources.iter().filter(|(_, s)| s.enabled) {
+            if let Some(inbound) = &source.inbound {
+                check(
+                    cx,
+                    root.key("sources").key(name).key("inbound").key("secret"),
+                    &inbound.secret,
+                );
             }
         }
         for (name, hook) in &spec.webhooks {

@@ -49,6 +49,9 @@ pub struct Deployment {
     /// The local admin endpoint (health, metrics, status, sync now).
     #[serde(default)]
     pub admin: Admin,
+    /// The endpoint HRIS notifications are posted to (off unless `listen` is set): a verified notification triggers a sync of its source.
+    #[serde(default)]
+    pub inbound: InboundListener,
 }
 
 /// Where Roster keeps its files.
@@ -93,6 +96,9 @@ pub struct Source {
     /// Set to false to keep the source configured but never synced.
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// Accept the HRIS's change notifications at `POST /inbound/NAME` on `inbound.listen` (the provider spec must say how they are signed): each verified one triggers a sync (incremental where the stream reads incrementally).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inbound: Option<SourceInbound>,
     /// Safety overrides for this source.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub safety: Option<Safety>,
@@ -360,6 +366,26 @@ pub struct Admin {
     /// Address for `/healthz`, `/readyz`, `/metrics`, `/status` and sync-now (default `127.0.0.1:9187`). Keep it on loopback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listen: Option<String>,
+}
+
+/// The inbound notification endpoint: `POST /inbound/SOURCE`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InboundListener {
+    /// Address to listen on, e.g. `0.0.0.0:8788` behind a TLS-terminating reverse proxy. Unset: no inbound endpoint. Read at start; a change needs a restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// Verified notifications accepted per source per minute (default 12); more get `429` with `Retry-After`. Notifications that arrive while a sync of the source is queued join it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<u32>,
+}
+
+/// A source's inbound notifications.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SourceInbound {
+    /// The signing secret the HRIS shows when the webhook is created, as a reference (`{file: ...}`, `{env: ...}`, `{credential: ...}`).
+    pub secret: SecretRef,
 }
 
 /// The admin endpoint's default address.

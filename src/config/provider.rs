@@ -57,6 +57,57 @@ pub struct ProviderSpec {
     pub tls: Option<Tls>,
     /// The API's streams by name. A mapping reads one of them; the others feed joins, lookups and sub-requests.
     pub streams: IndexMap<Name, Stream>,
+    /// How the HRIS signs the change notifications it can post to Roster (`inbound.listen` in roster.yaml): a notification triggers a sync of the source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inbound: Option<Inbound>,
+}
+
+/// How an HRIS signs the notifications it posts: a MAC of the raw body (and, for some, a
+/// timestamp header after it) with the secret the HRIS shows when the webhook is created, in a
+/// header; or the secret itself in a header (`algorithm: token`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Inbound {
+    /// The header with the signature, e.g. `X-Merge-Webhook-Signature`.
+    pub header: String,
+    /// `hmac_sha256` (default), `hmac_sha512`, or `token` (the header carries the secret).
+    #[serde(default)]
+    pub algorithm: SignatureAlgorithm,
+    /// How the MAC is written: `hex` (default), `base64` or `base64url` (padded or not).
+    #[serde(default)]
+    pub encoding: SignatureEncoding,
+    /// Text before the signature in the header, e.g. `sha256=`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// A header with the time the notification was sent (Unix seconds or RFC 3339), signed after the body; a notification more than 5 minutes old or ahead is refused (a replay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp_header: Option<String>,
+}
+
+/// The MAC of an inbound notification.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SignatureAlgorithm {
+    /// HMAC-SHA256.
+    #[default]
+    HmacSha256,
+    /// HMAC-SHA512.
+    HmacSha512,
+    /// No MAC: the header holds the shared secret itself (compared in constant time).
+    Token,
+}
+
+/// How a MAC is written in its header.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SignatureEncoding {
+    /// Lowercase or uppercase hex.
+    #[default]
+    Hex,
+    /// Standard base64.
+    Base64,
+    /// URL-safe base64.
+    Base64url,
 }
 
 /// A credential the provider needs.

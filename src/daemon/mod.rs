@@ -28,6 +28,7 @@
 //!   their current batch is recorded, and exits 0.
 
 pub mod admin;
+pub mod inbound;
 pub mod notify;
 pub mod schedule;
 pub mod watch;
@@ -489,6 +490,28 @@ pub async fn serve(
             .await;
     });
 
+    // The inbound endpoint (HRIS notifications), on its own listener, when configured.
+    let inbound_task = match &cfg.deployment.spec.inbound.listen {
+        None => None,
+        Some(listen) => {
+            let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+                StartError::Other(format!(
+                    "cannot listen on {listen} for the inbound endpoint: {e} (help: another program uses it; change `inbound.listen` in roster.yaml)"
+                ))
+            })?;
+            tracing::info!(inbound = %listen, "accepting HRIS notifications at POST /inbound/SOURCE");
+            let app = inbound::router(inbound::InboundState::new(shared.clone()));
+            let mut stop = stop_rx.clone();
+            Some(tokio::spawn(async move {
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    })
+                    .await;
+            }))
+        }
+    };
+
     // The sync thread owns the store.
     let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sync_thread = {
@@ -593,6 +616,9 @@ pub async fn serve(
     .await;
     delivery.stop().await;
     let _ = admin_task.await;
+    if let Some(task) = inbound_task {
+        let _ = task.await;
+    }
     // Nothing listens there any more: `roster sync --now` says so instead of trying it.
     std::fs::remove_file(&addr_file).ok();
     tracing::info!("stopped");

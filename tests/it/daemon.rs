@@ -881,3 +881,107 @@ async fn issue_15_8_sync_now_finds_the_daemon_while_roster_yaml_is_broken() {
         eprintln!("127.0.0.1:9187 is in use here: {}", text(&out));
     }
 }
+
+/// Merge's scheme: HMAC-SHA256 of the raw body, unpadded URL-safe base64.
+fn merge_signature(key: &str, body: &str) -> String {
+    use base64::Engine as _;
+    use hmac::Mac as _;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verified_hris_notification_syncs_at_once_and_forged_or_flooding_ones_do_not() {
+    const INBOUND_KEY: &str = "inbound-key-CANARY-93kd02";
+    let inbound = format!("127.0.0.1:{}", free_port());
+    let mut d = Daemon::new(
+        team(),
+        &format!(
+            "    inbound: {{secret: {{file: secrets/inbound}}}}\ninbound:\n  listen: {inbound}\n  requests_per_minute: 2\n"
+        ),
+    )
+    .await;
+    let spec = std::fs::read_to_string(d.path().join("providers/hr.yaml")).unwrap();
+    std::fs::write(
+        d.path().join("providers/hr.yaml"),
+        format!("{spec}inbound:\n  header: X-Merge-Webhook-Signature\n  encoding: base64url\n"),
+    )
+    .unwrap();
+    std::fs::write(d.path().join("secrets/inbound"), INBOUND_KEY).unwrap();
+    d.start();
+    d.wait_ready().await;
+    let out = d.sync_now().await;
+    assert!(out.status.success(), "{out:?}\n{}", d.log());
+
+    // Bo is promoted in the HRIS, which notifies.
+    d.hr.people.lock().unwrap()[1]["title"] = json!("Staff Engineer");
+    let body =
+        r#"{"hook":{"event":"Employee.changed"},"linked_account":{"id":"la-1"},"data":{"id":"2"}}"#;
+    let client = reqwest::Client::new();
+    let post = |source: &str, signature: Option<String>| {
+        let mut r = client
+            .post(format!("http://{inbound}/inbound/{source}"))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(sig) = signature {
+            r = r.header("X-Merge-Webhook-Signature", sig);
+        }
+        r.send()
+    };
+    let before = d.hr.requests.load(Ordering::SeqCst);
+    let unsigned = post("hr", None).await.unwrap();
+    assert_eq!(unsigned.status(), 401);
+    let forged = post("hr", Some(merge_signature("guessed-key", body)))
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 401);
+    assert!(forged.text().await.unwrap().contains("does not match"));
+    let unknown = post("payroll", Some(merge_signature(INBOUND_KEY, body)))
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        d.hr.requests.load(Ordering::SeqCst),
+        before,
+        "refused notifications trigger nothing"
+    );
+
+    let good = post("hr", Some(merge_signature(INBOUND_KEY, body)))
+        .await
+        .unwrap();
+    assert_eq!(good.status(), 202);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !d
+        .query("select job_title from people where work_email = 'p2@corp.example'")
+        .contains("Staff Engineer")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the notification synced nothing; log:\n{}",
+            d.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Two a minute are accepted; the third waits, and says for how long.
+    let second = post("hr", Some(merge_signature(INBOUND_KEY, body)))
+        .await
+        .unwrap();
+    assert_eq!(second.status(), 202);
+    let third = post("hr", Some(merge_signature(INBOUND_KEY, body)))
+        .await
+        .unwrap();
+    assert_eq!(third.status(), 429);
+    let wait: u64 = third.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+
+    d.stop().await;
+    assert!(!d.log().contains(INBOUND_KEY), "{}", d.log());
+    assert!(d.log().contains("refused a notification"), "{}", d.log());
+}
