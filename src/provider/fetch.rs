@@ -21,12 +21,14 @@ use indexmap::IndexMap;
 use serde_json::Value;
 
 pub use super::error::{Cut, FetchError, FetchErrorKind};
-use super::paginate::{Next, Page, PageError, Pager, Summary};
+use super::paginate::{Next, Page, PageError, Pager, Summary, body_fields};
 use super::rate::Limiter;
 use super::request::{Context, Plan, PlannedBody, Redactor, RenderError};
 use super::retry::{Decision, Failure, Policy};
 use super::tokens::TokenStore;
-use crate::config::provider::{Auth, ClientAuth, Method, ProviderSpec, Stream, SubRequest};
+use crate::config::provider::{
+    Auth, ClientAuth, Method, ParamsIn, ProviderSpec, Stream, SubRequest,
+};
 use crate::config::value::JsonPath;
 
 /// One source's HTTP client.
@@ -409,8 +411,15 @@ impl SourceClient {
         loop {
             *page_no += 1;
             let page_no = *page_no;
-            let mut plan = Plan::build(&self.spec, &stream.request, &self.ctx, &query)
-                .map_err(|e| self.error(None, e.into()))?;
+            let mut plan = match stream.pagination.params_in() {
+                ParamsIn::Query => Plan::build(&self.spec, &stream.request, &self.ctx, &query),
+                ParamsIn::Body => Plan::build(&self.spec, &stream.request, &self.ctx, &[])
+                    .and_then(|mut p| {
+                        p.set_body_fields(&body_fields(&stream.pagination, &query))
+                            .map(|()| p)
+                    }),
+            }
+            .map_err(|e| self.error(None, e.into()))?;
             if let Some(u) = &next_url {
                 plan.url = plan
                     .url
@@ -460,7 +469,7 @@ impl SourceClient {
             }
             match next {
                 Next::Done => break,
-                Next::Query(q) => {
+                Next::Params(q) => {
                     query = q;
                     next_url = None;
                 }
