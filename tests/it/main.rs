@@ -19,6 +19,7 @@ mod provider_justworks;
 mod provider_kenjo;
 mod provider_merge;
 mod provider_personio;
+mod provider_rippling;
 mod redaction;
 mod schema;
 mod soak;
