@@ -14,6 +14,7 @@ mod org_chart;
 mod plan_offline;
 mod provider_bamboohr;
 mod provider_common;
+mod provider_deel;
 mod provider_hibob;
 mod provider_justworks;
 mod provider_kenjo;
