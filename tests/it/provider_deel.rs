@@ -377,19 +377,7 @@ fn expected(r: &Value, all: &[Value], today: &str) -> Vec<String> {
 /// The built-in `deel` spec with only `base_url` replaced (and the lines of `replace`), and
 /// one source per `(name, token)`.
 fn env(base_url: &str, sources: &[(&str, &str)], replace: &[(&str, String)]) -> Env {
-    let env = Env::new();
-    let mut lines = vec![("base_url:", format!("base_url: {base_url}"))];
-    lines.extend(replace.iter().cloned());
-    env.override_builtin("deel", &lines);
-    let mut roster = String::new();
-    for (name, token) in sources {
-        env.write_secret(&format!("{name}_token"), token);
-        roster.push_str(&format!(
-            "  {name}:\n    provider: deel\n    credentials:\n      api_token: {{file: secrets/{name}_token}}\n"
-        ));
-    }
-    env.write_roster(TIME_ZONE, &roster);
-    env
+    Env::one_secret_sources("deel", "api_token", base_url, replace, TIME_ZONE, sources)
 }
 
 // ---------------------------------------------------------------------------------------
