@@ -24,8 +24,8 @@ use super::diag::{
 use super::mapping::{FieldMapping, FieldSpec, MappingSpec, Unmapped, ValueType};
 use super::person::{Field, FieldKind, FieldMappings};
 use super::provider::{
-    Auth, Body, CredentialDecl, CursorFormat, Incremental, Pagination, ProviderSpec, Request,
-    SettingDecl, Stream,
+    Auth, Body, CredentialDecl, CursorFormat, Incremental, Method, Pagination, ParamsIn,
+    ProviderSpec, Request, SettingDecl, Stream, body_field_path, json_kind,
 };
 use super::secret::{CredentialValue, ProcessEnv, SecretRef};
 use super::value::{CronExpr, DataSize, Duration, JsonPath, Name, Template};
@@ -373,6 +373,102 @@ fn check_request(
     }
 }
 
+/// `in: body` paging: the request must be able to carry a JSON body, and each parameter name
+/// must be a field name or a JSON Pointer that leads through objects of the declared body.
+fn check_body_paging(cx: &mut Cx, sp: &KeyPath, stream: &Stream) {
+    if stream.pagination.params_in() != ParamsIn::Body {
+        return;
+    }
+    let pg = sp.key("pagination");
+    let req = &stream.request;
+    if req.method == Method::Get {
+        cx.error(
+            &pg.key("in"),
+            "`in: body` sends the paging parameters in the request body, but the request is a GET",
+            Some(
+                "set `method: POST` (or the method the API documents) on the stream's `request`"
+                    .into(),
+            ),
+        );
+    }
+    let json = match &req.body {
+        Some(Body::Form(_)) => {
+            cx.error(
+                &sp.key("request").key("body").key("form"),
+                "`in: body` puts the paging parameters into a JSON body, and this body is a form",
+                Some("write the body as `body: {json: {...}}`".into()),
+            );
+            return;
+        }
+        Some(Body::Json(v)) => Some(v),
+        None => None,
+    };
+    let params: Vec<(&str, &str)> = match &stream.pagination {
+        Pagination::Offset {
+            offset_param,
+            limit_param,
+            ..
+        } => vec![("offset_param", offset_param), ("limit_param", limit_param)],
+        Pagination::Page {
+            page_param,
+            size_param,
+            ..
+        } => [
+            ("page_param", Some(page_param)),
+            ("size_param", size_param.as_ref()),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, v?.as_str())))
+        .collect(),
+        Pagination::Cursor {
+            param, size_param, ..
+        } => [("param", Some(param)), ("size_param", size_param.as_ref())]
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, v?.as_str())))
+            .collect(),
+        Pagination::None | Pagination::NextUrl { .. } | Pagination::LinkHeader => Vec::new(),
+    };
+    for (key, name) in params {
+        let path = match body_field_path(name) {
+            Ok(p) => p,
+            Err(e) => {
+                cx.error(
+                    &pg.key(key),
+                    format!("`{key}` is not a body field: {e}"),
+                    Some(
+                        "use a field name such as `page`, or a JSON Pointer such as `/paging/page`"
+                            .into(),
+                    ),
+                );
+                continue;
+            }
+        };
+        // The field's container, and every step to it, must be an object (or absent: the
+        // engine creates it).
+        let mut at = json;
+        let mut place = "the top level".to_string();
+        for seg in &path[..path.len() - 1] {
+            match at {
+                Some(serde_json::Value::Object(m)) => {
+                    at = m.get(seg);
+                    place = format!("`{seg}`");
+                }
+                _ => break,
+            }
+        }
+        if let Some(other) = at.filter(|v| !v.is_object() && !v.is_null()) {
+            cx.error(
+                &pg.key(key),
+                format!(
+                    "`{name}` needs an object at {place} of the request's `body.json`, which has {} there",
+                    json_kind(other)
+                ),
+                Some("name a field that can be set, or change the body".into()),
+            );
+        }
+    }
+}
+
 fn check_json_templates(
     cx: &mut Cx,
     path: &KeyPath,
@@ -518,6 +614,7 @@ fn check_provider(cx: &mut Cx, _name: &str, spec: &ProviderSpec) {
             ),
             _ => {}
         }
+        check_body_paging(cx, &sp, stream);
         if stream.max_pages == Some(0) {
             cx.error(&sp.key("max_pages"), "`max_pages` must be at least 1", None);
         }

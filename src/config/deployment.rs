@@ -73,7 +73,7 @@ pub struct Store {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Source {
-    /// Provider spec: a built-in (`personio`, `kenjo`, `justworks`, `merge`, `bamboohr`, `hibob`) or a file `providers/NAME.yaml` in the config directory.
+    /// Provider spec: a built-in (`personio`, `kenjo`, `justworks`, `merge`, `bamboohr`, `hibob`, `rippling`, `deel`) or a file `providers/NAME.yaml` in the config directory.
     pub provider: Name,
     /// Mapping: a built-in or a file `mappings/NAME.yaml`. Default: the provider's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -373,23 +373,29 @@ pub enum Pagination {
     /// One request returns everything.
     #[default]
     None,
-    /// Offset counted in records: `offset=0,100,200...` with `limit=100`. Stops on a short or empty page, or at the reported total.
+    /// Offset counted in records: `offset=0,100,200...` with `limit=100`. Stops on a short or empty page (see `stop`), or at the reported total.
     Offset {
-        /// Query parameter for the offset (default `offset`).
+        /// Parameter for the offset (default `offset`).
         #[serde(default = "offset_param")]
         offset_param: String,
-        /// Query parameter for the page size (default `limit`).
+        /// Parameter for the page size (default `limit`).
         #[serde(default = "limit_param")]
         limit_param: String,
         /// Records per page.
         page_size: u32,
+        /// Where the parameters go: `query` (default) or `body`.
+        #[serde(rename = "in", default, skip_serializing_if = "ParamsIn::is_query")]
+        params_in: ParamsIn,
+        /// Which page is the last without a reported total: `short_page` (default) or `empty_page`.
+        #[serde(default, skip_serializing_if = "Stop::is_short_page")]
+        stop: Stop,
     },
-    /// Page numbers: `page=1,2,3...`. Stops on a short or empty page, or at the reported total.
+    /// Page numbers: `page=1,2,3...`. Stops on a short or empty page (see `stop`), or at the reported total.
     Page {
-        /// Query parameter for the page number (default `page`).
+        /// Parameter for the page number (default `page`).
         #[serde(default = "page_param")]
         page_param: String,
-        /// Query parameter for the page size, if the API takes one.
+        /// Parameter for the page size, if the API takes one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         size_param: Option<String>,
         /// Records per page.
@@ -397,19 +403,28 @@ pub enum Pagination {
         /// Number of the first page: 0 or 1 (default 1).
         #[serde(default = "one")]
         first_page: u32,
+        /// Where the parameters go: `query` (default) or `body`.
+        #[serde(rename = "in", default, skip_serializing_if = "ParamsIn::is_query")]
+        params_in: ParamsIn,
+        /// Which page is the last without a reported total: `short_page` (default) or `empty_page`.
+        #[serde(default, skip_serializing_if = "Stop::is_short_page")]
+        stop: Stop,
     },
-    /// A cursor from the response body, sent back as a query parameter. Stops when the cursor is missing or null.
+    /// A cursor from the response body, sent back as a parameter. Stops when the cursor is missing or null.
     Cursor {
         /// JSONPath to the next cursor in the response body, e.g. `$.next`.
         cursor: JsonPath,
-        /// Query parameter that carries the cursor, e.g. `cursor`.
+        /// Parameter that carries the cursor, e.g. `cursor`.
         param: String,
-        /// Query parameter for the page size, if the API takes one.
+        /// Parameter for the page size, if the API takes one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         size_param: Option<String>,
         /// Records per page, when `size_param` is set.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         page_size: Option<u32>,
+        /// Where the parameters go: `query` (default) or `body`.
+        #[serde(rename = "in", default, skip_serializing_if = "ParamsIn::is_query")]
+        params_in: ParamsIn,
     },
     /// The URL of the next page from the response body (absolute, or relative to the base URL). Stops when it is missing or null.
     NextUrl {
@@ -418,6 +433,104 @@ pub enum Pagination {
     },
     /// The `Link: <...>; rel="next"` response header (RFC 8288). Stops when there is none.
     LinkHeader,
+}
+
+/// Where paging parameters go.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ParamsIn {
+    /// Query parameters, e.g. `?page=2&page_size=100`.
+    #[default]
+    Query,
+    /// Fields of the request's JSON body (POST, PUT or PATCH), for APIs that page through the body (BambooHR's datasets: `{"fields": [...], "page": 2, "pageSize": 500}`). Each parameter name is a top-level field such as `page`, or a JSON Pointer such as `/paging/page` for a nested one; missing objects on the way are created. Page numbers, offsets and sizes are sent as JSON numbers, a cursor as a string.
+    Body,
+}
+
+impl ParamsIn {
+    fn is_query(&self) -> bool {
+        *self == ParamsIn::Query
+    }
+}
+
+/// Which page ends an offset or page listing when the API reports no total.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Stop {
+    /// A page with fewer records than `page_size` (or none) is the last.
+    #[default]
+    ShortPage,
+    /// Only an empty page is the last: for APIs that may return fewer records than asked before the end (a server-side cap below `page_size`). Costs one more request per listing.
+    EmptyPage,
+}
+
+impl Stop {
+    fn is_short_page(&self) -> bool {
+        *self == Stop::ShortPage
+    }
+}
+
+impl Pagination {
+    /// Where this pagination's parameters go (`query` for kinds without parameters).
+    pub fn params_in(&self) -> ParamsIn {
+        match self {
+            Pagination::Offset { params_in, .. }
+            | Pagination::Page { params_in, .. }
+            | Pagination::Cursor { params_in, .. } => *params_in,
+            Pagination::None | Pagination::NextUrl { .. } | Pagination::LinkHeader => {
+                ParamsIn::Query
+            }
+        }
+    }
+}
+
+/// The path to a body field named by a paging parameter: a plain name is one top-level field,
+/// a JSON Pointer (RFC 6901, `/paging/page`, with `~1` for `/` and `~0` for `~`) a nested one.
+/// Err says what is wrong with the name.
+pub fn body_field_path(name: &str) -> Result<Vec<String>, String> {
+    let Some(pointer) = name.strip_prefix('/') else {
+        return if name.is_empty() {
+            Err("the parameter name is empty".into())
+        } else {
+            Ok(vec![name.to_string()])
+        };
+    };
+    pointer
+        .split('/')
+        .map(|seg| {
+            if seg.is_empty() {
+                return Err(format!("`{name}` has an empty segment"));
+            }
+            let mut out = String::new();
+            let mut chars = seg.chars();
+            while let Some(c) = chars.next() {
+                match c {
+                    '~' => match chars.next() {
+                        Some('0') => out.push('~'),
+                        Some('1') => out.push('/'),
+                        _ => {
+                            return Err(format!(
+                                "`{name}` has a `~` that is not `~0` or `~1` (JSON Pointer escapes for `~` and `/`)"
+                            ));
+                        }
+                    },
+                    c => out.push(c),
+                }
+            }
+            Ok(out)
+        })
+        .collect()
+}
+
+/// "a string", "an array", ... for messages about a JSON value.
+pub fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
 }
 
 fn offset_param() -> String {

@@ -334,7 +334,11 @@ impl FetchError {
             FetchErrorKind::Render(RenderError::BadUrl(_)) => {
                 format!("a request URL{at} is not valid")
             }
-            FetchErrorKind::Render(e @ RenderError::Missing(_)) => format!("{e}{at}"),
+            FetchErrorKind::Render(
+                e @ (RenderError::Missing(_) | RenderError::BodyField { .. }),
+            ) => {
+                format!("{e}{at}")
+            }
             FetchErrorKind::Unsupported(text) | FetchErrorKind::Setup(text) => text.clone(),
         };
         let help = self

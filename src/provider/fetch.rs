@@ -21,12 +21,14 @@ use indexmap::IndexMap;
 use serde_json::Value;
 
 pub use super::error::{Cut, FetchError, FetchErrorKind};
-use super::paginate::{Next, Page, PageError, Pager, Summary};
+use super::paginate::{Next, Page, PageError, Pager, Summary, body_fields};
 use super::rate::Limiter;
 use super::request::{Context, Plan, PlannedBody, Redactor, RenderError};
 use super::retry::{Decision, Failure, Policy};
 use super::tokens::TokenStore;
-use crate::config::provider::{Auth, ClientAuth, Method, ProviderSpec, Stream, SubRequest};
+use crate::config::provider::{
+    Auth, ClientAuth, Method, ParamsIn, ProviderSpec, Stream, SubRequest,
+};
 use crate::config::value::JsonPath;
 
 /// One source's HTTP client.
@@ -424,13 +426,20 @@ impl SourceClient {
         loop {
             *page_no += 1;
             let page_no = *page_no;
-            // The cursor goes on every page; a next-page URL from the server carries it already.
-            let mut plan = if since.is_empty() || next_url.is_some() {
-                Plan::build(&self.spec, &stream.request, &self.ctx, &query)
-            } else {
-                let with_since: Vec<(String, String)> =
-                    query.iter().chain(since).cloned().collect();
-                Plan::build(&self.spec, &stream.request, &self.ctx, &with_since)
+            // An incremental cursor goes in the query of every page; a next-page URL from the
+            // server carries it already.
+            let since: &[(String, String)] = if next_url.is_some() { &[] } else { since };
+            let mut plan = match stream.pagination.params_in() {
+                ParamsIn::Query => {
+                    let params: Vec<(String, String)> =
+                        query.iter().chain(since).cloned().collect();
+                    Plan::build(&self.spec, &stream.request, &self.ctx, &params)
+                }
+                ParamsIn::Body => Plan::build(&self.spec, &stream.request, &self.ctx, since)
+                    .and_then(|mut p| {
+                        p.set_body_fields(&body_fields(&stream.pagination, &query))
+                            .map(|()| p)
+                    }),
             }
             .map_err(|e| self.error(None, e.into()))?;
             if let Some(u) = &next_url {
@@ -482,7 +491,7 @@ impl SourceClient {
             }
             match next {
                 Next::Done => break,
-                Next::Query(q) => {
+                Next::Params(q) => {
                     query = q;
                     next_url = None;
                 }

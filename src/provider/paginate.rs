@@ -15,7 +15,7 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 
-use crate::config::provider::{Pagination, Stream};
+use crate::config::provider::{Pagination, Stop, Stream};
 use crate::config::value::JsonPath;
 
 /// Default for a stream's `max_pages`.
@@ -35,8 +35,9 @@ pub struct Page<'a> {
 /// What to request after a page.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Next {
-    /// The stream's request again, with these query parameters set.
-    Query(Vec<(String, String)>),
+    /// The stream's request again, with these paging parameters set (in the query or the
+    /// body, as the pagination's `in` says; see [`body_fields`]).
+    Params(Vec<(String, String)>),
     /// This URL, absolute or relative to the base URL, as the API gave it.
     Url(String),
     /// The listing is over.
@@ -128,13 +129,14 @@ impl<'s> Pager<'s> {
         }
     }
 
-    /// Query parameters for the first request.
+    /// Paging parameters for the first request.
     pub fn first_query(&self) -> Vec<(String, String)> {
         match self.kind {
             Pagination::Offset {
                 offset_param,
                 limit_param,
                 page_size,
+                ..
             } => vec![
                 (offset_param.clone(), "0".into()),
                 (limit_param.clone(), page_size.to_string()),
@@ -144,6 +146,7 @@ impl<'s> Pager<'s> {
                 size_param,
                 page_size,
                 first_page,
+                ..
             } => with_size(
                 vec![(page_param.clone(), first_page.to_string())],
                 size_param,
@@ -198,14 +201,16 @@ impl<'s> Pager<'s> {
                 offset_param,
                 limit_param,
                 page_size,
+                stop,
+                ..
             } => {
-                if self.counted_out(page, *page_size) {
+                if self.counted_out(page, *page_size, *stop) {
                     return Ok(Next::Done);
                 }
                 // Advance by what arrived: an API that caps the page size below ours still
                 // gets every record, and the reported total tells us when to stop.
                 self.position += page.records as u64;
-                Ok(Next::Query(vec![
+                Ok(Next::Params(vec![
                     (offset_param.clone(), self.position.to_string()),
                     (limit_param.clone(), page_size.to_string()),
                 ]))
@@ -214,13 +219,14 @@ impl<'s> Pager<'s> {
                 page_param,
                 size_param,
                 page_size,
+                stop,
                 ..
             } => {
-                if self.counted_out(page, *page_size) {
+                if self.counted_out(page, *page_size, *stop) {
                     return Ok(Next::Done);
                 }
                 self.position += 1;
-                Ok(Next::Query(with_size(
+                Ok(Next::Params(with_size(
                     vec![(page_param.clone(), self.position.to_string())],
                     size_param,
                     Some(*page_size),
@@ -231,11 +237,12 @@ impl<'s> Pager<'s> {
                 param,
                 size_param,
                 page_size,
+                ..
             } => match text_at(cursor, page.body) {
                 None => Ok(Next::Done),
                 Some(c) => {
                     self.remember(&c, "cursor")?;
-                    Ok(Next::Query(with_size(
+                    Ok(Next::Params(with_size(
                         vec![(param.clone(), c)],
                         size_param,
                         *page_size,
@@ -260,14 +267,15 @@ impl<'s> Pager<'s> {
     }
 
     /// Offset and page paging end on an empty page, at the reported total, or (without a
-    /// total) on a short page.
-    fn counted_out(&self, page: Page<'_>, page_size: u32) -> bool {
+    /// total) on a short page unless the spec says only an empty page ends the listing.
+    fn counted_out(&self, page: Page<'_>, page_size: u32, stop: Stop) -> bool {
         if page.records == 0 {
             return true;
         }
-        match self.reported {
-            Some(total) => self.records >= total,
-            None => page.records < page_size as usize,
+        match (self.reported, stop) {
+            (Some(total), _) => self.records >= total,
+            (None, Stop::ShortPage) => page.records < page_size as usize,
+            (None, Stop::EmptyPage) => false,
         }
     }
 
@@ -299,6 +307,25 @@ impl<'s> Pager<'s> {
             reported: self.reported,
         })
     }
+}
+
+/// Paging parameters as body fields: page numbers, offsets and sizes as JSON numbers, a
+/// cursor as a string (as the API sent it).
+pub fn body_fields(kind: &Pagination, params: &[(String, String)]) -> Vec<(String, Value)> {
+    let cursor_param = match kind {
+        Pagination::Cursor { param, .. } => Some(param.as_str()),
+        _ => None,
+    };
+    params
+        .iter()
+        .map(|(name, value)| {
+            let v = match value.parse::<u64>() {
+                Ok(n) if cursor_param != Some(name.as_str()) => Value::from(n),
+                _ => Value::String(value.clone()),
+            };
+            (name.clone(), v)
+        })
+        .collect()
 }
 
 fn with_size(
@@ -383,7 +410,7 @@ mod tests {
     }
 
     fn q(pairs: &[(&str, &str)]) -> Next {
-        Next::Query(
+        Next::Params(
             pairs
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -564,6 +591,70 @@ mod tests {
         let (nexts, end) = run(&s, &pages);
         assert_eq!(nexts.len(), 2);
         assert_eq!(end.unwrap_err(), PageError::TooManyPages { max: 3 });
+    }
+
+    #[test]
+    fn empty_page_stop_reads_past_short_pages_until_an_empty_one() {
+        // An API that caps the page size below ours (Deel: `limit` up to 200 but
+        // `items_per_page` at most 99) sends short pages before the end.
+        let s = stream(
+            "request: {path: /e}\nrecords: $.data[*]\npagination: {kind: offset, page_size: 100, stop: empty_page}\n",
+        );
+        let (nexts, end) = run(
+            &s,
+            &[
+                (json!({}), 99, None),
+                (json!({}), 99, None),
+                (json!({}), 0, None),
+            ],
+        );
+        assert_eq!(
+            nexts,
+            [
+                q(&[("offset", "99"), ("limit", "100")]),
+                q(&[("offset", "198"), ("limit", "100")]),
+                Next::Done
+            ]
+        );
+        assert_eq!(end.unwrap().records, 198);
+        // A reported total still ends the listing without the extra request.
+        let s = stream(
+            "request: {path: /e}\nrecords: $[*]\ntotal: $.n\npagination: {kind: page, page_size: 10, stop: empty_page}\n",
+        );
+        let (nexts, _) = run(
+            &s,
+            &[(json!({"n": 13}), 10, None), (json!({"n": 13}), 3, None)],
+        );
+        assert_eq!(nexts[1], Next::Done);
+    }
+
+    #[test]
+    fn body_fields_are_numbers_except_a_cursor() {
+        let s = stream(
+            "request: {path: /e, method: POST}\nrecords: $[*]\npagination: {kind: page, in: body, page_param: page, size_param: pageSize, page_size: 500}\n",
+        );
+        let first = Pager::new(&s).first_query();
+        assert_eq!(
+            body_fields(&s.pagination, &first),
+            [
+                ("page".to_string(), json!(1)),
+                ("pageSize".to_string(), json!(500))
+            ]
+        );
+        let s = stream(
+            "request: {path: /e, method: POST}\nrecords: $[*]\npagination: {kind: cursor, in: body, cursor: $.next, param: /paging/after, size_param: /paging/limit, page_size: 50}\n",
+        );
+        let (nexts, _) = run(&s, &[(json!({"next": 1234}), 50, None)]);
+        let Next::Params(p) = &nexts[0] else {
+            panic!("{nexts:?}")
+        };
+        assert_eq!(
+            body_fields(&s.pagination, p),
+            [
+                ("/paging/after".to_string(), json!("1234")),
+                ("/paging/limit".to_string(), json!(50))
+            ]
+        );
     }
 
     #[test]

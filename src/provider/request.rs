@@ -26,6 +26,15 @@ pub enum RenderError {
     /// The filled-in URL is not valid.
     #[error("the request URL `{0}` is not valid")]
     BadUrl(String),
+    /// A paging parameter cannot go where the pagination's `in: body` says (validation
+    /// reports this for the spec's own body).
+    #[error("cannot put the paging parameter `{name}` into the request body: {why}")]
+    BodyField {
+        /// The parameter name or JSON Pointer.
+        name: String,
+        /// What is in the way.
+        why: String,
+    },
 }
 
 /// Values for placeholders, each marked secret or not.
@@ -267,6 +276,46 @@ impl Plan {
         })
     }
 
+    /// Sets paging parameters as fields of the JSON body (see `in: body` in the provider
+    /// spec): each name is a top-level field or a JSON Pointer; missing objects on the way
+    /// are created, and a request without a body gets a JSON object.
+    pub fn set_body_fields(
+        &mut self,
+        fields: &[(String, serde_json::Value)],
+    ) -> Result<(), RenderError> {
+        if fields.is_empty() {
+            return Ok(());
+        }
+        let body = self
+            .body
+            .get_or_insert_with(|| PlannedBody::Json(serde_json::json!({})));
+        let PlannedBody::Json(json) = body else {
+            return Err(RenderError::BodyField {
+                name: fields[0].0.clone(),
+                why: "the request's body is a form, not JSON".into(),
+            });
+        };
+        for (name, value) in fields {
+            let err = |why: String| RenderError::BodyField {
+                name: name.clone(),
+                why,
+            };
+            let path = crate::config::provider::body_field_path(name).map_err(err)?;
+            let (last, parents) = path.split_last().expect("a field path has a segment");
+            let mut at = &mut *json;
+            for seg in parents {
+                at = object_of(at)
+                    .map_err(err)?
+                    .entry(seg.clone())
+                    .or_insert_with(|| serde_json::json!({}));
+            }
+            object_of(at)
+                .map_err(err)?
+                .insert(last.clone(), value.clone());
+        }
+        Ok(())
+    }
+
     /// Sets a token header (`prefix` + token, unless the token already carries the prefix,
     /// as Kenjo's does).
     pub fn with_token(mut self, header: &str, prefix: &str, token: &str) -> Plan {
@@ -310,6 +359,22 @@ pub fn with_prefix(prefix: &str, token: &str) -> String {
         token.to_string()
     } else {
         format!("{prefix}{token}")
+    }
+}
+
+/// The object at a step of a body field path; a null becomes an empty object.
+fn object_of(
+    v: &mut serde_json::Value,
+) -> Result<&mut serde_json::Map<String, serde_json::Value>, String> {
+    if v.is_null() {
+        *v = serde_json::json!({});
+    }
+    match v {
+        serde_json::Value::Object(m) => Ok(m),
+        other => Err(format!(
+            "the body has {} there, not an object",
+            crate::config::provider::json_kind(other)
+        )),
     }
 }
 
@@ -586,6 +651,49 @@ mod tests {
             Some(PlannedBody::Json(
                 serde_json::json!({"owner": "42", "key": "k3y/CANARY+1", "n": 3})
             ))
+        );
+    }
+
+    #[test]
+    fn paging_parameters_go_into_the_json_body_by_name_or_pointer() {
+        let s = spec("{kind: none}");
+        let req: Request = serde_yaml::with::singleton_map_recursive::deserialize(serde_yaml::Deserializer::from_str(
+            "method: POST\npath: /datasets/employee/data\nbody:\n  json: {fields: [firstName, status], page: 1, paging: null, meta: {a~b: x}}\n",
+        ))
+        .unwrap();
+        let mut p = Plan::build(&s, &req, &ctx(&s), &[]).unwrap();
+        p.set_body_fields(&[
+            ("page".into(), serde_json::json!(3)),
+            ("pageSize".into(), serde_json::json!(500)),
+            ("/paging/cursor".into(), serde_json::json!("c/2")),
+            ("/meta/a~0b".into(), serde_json::json!("y")),
+        ])
+        .unwrap();
+        assert_eq!(
+            p.body,
+            Some(PlannedBody::Json(serde_json::json!({
+                "fields": ["firstName", "status"],
+                "page": 3,
+                "pageSize": 500,
+                "paging": {"cursor": "c/2"},
+                "meta": {"a~b": "y"},
+            })))
+        );
+        assert_eq!(p.url.query(), None, "nothing in the query");
+        // No body yet: a JSON object; a field in the way: an error naming it.
+        let mut p = Plan::build(&s, &s.streams["people"].request, &ctx(&s), &[]).unwrap();
+        p.set_body_fields(&[("/a/b".into(), serde_json::json!(1))])
+            .unwrap();
+        assert_eq!(
+            p.body,
+            Some(PlannedBody::Json(serde_json::json!({"a": {"b": 1}})))
+        );
+        let e = p
+            .set_body_fields(&[("/a/b/c".into(), serde_json::json!(1))])
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "cannot put the paging parameter `/a/b/c` into the request body: the body has a number there, not an object"
         );
     }
 

@@ -371,6 +371,73 @@ async fn page_number_paging_from_zero_with_basic_auth() {
     assert_eq!(first.headers.get("authorization"), Some(&expected));
 }
 
+/// BambooHR's "Get Data from Dataset (v2)": `POST /api/v2/datasets/{name}/data` pages through
+/// the JSON body (`page`, 1-based, and `pageSize`) and reports `meta.totalItems`. The fake
+/// refuses paging in the query and a body without `fields`, as the API does (422).
+#[tokio::test]
+async fn page_numbers_in_a_json_body_like_bamboohr_datasets() {
+    let (base, log) = fake(|r| {
+        let body: Value = serde_json::from_str(&r.body).unwrap_or(Value::Null);
+        if r.method != "POST"
+            || r.path != "/v1/api/v2/datasets/employee/data"
+            || !r.query.is_empty()
+            || !body["fields"].is_array()
+            || !body["page"].is_u64()
+            || !body["pageSize"].is_u64()
+        {
+            return (
+                422,
+                vec![],
+                json!({"title": "Validation failed", "detail": "page and pageSize go in the body"}),
+            );
+        }
+        let (page, size) = (
+            body["page"].as_u64().unwrap() as usize,
+            body["pageSize"].as_u64().unwrap() as usize,
+        );
+        let from = ((page - 1) * size).min(7);
+        let to = (from + size).min(7);
+        let data: Vec<Value> = (from..to)
+            .map(|i| json!({"fields": {"employeeNumber": i.to_string(), "workEmail": format!("p{i}@example.com")}}))
+            .collect();
+        let next = (to < 7).then(|| format!("/api/v2/datasets/employee/data?page={}", page + 1));
+        (
+            200,
+            vec![],
+            json!({"data": data, "links": {"next": next}, "meta": {"page": page, "pageSize": size, "totalPages": 3, "totalItems": 7}}),
+        )
+    })
+    .await;
+    let s = spec(
+        &base,
+        "credentials:\n  api_key: {}\nauth: {kind: basic, username: '{credentials.api_key}', password: x}\nstreams:\n  employees:\n    request:\n      method: POST\n      path: /api/v2/datasets/employee/data\n      body:\n        json: {fields: [employeeNumber, workEmail], filter: \"status eq 'Active'\"}\n    pagination: {kind: page, in: body, page_param: page, size_param: pageSize, page_size: 3}\n    records: $.data[*].fields\n    total: $.meta.totalItems\n",
+    );
+    let (obs, r) = fetch(&client(&s, &[("api_key", "bamboo-CANARY")]), "employees").await;
+    let summary = r.unwrap();
+    assert_eq!(
+        (summary.pages, summary.records, summary.reported),
+        (3, 7, Some(7))
+    );
+    let ids: Vec<&str> = obs
+        .records
+        .iter()
+        .map(|r| r["employeeNumber"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["0", "1", "2", "3", "4", "5", "6"]);
+    let log = log.lock().unwrap();
+    for (i, req) in log.iter().enumerate() {
+        let body: Value = serde_json::from_str(&req.body).unwrap();
+        assert_eq!(
+            body,
+            json!({"fields": ["employeeNumber", "workEmail"], "filter": "status eq 'Active'", "page": i + 1, "pageSize": 3}),
+            "the declared body is kept, the page set in it"
+        );
+        assert!(req.query.is_empty(), "{:?}", req.query);
+    }
+    // The request description shows the method and path (the body is not logged).
+    assert_eq!(obs.requests[1].0, "POST /v1/api/v2/datasets/employee/data");
+}
+
 #[tokio::test]
 async fn api_key_in_the_query_is_masked_in_request_descriptions() {
     let (base, _) = fake(|_| (200, vec![], json!({"data": people(0, 1)}))).await;

@@ -80,6 +80,33 @@ impl Env {
         }
     }
 
+    /// A config directory for a built-in provider whose one credential is a secret: the spec
+    /// with `base_url` and the lines of `replace` replaced (see [`builtin_spec_with`]), the
+    /// built-in mapping, and one source per `(name, secret)` reading `credential` from
+    /// `secrets/{name}`.
+    pub fn one_secret_sources(
+        provider: &str,
+        credential: &str,
+        base_url: &str,
+        replace: &[(&str, String)],
+        time_zone: &str,
+        sources: &[(&str, &str)],
+    ) -> Env {
+        let env = Env::new();
+        let mut lines = vec![("base_url:", format!("base_url: {base_url}"))];
+        lines.extend(replace.iter().cloned());
+        env.override_builtin(provider, &lines);
+        let mut roster = String::new();
+        for (name, secret) in sources {
+            env.write_secret(name, secret);
+            roster.push_str(&format!(
+                "  {name}:\n    provider: {provider}\n    credentials:\n      {credential}: {{file: secrets/{name}}}\n"
+            ));
+        }
+        env.write_roster(time_zone, &roster);
+        env
+    }
+
     /// A fake whose state is `fake`, served by `app`, and an empty config directory to point
     /// at it; returns them and the fake's address.
     pub async fn serving<T: Send + 'static>(

@@ -118,3 +118,39 @@ fn limits_reach_the_plan_and_are_checked_against_each_other() {
         assert!(err.contains(want), "{limits}\n{err}");
     }
 }
+
+/// `in: body` paging is checked where it is written: a GET cannot carry it, a form body
+/// cannot take it, and a JSON Pointer must lead through objects of the declared body.
+#[test]
+fn paging_in_the_body_is_checked_against_the_request() {
+    let dir = valid_base_copy();
+    let provider = dir.path().join("providers/hr.yaml");
+    let text = std::fs::read_to_string(&provider).unwrap();
+    let with = |stream: &str| {
+        std::fs::write(&provider, format!("{text}  datasets:\n{stream}")).unwrap();
+        load(dir.path())
+    };
+    let ok = "    request:\n      method: POST\n      path: /datasets/employee/data\n      body:\n        json: {fields: [id], paging: {size: 1}}\n    pagination: {kind: cursor, in: body, cursor: $.next, param: /paging/after, size_param: pageSize, page_size: 100}\n    records: $.data[*]\n";
+    with(ok).unwrap_or_else(|d| panic!("{}", d.render()));
+    for (stream, want) in [
+        (
+            "    request: {path: /datasets}\n    pagination: {kind: page, in: body, page_size: 100}\n    records: $.data[*]\n",
+            "providers/hr.yaml:24:34: error: streams.datasets.pagination.in: `in: body` sends the paging parameters in the request body, but the request is a GET (help: set `method: POST` (or the method the API documents) on the stream's `request`)",
+        ),
+        (
+            "    request:\n      method: POST\n      path: /datasets\n      body:\n        form: {a: b}\n    pagination: {kind: offset, in: body, page_size: 100}\n    records: $.data[*]\n",
+            "providers/hr.yaml:27:16: error: streams.datasets.request.body.form: `in: body` puts the paging parameters into a JSON body, and this body is a form (help: write the body as `body: {json: {...}}`)",
+        ),
+        (
+            "    request:\n      method: POST\n      path: /datasets\n      body:\n        json: {paging: 5}\n    pagination: {kind: page, in: body, page_param: /paging/page, page_size: 100}\n    records: $.data[*]\n",
+            "providers/hr.yaml:28:52: error: streams.datasets.pagination.page_param: `/paging/page` needs an object at `paging` of the request's `body.json`, which has a number there (help: name a field that can be set, or change the body)",
+        ),
+        (
+            "    request: {method: POST, path: /datasets}\n    pagination: {kind: page, in: body, page_param: /paging//page, page_size: 100}\n    records: $.data[*]\n",
+            "providers/hr.yaml:24:52: error: streams.datasets.pagination.page_param: `page_param` is not a body field: `/paging//page` has an empty segment (help: use a field name such as `page`, or a JSON Pointer such as `/paging/page`)",
+        ),
+    ] {
+        let err = with(stream).unwrap_err().render();
+        assert!(err.contains(want), "{stream}\n{err}");
+    }
+}
