@@ -76,7 +76,9 @@ pub fn field_key(f: Field) -> &'static str {
 
 /// The status a person has: the HRIS's status corrected by the dates (an `active` person whose
 /// start date is ahead is a pre-hire; anyone whose end date has passed has left), or derived
-/// from the dates when the HRIS gives none. Dates and `today` are `YYYY-MM-DD`.
+/// from the dates when the HRIS gives none. An HRIS status `inactive` (only "not active", see
+/// `config::person::MAPPED_STATUSES`) is a pre-hire while the start date is ahead, else a
+/// leaver. Dates and `today` are `YYYY-MM-DD`.
 pub fn derive_status(
     hris: Option<&str>,
     start: Option<&str>,
@@ -91,7 +93,8 @@ pub fn derive_status(
     }
     match (hris, start) {
         (None, Some(sd)) if sd > today => "pre_hire".into(),
-        (Some("active"), Some(sd)) if sd > today => "pre_hire".into(),
+        (Some("active" | "inactive"), Some(sd)) if sd > today => "pre_hire".into(),
+        (Some("inactive"), _) => "terminated".into(),
         (None, _) => "active".into(),
         (Some(st), _) => st.to_string(),
     }
@@ -387,6 +390,21 @@ mod tests {
             "the last working day is still a working day"
         );
         assert_eq!(derive_status(None, None, None, t), "active");
+        // Kenjo's `isActive: false`: a hire not activated yet, or a leaver.
+        assert_eq!(
+            derive_status(Some("inactive"), Some("2026-07-01"), None, t),
+            "pre_hire"
+        );
+        assert_eq!(
+            derive_status(Some("inactive"), Some("2026-06-15"), None, t),
+            "terminated"
+        );
+        assert_eq!(derive_status(Some("inactive"), None, None, t), "terminated");
+        assert_eq!(
+            derive_status(Some("inactive"), Some("2026-07-01"), Some("2026-06-01"), t),
+            "terminated",
+            "a past end date wins"
+        );
     }
 
     #[test]

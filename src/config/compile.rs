@@ -792,6 +792,14 @@ fn check_mapping(
             suggest(spec.provider.as_str(), providers.keys().map(String::as_str)),
         ),
         Some(read) => {
+            if let Some(p) = &read.spec {
+                for (field, m) in spec.fields.iter() {
+                    check_setting_refs(cx, &root.key("fields").key(field.name()), m, p);
+                }
+                for (name, m) in &spec.custom {
+                    check_setting_refs(cx, &root.key("custom").key(name), m, p);
+                }
+            }
             if let Some(p) = &read.spec
                 && !p.streams.contains_key(spec.stream.as_str())
             {
@@ -967,6 +975,13 @@ fn check_field(
             None,
         );
     }
+    if spec.latest.is_some() && spec.path.is_none() && spec.coalesce.is_none() {
+        cx.error(
+            &path.key("latest"),
+            "`latest` picks the object that `path` or `coalesce` reads from, and this field has neither",
+            Some("add the path into the picked object, e.g. `path: $.job_title`".into()),
+        );
+    }
 
     let kind = match target {
         Target::Canonical(field) => {
@@ -1011,7 +1026,7 @@ fn check_field(
     }
 
     let allowed: Option<&[&str]> = match target {
-        Target::Canonical(f) => match f.kind() {
+        Target::Canonical(f) => match f.mapped_kind() {
             FieldKind::Enum(values) => Some(values),
             _ => None,
         },
@@ -1085,6 +1100,100 @@ fn check_field(
             }
         }
     }
+}
+
+/// A mapping's `{settings.NAME}` placeholders must name settings its provider declares.
+fn check_setting_refs(cx: &mut Cx, path: &KeyPath, m: &FieldMapping, provider: &ProviderSpec) {
+    for name in m.spec().setting_refs() {
+        if !provider.settings.contains_key(&name) {
+            let declared: Vec<&str> = provider.settings.keys().map(String::as_str).collect();
+            cx.error(
+                path,
+                format!("`{{settings.{name}}}` is not a setting of the provider"),
+                suggest(&name, declared.iter().copied()).or_else(|| {
+                    Some(format!(
+                        "declare `{name}` under `settings:` in the provider spec"
+                    ))
+                }),
+            );
+        }
+    }
+}
+
+/// Puts each source's settings into its fields' `{settings.NAME}` placeholders (the value
+/// from roster.yaml, else the provider's default). A field whose setting is empty is not
+/// mapped for this source. A value goes inside a quoted JSONPath name, so it must be a
+/// plain name: letters, digits, `_`, `-` and `.`.
+fn fill_settings(
+    cx: &mut Cx,
+    sp: &KeyPath,
+    source: &Source,
+    decls: &IndexMap<String, SettingDecl>,
+    fields: FieldMappings,
+    custom: IndexMap<String, FieldMapping>,
+) -> (FieldMappings, IndexMap<String, FieldMapping>) {
+    let mut refused = BTreeSet::new();
+    let mut fill = |m: &FieldMapping| -> Option<FieldMapping> {
+        let spec = m.spec();
+        let refs = spec.setting_refs();
+        if refs.is_empty() {
+            return Some(m.clone());
+        }
+        let mut values = Vec::new();
+        for name in refs {
+            let value = source
+                .settings
+                .get(&name)
+                .cloned()
+                .or_else(|| decls.get(&name).and_then(|d| d.default.clone()))
+                .unwrap_or_default();
+            if value.is_empty() {
+                return None;
+            }
+            let plain = value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+            if !plain {
+                if refused.insert(name.clone()) {
+                    cx.error(
+                        &sp.key("settings").key(&name),
+                        format!("setting `{name}` is not a plain attribute name"),
+                        Some("it names a field of the HRIS's records: letters, digits, `_`, `-` and `.` only, e.g. `dynamic_1146702`".into()),
+                    );
+                }
+                return None;
+            }
+            values.push((format!("{{settings.{name}}}"), value));
+        }
+        let put = |t: &str| {
+            values
+                .iter()
+                .fold(t.to_string(), |t, (from, to)| t.replace(from, to))
+        };
+        let reparse = |p: &JsonPath| JsonPath::parse(&put(p.as_str())).ok();
+        let mut filled = spec.into_owned();
+        filled.path = match &filled.path {
+            Some(p) => Some(reparse(p)?),
+            None => None,
+        };
+        filled.coalesce = match &filled.coalesce {
+            Some(ps) => Some(ps.iter().map(reparse).collect::<Option<Vec<_>>>()?),
+            None => None,
+        };
+        filled.absent = filled.absent.as_deref().map(put);
+        Some(FieldMapping::Full(Box::new(filled)))
+    };
+    let mut out = FieldMappings::default();
+    for (f, m) in fields.iter() {
+        if let Some(m) = fill(m) {
+            out.set(f, m);
+        }
+    }
+    let custom = custom
+        .iter()
+        .filter_map(|(k, m)| Some((k.clone(), fill(m)?)))
+        .collect();
+    (out, custom)
 }
 
 fn kind_noun(k: FieldKind) -> &'static str {
@@ -1569,6 +1678,10 @@ fn check_source(
     for (key, m) in &source.fields {
         let target = Field::from_name(key).map_or(Target::Custom, Target::Canonical);
         check_field(cx, &sp.key("fields").key(key), target, m, &mapped);
+    }
+    if let Some(p) = provider {
+        let (f, c) = fill_settings(cx, sp, source, &p.settings, fields, custom);
+        (fields, custom) = (f, c);
     }
 
     let safety = safety_plan(

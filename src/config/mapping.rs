@@ -68,7 +68,7 @@ pub enum FieldMapping {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FieldSpec {
-    /// JSONPath into the provider record. The first match is used.
+    /// JSONPath into the provider record. The first match is used. A quoted name may be a provider setting, `$.attributes['{settings.NAME}'].value`: each source's own value (`settings:` in roster.yaml, else the provider's default) is put in, and when it is empty the field is not mapped for that source.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<JsonPath>,
     /// Several JSONPaths; the first that yields a non-empty value wins.
@@ -80,6 +80,9 @@ pub struct FieldSpec {
     /// A constant value for every record (e.g. `worker_type: {value: contractor}` for a contractor-only source).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<serde_json::Value>,
+    /// Picks one object among several before `path` or `coalesce` is read, which are then read from that object (`$` is the picked object): the one whose date at `latest.by` is the greatest. E.g. the current employment: `latest: {among: "$.employments[*]", by: $.effective_date}` with `path: $.job_title`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest: Option<Latest>,
     /// Value type. Canonical fields have a fixed type that may be omitted; custom fields default to `string`.
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub kind: Option<ValueType>,
@@ -101,9 +104,41 @@ pub struct FieldSpec {
     /// Value used when the source yields nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<serde_json::Value>,
+    /// What it means when `path` (or every path of `coalesce`) does not exist in a record at all (the key is absent, not null): this message, as a data problem of the field, which keeps its last good value. For APIs that leave out what the credential may not read; say what to allow where. `{settings.NAME}` is put in as in `path`. Without it, an absent key is no value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub absent: Option<String>,
     /// When true, a record without this field fails to map and is reported (it still counts as present). `work_email` is always required.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub required: bool,
+}
+
+impl FieldSpec {
+    /// The names of the `{settings.NAME}` placeholders in `path`, `coalesce` and `absent`,
+    /// in order, each once: where a source's provider settings go into a mapping
+    /// (`config::compile` puts the values in).
+    pub fn setting_refs(&self) -> Vec<String> {
+        const OPEN: &str = "{settings.";
+        let texts = self
+            .path
+            .iter()
+            .chain(self.coalesce.iter().flatten())
+            .map(JsonPath::as_str)
+            .chain(self.absent.as_deref());
+        let mut out = Vec::new();
+        for t in texts {
+            let mut rest = t;
+            while let Some(i) = rest.find(OPEN) {
+                rest = &rest[i + OPEN.len()..];
+                let end = rest.find('}').unwrap_or(rest.len());
+                let name = rest[..end].to_string();
+                if !out.contains(&name) {
+                    out.push(name);
+                }
+                rest = &rest[end..];
+            }
+        }
+        out
+    }
 }
 
 impl FieldMapping {
@@ -117,6 +152,21 @@ impl FieldMapping {
             FieldMapping::Full(s) => std::borrow::Cow::Borrowed(s),
         }
     }
+}
+
+/// Which object of several a field is read from: the one with the greatest date.
+///
+/// Candidates whose date is missing or not an ISO date (or date-time) rank below every
+/// dated one; among equal dates the first in the record's order wins, and when no candidate
+/// has a date, the first candidate is read. No candidates at all is no value (`default`
+/// applies).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Latest {
+    /// JSONPath selecting the candidate objects in the record, e.g. `$.employments[*]`.
+    pub among: JsonPath,
+    /// JSONPath into each candidate (`$` is the candidate) to its date, e.g. `$.effective_date`. ISO dates and date-times; a date-time counts by its own calendar date, then by its full text.
+    pub by: JsonPath,
 }
 
 /// A custom field: a field mapping with a type (default `string`).
@@ -172,7 +222,7 @@ pub enum Unmapped {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Filter {
-    /// Keep people whose canonical status is one of these. Default: `pre_hire`, `active`, `on_leave`.
+    /// Keep people whose mapped status is one of these. Default: `pre_hire`, `active`, `on_leave` and `inactive` (which the directory shows as `pre_hire` or `terminated` by the start date).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub statuses: Option<Vec<Status>>,
     /// Drop records matching any of these rules (test accounts, service users, ...).
@@ -192,6 +242,8 @@ pub enum Status {
     OnLeave,
     /// Left.
     Terminated,
+    /// Not active, without saying why: a pre-hire while the start date is ahead, else left.
+    Inactive,
 }
 
 /// A rule on a raw record: true when the value at `path` equals `equals` (or, with

@@ -26,6 +26,11 @@ pub enum FieldKind {
 pub const WORKER_TYPES: &[&str] = &["employee", "contractor"];
 /// Statuses: pre-hire (start date ahead), active, on leave, terminated.
 pub const STATUSES: &[&str] = &["pre_hire", "active", "on_leave", "terminated"];
+/// What a mapping may yield for `status`: a status, or `inactive`, for an HRIS that says
+/// only "not active" (Kenjo's `isActive: false`, which is both a hire not yet activated and
+/// a leaver). The directory shows `inactive` as `pre_hire` while the start date is ahead and
+/// as `terminated` from then on, so it never shows `inactive` itself.
+pub const MAPPED_STATUSES: &[&str] = &["pre_hire", "active", "on_leave", "terminated", "inactive"];
 
 macro_rules! canonical_fields {
     ($( $(#[doc = $doc:literal])* $name:ident : $kind:expr ),+ $(,)?) => {
@@ -128,6 +133,15 @@ canonical_fields! {
 }
 
 impl Field {
+    /// The kind of value a mapping may yield: [`Field::kind`], except that `status` also
+    /// takes `inactive` (see [`MAPPED_STATUSES`]).
+    pub fn mapped_kind(self) -> FieldKind {
+        match self {
+            Field::status => FieldKind::Enum(MAPPED_STATUSES),
+            f => f.kind(),
+        }
+    }
+
     /// Names of every field, for suggestions.
     pub fn names() -> impl Iterator<Item = &'static str> + Clone {
         Field::ALL.iter().map(|f| f.name())

@@ -215,8 +215,8 @@ sources:
       client_secret: {{file: secrets/personio_client_secret}}
     # The date of birth is a tenant-specific custom attribute in Personio; in the demo
     # tenant it is {PERSONIO_BIRTHDAY_ATTRIBUTE}.
-    fields:
-      birth_date: $.attributes.{PERSONIO_BIRTHDAY_ATTRIBUTE}.value
+    settings:
+      birth_date_attribute: {PERSONIO_BIRTHDAY_ATTRIBUTE}
     schedule:
       every: 4h
 

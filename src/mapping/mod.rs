@@ -64,7 +64,7 @@ use serde_json::Value;
 
 use crate::config::compile::{LimitsPlan, SourcePlan};
 use crate::config::mapping::{
-    FieldMapping, FieldSpec, Filter, MappingSpec, RecordRule, Status, Transform, Unmapped,
+    FieldMapping, FieldSpec, Filter, Latest, MappingSpec, RecordRule, Status, Transform, Unmapped,
     ValueType,
 };
 use crate::config::person::{Field, FieldKind, FieldMappings};
@@ -73,11 +73,19 @@ use path::Path;
 
 /// Part of the fingerprint: bump it when the engine maps the same mapping differently, so
 /// stored content hashes are invalidated. 2: field size limits, failed fields, and problem
-/// messages without values (a remap replaces stored messages that quoted values).
-const ENGINE_VERSION: u32 = 2;
+/// messages without values (a remap replaces stored messages that quoted values). 3: the
+/// default filter keeps the mapped status `inactive`.
+const ENGINE_VERSION: u32 = 3;
 
-/// The statuses the filter keeps when `filter.statuses` is not given.
-const DEFAULT_STATUSES: &[Status] = &[Status::PreHire, Status::Active, Status::OnLeave];
+/// The statuses the filter keeps when `filter.statuses` is not given. `inactive` is kept:
+/// whether it means a pre-hire or a leaver depends on today's date, which the store knows
+/// and the mapping must not (see the module docs).
+const DEFAULT_STATUSES: &[Status] = &[
+    Status::PreHire,
+    Status::Active,
+    Status::OnLeave,
+    Status::Inactive,
+];
 
 /// Maps the records of one source. Built once per source per sync.
 #[derive(Debug, Clone)]
@@ -217,8 +225,11 @@ impl Mapper {
                     .map(Slot::Custom)
             })
         };
+        // A field whose `{settings.NAME}` was not put in by a source (a fixture has none) is
+        // not mapped: its path names no real attribute.
         let all: Vec<Rule> = fields
             .iter()
+            .filter(|(_, m)| m.spec().setting_refs().is_empty())
             .map(|(f, m)| {
                 Rule::new(
                     Slot::Canonical(f),
@@ -228,15 +239,21 @@ impl Mapper {
                     &slot_of,
                 )
             })
-            .chain(custom.iter().enumerate().map(|(i, (name, m))| {
-                Rule::new(
-                    Slot::Custom(i),
-                    None,
-                    format!("custom.{name}"),
-                    &m.spec(),
-                    &slot_of,
-                )
-            }))
+            .chain(
+                custom
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (_, m))| m.spec().setting_refs().is_empty())
+                    .map(|(i, (name, m))| {
+                        Rule::new(
+                            Slot::Custom(i),
+                            None,
+                            format!("custom.{name}"),
+                            &m.spec(),
+                            &slot_of,
+                        )
+                    }),
+            )
             .collect();
         let mut rules = order_templates(all);
         // work_email is always required, even when its mapping is missing (an unchecked spec).
@@ -482,6 +499,8 @@ struct Rule {
     slot: Slot,
     /// `start_date` or `custom.NAME`.
     label: String,
+    /// `latest:`: the object `source` reads from, when not the record itself.
+    latest: Option<Pick>,
     source: Source,
     kind: ValueType,
     /// The values a canonical enum field allows.
@@ -494,6 +513,8 @@ struct Rule {
     unmapped: Unmapped,
     empty_values: Vec<String>,
     default: Option<Value>,
+    /// `absent:`: the problem when the path does not exist in the record.
+    absent: Option<String>,
     required: bool,
 }
 
@@ -505,7 +526,7 @@ impl Rule {
         spec: &FieldSpec,
         slot_of: &dyn Fn(&str) -> Option<Slot>,
     ) -> Rule {
-        let (kind, allowed) = match field.map(Field::kind) {
+        let (kind, allowed) = match field.map(Field::mapped_kind) {
             Some(FieldKind::Date) => (ValueType::Date, None),
             Some(FieldKind::Email) => (ValueType::Email, None),
             Some(FieldKind::Enum(values)) => (ValueType::Enum, Some(values)),
@@ -526,6 +547,7 @@ impl Rule {
         Rule {
             slot,
             label,
+            latest: spec.latest.as_ref().map(Pick::new),
             source,
             kind,
             allowed,
@@ -544,6 +566,7 @@ impl Rule {
             }),
             empty_values: spec.empty_values.clone(),
             default: spec.default.clone(),
+            absent: spec.absent.clone(),
             required: spec.required || field == Some(Field::work_email),
         }
     }
@@ -587,6 +610,23 @@ impl Rule {
 
     /// The field's value in `record`; `Ok(None)` when there is none.
     fn eval(&self, record: &Value, e: &Evaluation) -> Result<Option<Typed>, String> {
+        let record = match &self.latest {
+            None => record,
+            Some(pick) => match pick.choose(record) {
+                Some(chosen) => chosen,
+                None => return self.default_value(),
+            },
+        };
+        if let Some(message) = &self.absent {
+            let absent = match &self.source {
+                Source::Path(p) => p.first(record).is_none(),
+                Source::Coalesce(ps) => ps.iter().all(|p| p.first(record).is_none()),
+                _ => false,
+            };
+            if absent {
+                return Err(message.clone());
+            }
+        }
         let text = match &self.source {
             Source::Path(p) => self.prepare(p.first(record), p.as_str())?,
             Source::Coalesce(ps) => {
@@ -701,6 +741,51 @@ impl Rule {
     }
 }
 
+/// `latest:` compiled: the candidates and where each one's date is.
+#[derive(Debug, Clone)]
+struct Pick {
+    among: Path,
+    by: Path,
+}
+
+impl Pick {
+    fn new(l: &Latest) -> Pick {
+        Pick {
+            among: Path::new(&l.among),
+            by: Path::new(&l.by),
+        }
+    }
+
+    /// The candidate with the greatest date (its calendar date, then its text); the first of
+    /// equals, and the first candidate when none has a date. `None` without candidates.
+    fn choose<'a>(&self, record: &'a Value) -> Option<&'a Value> {
+        let candidates = self.among.all(record);
+        let mut best: Option<(&'a Value, Option<(String, String)>)> = None;
+        for c in candidates {
+            let key = self.date_of(c);
+            let better = match &best {
+                None => true,
+                Some((_, best_key)) => key > *best_key,
+            };
+            if better {
+                best = Some((c, key));
+            }
+        }
+        best.map(|(c, _)| c)
+    }
+
+    /// A candidate's date as (calendar date, text); `None` when missing or not a date, which
+    /// ranks below every date.
+    fn date_of(&self, candidate: &Value) -> Option<(String, String)> {
+        let text = convert::scalar_text(self.by.first(candidate)?, "")
+            .ok()
+            .flatten()?;
+        let text = text.trim().to_string();
+        let day = convert::date(&text, None).ok()?;
+        Some((day, text))
+    }
+}
+
 /// Fills a template from the fields mapped so far; `None` when every placeholder is empty. An
 /// error when a placeholder's field failed to convert: the template's value is not known then
 /// (filling it without that part would announce a change that did not happen).
@@ -763,6 +848,7 @@ fn status_name(s: Status) -> &'static str {
         Status::Active => "active",
         Status::OnLeave => "on_leave",
         Status::Terminated => "terminated",
+        Status::Inactive => "inactive",
     }
 }
 

@@ -591,6 +591,119 @@ fn coalesce_takes_the_first_non_empty_value() {
 }
 
 #[test]
+fn latest_reads_the_candidate_with_the_greatest_date() {
+    let f = "{latest: {among: \"$.jobs[*]\", by: $.since}, path: $.title}";
+    let title = |jobs: Value| check("job_title", f, json!({ "jobs": jobs }));
+    // Merge does not order employments: the newest wins wherever it is.
+    assert_eq!(
+        title(json!([
+            {"title": "Old", "since": "2019-01-01T00:00:00Z"},
+            {"title": "New", "since": "2023-05-01T00:00:00Z"},
+            {"title": "Middle", "since": "2021-03-01"}
+        ])),
+        ok(json!("New"))
+    );
+    // A date-time counts by its calendar date as written (no shift to UTC), then its text.
+    assert_eq!(
+        title(json!([
+            {"title": "Evening", "since": "2023-05-01T23:00:00-05:00"},
+            {"title": "Next day", "since": "2023-05-02T01:00:00+02:00"}
+        ])),
+        ok(json!("Next day"))
+    );
+    assert_eq!(
+        title(json!([
+            {"title": "Morning", "since": "2023-05-01T08:00:00Z"},
+            {"title": "Noon", "since": "2023-05-01T12:00:00Z"}
+        ])),
+        ok(json!("Noon"))
+    );
+    // Equal dates: the first in the record's order.
+    assert_eq!(
+        title(json!([
+            {"title": "First", "since": "2023-05-01"},
+            {"title": "Second", "since": "2023-05-01"}
+        ])),
+        ok(json!("First"))
+    );
+    // Missing and unreadable dates rank below every date; with no date at all, the first.
+    assert_eq!(
+        title(json!([
+            {"title": "Undated"},
+            {"title": "Garbage", "since": "soon"},
+            {"title": "Dated", "since": "2001-01-01"},
+            {"title": "Null", "since": null}
+        ])),
+        ok(json!("Dated"))
+    );
+    assert_eq!(
+        title(json!([{"title": "A"}, {"title": "B", "since": "n/a"}])),
+        ok(json!("A"))
+    );
+    // No candidates: no value, and the default applies.
+    assert_eq!(title(json!([])), Ok(None));
+    assert_eq!(check("job_title", f, json!({})), Ok(None));
+    assert_eq!(
+        check(
+            "job_title",
+            "{latest: {among: \"$.jobs[*]\", by: $.since}, path: $.title, default: Unknown}",
+            json!({"jobs": []})
+        ),
+        ok(json!("Unknown"))
+    );
+    // The picked candidate's field empty: no value (not another candidate's).
+    assert_eq!(
+        title(json!([
+            {"title": "Old", "since": "2019-01-01"},
+            {"since": "2023-01-01"}
+        ])),
+        Ok(None)
+    );
+    // coalesce reads the picked candidate too; value maps and types apply as usual.
+    let wt = "{latest: {among: \"$.jobs[*]\", by: $.since}, coalesce: [$.kind, $.type], values: {FULL_TIME: employee, CONTRACTOR: contractor}}";
+    assert_eq!(
+        check(
+            "worker_type",
+            wt,
+            json!({"jobs": [
+                {"kind": "CONTRACTOR", "since": "2020-01-01"},
+                {"type": "FULL_TIME", "since": "2022-01-01"}
+            ]})
+        ),
+        ok(json!("employee"))
+    );
+    err_contains(
+        check(
+            "worker_type",
+            wt,
+            json!({"jobs": [{"kind": "SEASONAL", "since": "2020-01-01"}]}),
+        ),
+        "not in `values`",
+    );
+    // Candidates may be selected by a filter path.
+    assert_eq!(
+        check(
+            "job_title",
+            "{latest: {among: \"$.jobs[?@.active == true]\", by: $.since}, path: $.title}",
+            json!({"jobs": [
+                {"title": "Inactive", "since": "2024-01-01", "active": false},
+                {"title": "Active", "since": "2020-01-01", "active": true}
+            ]})
+        ),
+        ok(json!("Active"))
+    );
+}
+
+#[test]
+fn latest_is_part_of_the_fingerprint() {
+    let a = mapper("fields:\n  work_email: $.email\n  job_title: {path: $.title}\n");
+    let b = mapper(
+        "fields:\n  work_email: $.email\n  job_title: {path: $.title, latest: {among: \"$.jobs[*]\", by: $.since}}\n",
+    );
+    assert_ne!(a.fingerprint(), b.fingerprint());
+}
+
+#[test]
 fn defaults_apply_when_nothing_is_yielded() {
     assert_eq!(
         check("office", "{path: $.o, default: Remote}", json!({})),
@@ -992,7 +1105,7 @@ fn the_filter_keeps_default_statuses() {
                 r,
                 Mapped::Excluded {
                     key: Some("9".into()),
-                    reason: "status `terminated` is not one the filter keeps (pre_hire, active, on_leave)".into()
+                    reason: "status `terminated` is not one the filter keeps (pre_hire, active, on_leave, inactive)".into()
                 }
             );
         }
@@ -1132,7 +1245,7 @@ custom:
     // Pinned: the fingerprint must not change between builds or releases unless the mapping
     // or ENGINE_VERSION does (stored hashes would all be invalidated).
     assert_eq!(
-        f0, 0x73ed_c977_a6af_93a7,
+        f0, 0x9132_a856_983d_f188,
         "update the pinned fingerprint only with ENGINE_VERSION"
     );
 
@@ -1155,7 +1268,7 @@ custom:
     assert_eq!(
         f0,
         fp(&format!(
-            "{base}filter:\n  statuses: [pre_hire, active, on_leave]\n"
+            "{base}filter:\n  statuses: [pre_hire, active, on_leave, inactive]\n"
         ))
     );
     assert_eq!(

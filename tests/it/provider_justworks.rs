@@ -470,19 +470,24 @@ async fn a_sync_lands_every_member_with_worker_type_managers_and_lifecycle_dates
         let j = e.fake();
         (j.member_requests.clone(), j.token_requests.clone())
     };
-    assert_eq!(requests.len(), served.len().div_ceil(PAGE_CAP));
+    // The listing is read twice: once as `managers` (looked up by member id for each
+    // member's manager), then as the members themselves.
+    let pages = served.len().div_ceil(PAGE_CAP);
+    assert_eq!(requests.len(), 2 * pages);
     assert_eq!(r.run.records as usize, served.len());
-    let mut previous = Value::Null;
-    for (q, next) in &requests {
-        assert_eq!(q.get("limit").map(String::as_str), Some("100"));
-        assert_eq!(
-            q.get("cursor").map(|c| json!(c)).unwrap_or(Value::Null),
-            previous
-        );
-        assert!(!q.contains_key("status"), "{q:?}");
-        previous = next.clone();
+    for listing in requests.chunks(pages) {
+        let mut previous = Value::Null;
+        for (q, next) in listing {
+            assert_eq!(q.get("limit").map(String::as_str), Some("100"));
+            assert_eq!(
+                q.get("cursor").map(|c| json!(c)).unwrap_or(Value::Null),
+                previous
+            );
+            assert!(!q.contains_key("status"), "{q:?}");
+            previous = next.clone();
+        }
+        assert_eq!(previous, Value::Null, "the listing ends on a null cursor");
     }
-    assert_eq!(previous, Value::Null, "the listing ends on a null cursor");
     // The token request: a refresh-token grant with the client in the form body, no basic auth.
     let (form, had_auth_header) = &token_requests[0];
     assert_eq!(form["grant_type"], "refresh_token");
@@ -490,12 +495,9 @@ async fn a_sync_lands_every_member_with_worker_type_managers_and_lifecycle_dates
     assert_eq!(form["client_id"], CLIENT_ID);
     assert!(!had_auth_header);
 
-    let email_of = |id: &Value| {
-        served
-            .iter()
-            .find(|m| &m["id"] == id && m["active"] != false)
-            .and_then(work_email)
-    };
+    // `manager{}` has the member id only: the manager's work_id and work email come from
+    // the manager's own record.
+    let manager_of = |m: &Value| served.iter().find(|o| o["id"] == m["manager"]["id"]);
     let mut expected_people = 0;
     for m in &served {
         let Some(email) = work_email(m) else {
@@ -505,7 +507,7 @@ async fn a_sync_lands_every_member_with_worker_type_managers_and_lifecycle_dates
             "select employee_id, first_name, last_name, preferred_name, display_name, job_title,
                     department, manager_id, manager_email, office, employment_type, worker_type,
                     status, start_date, end_date, birth_date, sources, custom['member_active'],
-                    custom['employee_number'], employee_ids['justworks']
+                    custom['member_id'], employee_ids['justworks']
              from people where work_email = '{email}'"
         ));
         if m["active"] == false {
@@ -525,15 +527,18 @@ async fn a_sync_lands_every_member_with_worker_type_managers_and_lifecycle_dates
         };
         let kind = text(&m["type"]);
         let expected = vec![
-            text(&m["id"]),
+            // The seed's employee ID: the company's work_id, not the member id.
+            text(&m["work_id"]),
             text(&m["name"]["given_name"]).trim().to_string(),
             text(&m["name"]["family_name"]).trim().to_string(),
             text(&m["name"]["preferred_name"]).trim().to_string(),
             text(&m["name"]["full_preferred_name"]).trim().to_string(),
             text(&m["job_title"]),
             text(&m["department"]["name"]),
-            text(&m["manager"]["id"]),
-            email_of(&m["manager"]["id"]).unwrap_or_default(),
+            manager_of(m)
+                .map(|b| text(&b["work_id"]))
+                .unwrap_or_default(),
+            manager_of(m).and_then(work_email).unwrap_or_default(),
             text(&m["office"]["name"]),
             kind.clone(),
             worker_type(&kind).to_string(),
@@ -543,8 +548,8 @@ async fn a_sync_lands_every_member_with_worker_type_managers_and_lifecycle_dates
             text(&m["date_of_birth"]),
             "[justworks]".to_string(),
             "true".to_string(),
-            text(&m["work_id"]),
             text(&m["id"]),
+            text(&m["work_id"]),
         ];
         assert_eq!(rows[0], expected, "{email}");
     }
@@ -589,11 +594,15 @@ async fn a_sync_lands_every_member_with_worker_type_managers_and_lifecycle_dates
         one("noor.solo@acme.example", "coalesce(manager_email, '-')"),
         "-"
     );
-    // The member without a work email is a data problem, keyed by their member id.
+    // The member without a work email is a data problem, keyed by their employee ID.
     let problems =
         dir.query("select kind, record_key from data_problems where kind = 'missing_work_email'");
-    assert_eq!(problems, [["missing_work_email".to_string(), uuid(12)]]);
-    // Managers resolve by member id: nobody's manager is left unresolved.
+    let nomail = served.iter().find(|m| m["id"] == uuid(12)).unwrap();
+    assert_eq!(
+        problems,
+        [["missing_work_email".to_string(), text(&nomail["work_id"])]]
+    );
+    // Managers resolve by the manager's work_id: nobody's manager is left unresolved.
     assert!(
         dir.query("select 1 from data_problems where kind = 'unresolved_manager'")
             .is_empty()
@@ -621,9 +630,11 @@ async fn the_rotated_refresh_token_is_saved_before_use_and_the_next_sync_uses_it
         );
         (j.issued, j.refresh_token.clone())
     };
+    let pages = company(today()).len().div_ceil(PAGE_CAP) as u32;
     assert_eq!(
-        issued, 2,
-        "one refresh at the start, one when the token ran out"
+        issued,
+        (2 * pages).div_ceil(2),
+        "one refresh at the start, then one each time the token ran out (the listing is read twice)"
     );
     let saved = std::fs::read_to_string(e.token_file()).unwrap();
     assert!(
@@ -657,7 +668,7 @@ async fn the_rotated_refresh_token_is_saved_before_use_and_the_next_sync_uses_it
         .map(|(f, _)| f["refresh_token"].as_str())
         .collect();
     assert_eq!(presented[0], INITIAL_REFRESH);
-    assert_eq!(presented[2], current, "{presented:?}");
+    assert_eq!(presented[issued as usize], current, "{presented:?}");
     assert!(!presented.iter().skip(1).any(|p| *p == INITIAL_REFRESH));
     assert!(!j.used_before_saved);
     let saved = std::fs::read_to_string(e.token_file()).unwrap();

@@ -16,7 +16,7 @@
 //!   100 (anything else is a 400), `{data, metadata: {count, offset, limit, total}}`.
 //!   `GET /compensation/contract-types`: `{data, metadata}`, no paging parameters.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -218,6 +218,17 @@ impl Kenjo {
                 });
                 if i % 3 == 0 {
                     work["probationPeriodEnd"] = json!(kenjo_date(plus(start, 6.months())));
+                }
+                // The tenant keeps teams and last days in custom work fields (API names
+                // `c_` + label), which the built-in mapping does not read.
+                if i % 4 == 1 {
+                    work["c_Team"] = teams[i % teams.len()]["name"].clone();
+                }
+                if i == LEAVER {
+                    work["c_Enddate"] = json!(kenjo_date(plus(today, (-30).days())));
+                }
+                if i == 7 {
+                    work["c_Enddate"] = json!(kenjo_date(plus(today, 45.days())));
                 }
                 let w = work.as_object_mut().unwrap();
                 if i == 0 {
@@ -462,13 +473,22 @@ const EMPLOYMENT_TYPE: usize = 14;
 const STATUS: usize = 16;
 const START_DATE: usize = 18;
 
-/// What the directory must hold for each account the fake serves that is activated: every
+/// The worker type the built-in mapping reads from a contract type's name.
+fn worker_type_of(contract_type: &str) -> &'static str {
+    match contract_type.trim().to_lowercase().as_str() {
+        "external" | "freelance" | "freelancer" | "contractor" | "consultant" => "contractor",
+        _ => "employee",
+    }
+}
+
+/// What the directory must hold for each account the fake serves, activated or not (an
+/// account not activated is a pre-hire before its start date and a leaver after it): every
 /// mapped field from the joined sections and looked-up org units. Keyed by work email.
 fn expected_people(k: &Kenjo) -> BTreeMap<String, Vec<String>> {
     let today = today_in(TIME_ZONE).to_string();
-    let kept = |id: &Value| find(&k.accounts, "_id", id).is_some_and(|a| a["isActive"] == true);
+    let listed = |id: &Value| find(&k.accounts, "_id", id).is_some();
     let mut out = BTreeMap::new();
-    for a in k.accounts.iter().filter(|a| a["isActive"] == true) {
+    for a in &k.accounts {
         let id = &a["_id"];
         let none = Value::Null;
         let personal = find(&k.personals, "_id", id).unwrap_or(&none);
@@ -480,13 +500,16 @@ fn expected_people(k: &Kenjo) -> BTreeMap<String, Vec<String>> {
                 .unwrap_or_default()
         };
         let manager = &work["reportsToId"];
-        let manager_email = if kept(manager) {
+        let manager_email = if listed(manager) {
             trimmed(&find(&k.accounts, "_id", manager).unwrap()["email"]).to_lowercase()
         } else {
             String::new()
         };
         let start = day(&work["startDate"]);
         let email = trimmed(&a["email"]).to_lowercase();
+        let activated = a["isActive"] == true;
+        let started = start.is_empty() || start <= today;
+        let contract_type = name(&k.contract_types, &contract["contractTypeId"]);
         out.insert(
             email.clone(),
             vec![
@@ -504,14 +527,15 @@ fn expected_people(k: &Kenjo) -> BTreeMap<String, Vec<String>> {
                 manager_email,
                 name(&k.offices, &work["officeId"]),
                 name(&k.companies, &work["companyId"]),
-                name(&k.contract_types, &contract["contractTypeId"]),
-                String::new(), // worker_type: not mapped by the built-in mapping
-                if !start.is_empty() && start > today {
-                    "pre_hire".into()
-                } else {
-                    "active".into()
-                },
-                "active".into(),
+                contract_type.clone(),
+                worker_type_of(&contract_type).into(),
+                match (activated, started) {
+                    (_, false) => "pre_hire",
+                    (true, true) => "active",
+                    (false, true) => "terminated",
+                }
+                .into(),
+                if activated { "active" } else { "inactive" }.into(),
                 start,
                 String::new(), // end_date: Kenjo has none
                 day(&work["probationPeriodEnd"]),
@@ -532,10 +556,11 @@ async fn a_kenjo_sync_assembles_every_employee_from_its_sections_field_by_field(
     assert_published(&r);
 
     let k = env.fake();
-    let active = k.accounts.iter().filter(|a| a["isActive"] == true).count() as u64;
+    // Every account is kept: an inactive one is a pre-hire or a leaver by its start date,
+    // which only the directory (knowing today) decides.
     assert_eq!(
         (r.run.records, r.run.kept, r.run.excluded, r.run.failed),
-        (PEOPLE as u64, active, PEOPLE as u64 - active, 0)
+        (PEOPLE as u64, PEOPLE as u64, 0, 0)
     );
 
     // Every activated employee, every mapped field as the fake served it.
@@ -549,11 +574,20 @@ async fn a_kenjo_sync_assembles_every_employee_from_its_sections_field_by_field(
     };
     let status = |i: usize| actual.get(&email_of(i)).map(|r| r[STATUS].clone());
     assert_eq!(status(PRE_HIRE).as_deref(), Some("pre_hire"));
-    assert_eq!(status(LEAVER), None, "a deactivated account is left out");
     assert_eq!(
-        status(NOT_ACTIVATED),
-        None,
-        "a future hire Kenjo has not activated yet is left out too"
+        status(LEAVER).as_deref(),
+        Some("terminated"),
+        "a deactivated account that has started is a leaver"
+    );
+    assert_eq!(
+        status(NOT_ACTIVATED).as_deref(),
+        Some("pre_hire"),
+        "a future hire Kenjo has not activated yet is a pre-hire (the seed's pre-hires)"
+    );
+    assert_eq!(
+        env.query("select count(*) from active_people")[0][0],
+        (PEOPLE - 3).to_string(),
+        "the leaver and both pre-hires are not active"
     );
     let person = |i: usize| &actual[&email_of(i)];
     assert_eq!(person(NO_ORG_UNITS)[DEPARTMENT], "", "no department");
@@ -584,25 +618,12 @@ async fn a_kenjo_sync_assembles_every_employee_from_its_sections_field_by_field(
         "a manager resolves by Kenjo `_id`"
     );
 
-    // A manager who was deactivated leaves the manager empty, and each report is a data problem.
-    let unresolved: BTreeSet<String> = env
-        .query("select record_key from data_problems where kind = 'unresolved_manager'")
-        .into_iter()
-        .map(|r| r[0].clone())
-        .collect();
-    let want: BTreeSet<String> = k
-        .works
-        .iter()
-        .filter(|w| {
-            find(&k.accounts, "_id", &w["_id"]).is_some_and(|a| a["isActive"] == true)
-                && w["reportsToId"].is_string()
-                && find(&k.accounts, "_id", &w["reportsToId"])
-                    .is_some_and(|a| a["isActive"] != true)
-        })
-        .map(|w| text(&w["_id"]))
-        .collect();
-    assert!(want.contains(&employee_id(LEAVER * 5 + 1)), "{want:?}");
-    assert_eq!(unresolved, want);
+    // A manager who was deactivated is still the manager Kenjo names (their reports point at
+    // a leaver until Kenjo's "reports to" changes); every manager id resolves.
+    assert_eq!(person(LEAVER * 5 + 1)[MANAGER_EMAIL], email_of(LEAVER));
+    let unresolved =
+        env.query("select record_key from data_problems where kind = 'unresolved_manager'");
+    assert!(unresolved.is_empty(), "{unresolved:?}");
 
     // One login; each list read once, with the token exactly as Kenjo returned it (one
     // `Bearer `); contracts paged by page NUMBER at the largest allowed limit.
@@ -720,23 +741,25 @@ async fn an_expired_token_is_renewed_by_one_new_login_mid_sync() {
 }
 
 #[tokio::test]
-async fn contract_types_become_worker_types_once_roster_yaml_maps_them() {
-    // Kenjo has no contractor flag; contract type names are the tenant's. The override the
-    // built-in mapping documents for this.
+async fn a_tenant_maps_its_own_contract_type_names_to_worker_types() {
+    // Kenjo has no contractor flag; contract type names are the tenant's. The built-in
+    // mapping knows the usual contractor names (External, Freelance, ...); a tenant whose
+    // "Junior" contracts are contractors overrides worker_type in roster.yaml, which
+    // replaces the built-in field (so External is an employee here).
     let env = Env::start(
         Kenjo::tenant(),
-        "    fields:\n      worker_type:\n        path: $.contract_type.name\n        values: {External: contractor, Permanent: employee}\n        unmapped: default\n        default: employee\n",
+        "    fields:\n      worker_type:\n        path: $.contract_type.name\n        values: {Junior: contractor, Permanent: employee}\n        unmapped: default\n        default: employee\n",
     )
     .await;
     env.sync().await.unwrap();
     let actual = env.people_by_email("worker_type, employment_type");
     let k = env.fake();
     let mut expected = BTreeMap::new();
-    for a in k.accounts.iter().filter(|a| a["isActive"] == true) {
+    for a in &k.accounts {
         let type_name = find(&k.contracts, "_userId", &a["_id"])
             .and_then(|c| find(&k.contract_types, "_id", &c["contractTypeId"]))
             .map(|t| text(&t["name"]));
-        let worker_type = if type_name.as_deref() == Some("External") {
+        let worker_type = if type_name.as_deref() == Some("Junior") {
             "contractor"
         } else {
             "employee"
@@ -749,4 +772,39 @@ async fn contract_types_become_worker_types_once_roster_yaml_maps_them() {
     assert_eq!(actual, expected);
     let contractors = expected.values().filter(|r| r[0] == "contractor").count();
     assert!(contractors > 10, "{contractors} contractors");
+}
+
+#[tokio::test]
+async fn team_and_end_date_come_from_custom_work_fields_mapped_in_roster_yaml() {
+    // Kenjo's API has no team membership and no end date: the README's way out is a custom
+    // work field, mapped per source.
+    let env = Env::start(
+        Kenjo::tenant(),
+        "    fields:\n      team: $.work.c_Team\n      end_date: $.work.c_Enddate\n",
+    )
+    .await;
+    assert_published(&env.sync().await.unwrap());
+    let actual = env.people_by_email("team, end_date, status");
+    let k = env.fake();
+    let today = today_in(TIME_ZONE).to_string();
+    let mut with_team = 0;
+    for a in &k.accounts {
+        let work = find(&k.works, "_id", &a["_id"])
+            .cloned()
+            .unwrap_or(Value::Null);
+        let row = &actual[&trimmed(&a["email"]).to_lowercase()];
+        assert_eq!(row[0], text(&work["c_Team"]), "{a}");
+        assert_eq!(row[1], day(&work["c_Enddate"]), "{a}");
+        with_team += usize::from(!row[0].is_empty());
+        if row[1].as_str() > today.as_str() {
+            assert_eq!(row[2], "active", "leaving later, still active: {a}");
+        }
+    }
+    assert!(with_team > 20, "{with_team}");
+    // The leaver's last day is in the past; the one leaving in 45 days is still active.
+    let email_of = |i: usize| {
+        trimmed(&find(&k.accounts, "_id", &json!(employee_id(i))).unwrap()["email"]).to_lowercase()
+    };
+    assert_eq!(actual[&email_of(LEAVER)][2], "terminated");
+    assert_eq!(actual[&email_of(7)][2], "active");
 }

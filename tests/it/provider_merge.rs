@@ -430,6 +430,31 @@ fn us_company() -> Merge {
     let i = hire(&mut m, 912, "Karolina", "Novotney", Some(boss));
     m.employees[i]["employee_number"] = Value::Null;
     specials.push(i);
+    // An HRIS with history: one Employment per title or pay change, and Merge does not
+    // order them. The current one (the latest `effective_date`) is in the middle; the first
+    // is the oldest, a contractor engagement before the hire.
+    let i = hire(&mut m, 914, "Gerri", "History", Some(leads[1]));
+    let current = employment_of(&mut m, i).clone();
+    let mut history = vec![];
+    for (k, (title, kind, effective)) in [
+        ("Freelance counsel", "CONTRACTOR", "2010-01-04T00:00:00Z"),
+        ("General Counsel", "FULL_TIME", "2024-03-01T09:30:00Z"),
+        ("Associate", "FULL_TIME", "2013-06-01T00:00:00Z"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = uuid(EMPLOYMENT, 9140 + k);
+        let mut e = current.clone();
+        e["id"] = json!(id);
+        e["job_title"] = json!(title);
+        e["employment_type"] = json!(kind);
+        e["effective_date"] = json!(effective);
+        m.related.insert(id.clone(), e);
+        history.push(json!(id));
+    }
+    m.employees[i]["employments"] = json!(history);
+    people.push(i);
     // A work email with stray spaces and capitals.
     let i = hire(&mut m, 913, "Grace", "Hopper", Some(leads[2]));
     m.employees[i]["work_email"] = json!("  Grace.Hopper@KESTREL-US.example ");
@@ -465,7 +490,15 @@ const COLUMNS: &str = "employee_id, first_name, last_name, display_name, job_tit
 
 /// Every column of [`COLUMNS`] for a served (expanded) record the directory should have.
 fn expected(r: &Value, all: &[Value], today: &str) -> Vec<String> {
-    let employment = &r["employments"][0];
+    // The current employment: the latest effective date (the fake's are all UTC, so their
+    // text orders like their instants).
+    let none = Value::Null;
+    let employment = r["employments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .max_by_key(|e| text(&e["effective_date"]))
+        .unwrap_or(&none);
     let manager = &r["manager"];
     let manager_id = text(&manager["employee_number"]);
     // The manager's employee number resolves within Merge; else the expanded email.
@@ -602,6 +635,14 @@ async fn merge_employees_land_in_the_directory_field_by_field() {
     }
     // Names of expanded objects: job title, department (a DEPARTMENT group), team, office,
     // legal entity (the display name when there is no legal name).
+    // The current employment wins wherever Merge lists it (not `employments[0]`).
+    assert_eq!(
+        one(
+            "gerri.history@kestrel-us.example",
+            "job_title, employment_type, worker_type"
+        ),
+        ["General Counsel", "FULL_TIME", "employee"]
+    );
     let filler = &served[5];
     assert_eq!(
         one(

@@ -55,6 +55,9 @@ const BIRTHDAY: &str = "dynamic_1480391";
 #[derive(Default)]
 struct Personio {
     employees: Vec<Value>,
+    /// Attributes the API credential may not read: Personio leaves them out of every
+    /// record (no error, no null).
+    hidden: Vec<String>,
     /// Tokens that work (each once).
     live: HashSet<String>,
     issued: u64,
@@ -177,7 +180,15 @@ async fn employees(
         .iter()
         .skip(offset)
         .take(limit)
-        .cloned()
+        .map(|e| {
+            let mut e = e.clone();
+            if let Some(attrs) = e["attributes"].as_object_mut() {
+                for h in &p.hidden {
+                    attrs.remove(h);
+                }
+            }
+            e
+        })
         .collect();
     let body = json!({
         "success": true,
@@ -554,9 +565,10 @@ fn kept(r: &Value) -> bool {
 }
 
 const COLUMNS: &str = "employee_id, first_name, last_name, preferred_name, display_name, job_title,
-    department, team, sub_company, office, manager_id, manager_email, employment_type,
-    worker_type, hris_status, status, start_date, end_date, probation_end_date, birth_date,
-    custom['last_working_day'], sources";
+    department, team, sub_company, legal_entity, office, manager_id, manager_email,
+    employment_type, worker_type, hris_status, status, start_date, end_date,
+    probation_end_date, birth_date, custom['contract_end_date'], custom['last_working_day'],
+    sources";
 
 /// Every column of [`COLUMNS`] for a record the directory should have.
 fn expected(r: &Value, all: &[Value], today: &str) -> Vec<String> {
@@ -593,6 +605,8 @@ fn expected(r: &Value, all: &[Value], today: &str) -> Vec<String> {
         name_of("department"),
         name_of("team"),
         name_of("subcompany"),
+        // Personio v1's legal entity is the subcompany (the employing company).
+        name_of("subcompany"),
         name_of("office"),
         boss_id,
         manager_email,
@@ -609,6 +623,7 @@ fn expected(r: &Value, all: &[Value], today: &str) -> Vec<String> {
         end,
         date(value(r, "probation_period_end")),
         date(value(r, BIRTHDAY)),
+        date(value(r, "contract_end_date")),
         date(value(r, "last_working_day")),
         "[personio]".to_string(),
     ]
@@ -619,11 +634,20 @@ fn expected(r: &Value, all: &[Value], today: &str) -> Vec<String> {
 // ---------------------------------------------------------------------------------------
 
 /// The built-in `personio` spec with only `base_url` replaced, the built-in mapping, and a
-/// source that maps the tenant's birthday attribute.
+/// source that names the tenant's birthday attribute in its one setting.
 fn env(base_url: &str, secret: &str) -> Env {
+    env_with(base_url, secret, Some(BIRTHDAY))
+}
+
+/// [`env`] with `birth_date_attribute` set to `attribute` (written as is into the YAML), or
+/// not set at all.
+fn env_with(base_url: &str, secret: &str, attribute: Option<&str>) -> Env {
     let env = Env::new();
     env.override_base_url("personio", base_url);
     env.write_secret("personio_client_secret", secret);
+    let settings = attribute
+        .map(|a| format!("    settings:\n      birth_date_attribute: {a}\n"))
+        .unwrap_or_default();
     env.write_roster(
         TIME_ZONE,
         &format!(
@@ -632,9 +656,7 @@ fn env(base_url: &str, secret: &str) -> Env {
     credentials:
       client_id: {CLIENT_ID}
       client_secret: {{file: secrets/personio_client_secret}}
-    fields:
-      birth_date: $.attributes.{BIRTHDAY}.value
-"
+{settings}"
         ),
     );
     env
@@ -721,6 +743,14 @@ async fn personio_employees_land_in_the_directory_field_by_field() {
         ),
         ["2099-01-31", "2099-01-15", "active"]
     );
+    // The contract end date is kept on its own too (the seed's "contract end date").
+    assert_eq!(
+        one(
+            "mira.okafor@kestrel-labs.example",
+            "end_date, custom['contract_end_date']"
+        ),
+        ["2099-08-31", "2099-08-31"]
+    );
     // Names trimmed, the preferred name as Personio has it.
     assert_eq!(
         one(
@@ -780,6 +810,8 @@ async fn personio_employees_land_in_the_directory_field_by_field() {
         ("unresolved_manager", "904"),
         ("unresolved_manager", "905"),
         ("missing_work_email", "908"),
+        // Lina Berg's record lacks the birthday attribute (see `company`).
+        ("field_problem", "913"),
     ] {
         assert!(
             problems.contains(&(kind.to_string(), key.to_string())),
@@ -848,4 +880,68 @@ async fn a_wrong_personio_secret_fails_the_login_with_what_to_do_and_no_secret()
     assert_eq!(p.logins, [None]);
     assert!(p.pages.is_empty() && p.rejected == 0);
     assert!(!e.directory_path().exists());
+}
+
+#[tokio::test]
+async fn a_birthday_attribute_the_credential_may_not_read_is_a_problem_that_names_it() {
+    let company = company();
+    let (base, fake) = start(company.clone()).await;
+    let e = env(&base, CLIENT_SECRET);
+    e.sync().await.unwrap();
+    let kenji = "kenji.sato@kestrel-labs.example";
+    assert_eq!(e.row_of(kenji, "birth_date"), ["1990-01-01"]);
+
+    // A new credential pair without the attribute: Personio leaves it out of every record,
+    // without an error.
+    fake.lock().unwrap().hidden = vec![BIRTHDAY.to_string()];
+    let r = e.sync().await.unwrap();
+    assert_published(&r);
+    // The dates already stored are kept (a field that fails keeps its last good value)...
+    assert_eq!(e.row_of(kenji, "birth_date"), ["1990-01-01"]);
+    // ...and every kept record says which attribute to allow, and where.
+    let problems = e.query(
+        "select record_key, detail from data_problems where kind = 'field_problem' and field = 'birth_date'",
+    );
+    let kept_with_email = company.iter().filter(|p| kept(p)).count();
+    assert_eq!(problems.len(), kept_with_email, "{problems:?}");
+    for (_, message) in problems.iter().map(|r| (&r[0], &r[1])) {
+        for part in [
+            &format!("`{BIRTHDAY}`"),
+            "API credentials",
+            "read access to the attribute",
+            "new credential pair",
+        ] {
+            assert!(message.contains(part), "`{part}` not in: {message}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_birthday_setting_is_validated_and_optional() {
+    // A value that is not an attribute name is refused by `validate`, at its key.
+    let e = env_with(
+        "http://127.0.0.1:9/v1",
+        CLIENT_SECRET,
+        Some("\"dynamic_1' or x\""),
+    );
+    let err = crate::load(&e.config).map(|_| ()).unwrap_err().render();
+    assert!(
+        err.contains("roster.yaml:11:")
+            && err.contains("sources.personio.settings.birth_date_attribute")
+            && err.contains("not a plain attribute name"),
+        "{err}"
+    );
+
+    // Without the setting, birth_date is not mapped at all: no problem for anyone.
+    let (base, _fake) = start(company()).await;
+    let e = env_with(&base, CLIENT_SECRET, None);
+    assert_published(&e.sync().await.unwrap());
+    assert_eq!(
+        e.query("select count(*) from people where birth_date is not null"),
+        [["0"]]
+    );
+    assert_eq!(
+        e.query("select count(*) from data_problems where field = 'birth_date'"),
+        [["0"]]
+    );
 }
