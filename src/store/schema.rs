@@ -430,7 +430,7 @@ mod tests {
                 r.get(0)
             })
             .unwrap();
-        assert_eq!(version, 5);
+        assert_eq!(version, migrations().last().unwrap().0);
         let (key, raw, seen): (String, String, String) = c
             .query_row(
                 "SELECT record_key, raw, first_seen::VARCHAR FROM raw_records WHERE source = 'hr'",

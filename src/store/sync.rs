@@ -552,12 +552,33 @@ impl Store {
         if !applied.coverage.is_empty() {
             run.coverage = Some(applied.coverage.join("\n"));
         }
+        // A removal is a person of the source who leaves: their records are gone or
+        // excluded, or a record of theirs now says they left (status `terminated`, or
+        // `inactive` from the start date on) where its previous version did not. A run that
+        // marks half the company inactive is as suspect as one that lists half of it.
+        let leaving = |r: &str| {
+            format!(
+                "({r}.status = 'terminated' OR ({r}.status = 'inactive' AND ({r}.start_date IS NULL OR {r}.start_date <= $3)))"
+            )
+        };
         let (before, removals): (i64, i64) = c.query_row(
-            "WITH o AS (SELECT DISTINCT work_email FROM source_records WHERE source = $1 AND sync_run <> $2 AND outcome = 'kept'),
-                  n AS (SELECT DISTINCT work_email FROM source_records WHERE source = $1 AND outcome = 'kept'
-                        AND content_hash NOT IN (SELECT hash FROM dropped))
-             SELECT (SELECT count(*) FROM o), (SELECT count(*) FROM o WHERE work_email NOT IN (SELECT work_email FROM n))",
-            params![s, run.id],
+            &format!(
+                "WITH o AS (SELECT DISTINCT work_email FROM source_records WHERE source = $1 AND sync_run <> $2 AND outcome = 'kept'),
+                      n AS (SELECT DISTINCT work_email FROM source_records WHERE source = $1 AND outcome = 'kept'
+                            AND content_hash NOT IN (SELECT hash FROM dropped)),
+                      t AS (SELECT DISTINCT nr.work_email FROM source_records nr
+                            JOIN source_records orr ON orr.source = nr.source AND orr.record_key = nr.record_key
+                            WHERE nr.source = $1 AND nr.sync_run = $2 AND nr.outcome = 'kept'
+                              AND orr.sync_run <> $2 AND orr.outcome = 'kept'
+                              AND orr.content_hash IN (SELECT hash FROM dropped)
+                              AND {} AND NOT {})
+                 SELECT (SELECT count(*) FROM o),
+                        (SELECT count(*) FROM o WHERE work_email NOT IN (SELECT work_email FROM n)
+                            OR work_email IN (SELECT work_email FROM t))",
+                leaving("nr"),
+                leaving("orr")
+            ),
+            params![s, run.id, input.today],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         applied.source_people_before = before as u64;
@@ -571,7 +592,7 @@ impl Store {
                 && removals >= i64::from(input.min_removals_to_hold)
             {
                 applied.held = Some(format!(
-                    "{removals} of {before} people of `{s}` ({:.0}%) would be removed, more than the {:.0}% allowed; nothing was applied (help: check with `roster plan --source {s}`; if the removals are real, run `roster sync --source {s} --allow-removals`)",
+                    "{removals} of {before} people of `{s}` ({:.0}%) would leave (gone from the listing, or marked as left), more than the {:.0}% allowed; nothing was applied (help: check with `roster plan --source {s}`; if the removals are real, run `roster sync --source {s} --allow-removals`)",
                     removals as f64 * 100.0 / before as f64,
                     input.max_removals * 100.0
                 ));

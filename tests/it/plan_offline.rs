@@ -176,7 +176,7 @@ async fn a_filter_that_drops_40_percent_would_be_held_and_an_invalid_config_is_7
     assert_eq!(code, 75, "would hold: {out}{err}");
     assert!(
         out.contains(
-            "  HELD: 4 of 10 people of `core` (40%) would be removed, more than the 20% allowed"
+            "  HELD: 4 of 10 people of `core` (40%) would leave (gone from the listing, or marked as left), more than the 20% allowed"
         ),
         "{out}"
     );

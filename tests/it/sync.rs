@@ -1409,3 +1409,48 @@ async fn a_token_the_hris_echoes_escaped_never_reaches_the_state_events_or_the_d
         }
     }
 }
+
+#[tokio::test]
+async fn people_marked_as_left_in_bulk_are_held_like_people_gone_from_the_listing() {
+    // A mapping that keeps `inactive` people (as Kenjo's does: a deactivated account is a
+    // leaver or a pre-hire not yet activated) instead of excluding them.
+    let e = env().await;
+    let mapping = e.config.join("mappings/core.yaml");
+    let text = std::fs::read_to_string(&mapping).unwrap();
+    std::fs::write(
+        &mapping,
+        text.replace("inactive: terminated", "inactive: inactive"),
+    )
+    .unwrap();
+    e.sync("core", Options::default()).await.unwrap();
+    let active =
+        |e: &Env| e.query("select count(*) from people where status <> 'terminated'")[0][0].clone();
+    let before = active(&e);
+
+    // Half the company deactivated at once: they are still listed, so nobody is "removed",
+    // but every one of them would be offboarded.
+    for p in e.hris.lock().unwrap().core.iter_mut().take(6) {
+        p["attrs"]["status"] = json!("inactive");
+    }
+    let r = e.sync("core", Options::default()).await.unwrap();
+    let reason = r.applied.held.clone().expect("held");
+    assert!(reason.contains("marked as left"), "{reason}");
+    assert_eq!(active(&e), before, "nothing applied while held");
+
+    let r = e
+        .sync(
+            "core",
+            Options {
+                allow_removals: true,
+                ..Options::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(r.applied.held.is_none());
+    assert!(r.applied.terminated >= 5, "{:?}", r.applied);
+    assert_eq!(
+        one(&e.query("select status from people where work_email = 'ada@corp.example'")),
+        ["terminated"]
+    );
+}
