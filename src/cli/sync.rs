@@ -87,6 +87,11 @@ pub struct PlanArgs {
     /// is never written.
     #[arg(long, value_name = "STATE_OR_DIRECTORY", requires = "offline")]
     pub against: Option<PathBuf>,
+    /// Plan a full read of sources that read incrementally (`incremental:`): what the next
+    /// reconciliation would change, removals included. Without it a plan reads as the next
+    /// sync would, which may be a partial listing that removes nobody.
+    #[arg(long, conflicts_with = "offline")]
+    pub full: bool,
     /// Plan forgetting a source that is no longer in roster.yaml (see `roster sync
     /// --forget-source`) instead of syncing.
     #[arg(
@@ -716,6 +721,8 @@ pub struct PlanRequest {
     pub forget: Vec<String>,
     /// One JSON document per source instead of text.
     pub json: bool,
+    /// Plan a full read where a source reads incrementally (what a reconciliation would do).
+    pub full: bool,
 }
 
 /// A plan as `roster plan` prints it: the same text whether this process or the daemon made
@@ -749,6 +756,7 @@ pub fn plan(args: &PlanArgs) -> anyhow::Result<u8> {
         sources: args.sources.clone(),
         forget: args.forget.clone(),
         json,
+        full: args.full,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -833,6 +841,7 @@ pub async fn plan_into(
     let opts = Options {
         dry_run: true,
         want_changes: true,
+        full: request.full,
         ..Options::default()
     };
     let mut code = 0u8;

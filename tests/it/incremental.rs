@@ -276,6 +276,33 @@ async fn a_partial_listing_updates_and_creates_but_only_a_full_read_removes() {
     assert_eq!(quiet.run.outcome, "unchanged");
     assert_eq!(quiet.applied.held, None);
 
+    // `roster plan` reads as the next sync would (partial: no changes); `plan --full` shows
+    // what a reconciliation would do.
+    let plan = |full: bool| {
+        let config = env.config.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_roster"));
+            c.arg("plan");
+            if full {
+                c.arg("--full");
+            }
+            c.arg("--config").arg(config).output().unwrap()
+        })
+    };
+    let partial = plan(false).await.unwrap();
+    assert!(partial.status.success(), "{partial:?}");
+    let said = String::from_utf8_lossy(&partial.stdout);
+    assert!(
+        said.contains("0 to terminate") && !said.contains("(terminate)"),
+        "{said}"
+    );
+    let whole = plan(true).await.unwrap();
+    assert!(whole.status.success(), "{whole:?}");
+    assert!(
+        String::from_utf8_lossy(&whole.stdout).contains("cy@corp.example (terminate)"),
+        "{whole:?}"
+    );
+
     // The reconciliation (`--full`, or `full_every` later) is what removes Cy.
     let full = sync_with(
         &env,
