@@ -249,13 +249,16 @@ pub struct Applied {
     pub events_written: u64,
 }
 
-/// The status a person has: the HRIS's status, corrected by the dates (an `active` person
-/// whose start date is ahead is a pre-hire; anyone whose end date has passed has left), or
-/// derived from the dates when the HRIS gives none. `$today` is bound as a string.
+/// The status a person has: the HRIS's status, corrected by the dates (an `active` or
+/// `inactive` person whose start date is ahead is a pre-hire; anyone whose end date has
+/// passed has left; `inactive` is a leaver from the start date on), or derived from the dates
+/// when the HRIS gives none. `$today` is bound as a string. The SQL twin of
+/// `identity::derive_status`: where they disagree, every run re-merges the people concerned.
 const DERIVE_STATUS: &str = "CASE
   WHEN en IS NOT NULL AND en < $today AND coalesce(st, '') <> 'terminated' THEN 'terminated'
   WHEN st IS NULL AND sd IS NOT NULL AND sd > $today THEN 'pre_hire'
-  WHEN st = 'active' AND sd IS NOT NULL AND sd > $today THEN 'pre_hire'
+  WHEN st IN ('active', 'inactive') AND sd IS NOT NULL AND sd > $today THEN 'pre_hire'
+  WHEN st = 'inactive' THEN 'terminated'
   WHEN st IS NULL THEN 'active'
   ELSE st END";
 

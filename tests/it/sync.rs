@@ -1453,4 +1453,14 @@ async fn people_marked_as_left_in_bulk_are_held_like_people_gone_from_the_listin
         one(&e.query("select status from people where work_email = 'ada@corp.example'")),
         ["terminated"]
     );
+    // The store's SQL twin of the status rule agrees with the merge on `inactive`: no status
+    // is "due" to change, so the next run with nothing new is quiet instead of re-merging
+    // every leaver.
+    let cfg = e.cfg();
+    let today = jiff::Zoned::now()
+        .with_time_zone(cfg.time_zone())
+        .date()
+        .to_string();
+    let store = roster::sync::open_store(&cfg).unwrap();
+    assert!(!store.status_due(&today).unwrap());
 }
