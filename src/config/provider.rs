@@ -82,6 +82,9 @@ pub struct Inbound {
     /// A header with the time the notification was sent (Unix seconds or RFC 3339), signed after the body; a notification more than 5 minutes old or ahead is refused (a replay).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamp_header: Option<String>,
+    /// Bodies of the connection test the HRIS posts when a webhook is created, which it may not sign (HiBob's `Ping test`): answered `200` without a signature, and trigger nothing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ping: Vec<String>,
 }
 
 /// The MAC of an inbound notification.

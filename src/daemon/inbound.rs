@@ -6,7 +6,8 @@
 //! the signature: a notification says *that* something changed; the sync reads *what*.
 //!
 //! Off unless `inbound.listen` is set; on its own listener, so exposing it to an HRIS never
-//! exposes the admin endpoint. Answers: 202 queued (or joined a queued sync), 401 bad or
+//! exposes the admin endpoint. Answers: 202 queued (or joined a queued sync), 200 for the
+//! HRIS's unsigned connection test (`ping:` bodies; nothing is synced), 401 bad or
 //! missing signature, 404 no such source accepting notifications, 413 over 1 MiB, 429 over
 //! the rate (with `Retry-After`), 503 the secret cannot be read or roster is stopping.
 
@@ -256,6 +257,18 @@ async fn notify(
         &body,
         jiff::Timestamp::now(),
     ) {
+        // The connection test some HRIS post unsigned when a webhook is created: it
+        // triggers nothing, so answering it cannot be abused.
+        let text = String::from_utf8_lossy(&body);
+        if spec.ping.iter().any(|p| p.trim() == text.trim()) {
+            tracing::info!(source = %source, "answered the HRIS's connection test");
+            return answer(
+                StatusCode::OK,
+                &source,
+                "ping",
+                "connection test received; nothing was synced".into(),
+            );
+        }
         tracing::warn!(source = %source, "refused a notification: {refusal}");
         return answer(
             StatusCode::UNAUTHORIZED,

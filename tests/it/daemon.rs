@@ -905,7 +905,9 @@ async fn a_verified_hris_notification_syncs_at_once_and_forged_or_flooding_ones_
     let spec = std::fs::read_to_string(d.path().join("providers/hr.yaml")).unwrap();
     std::fs::write(
         d.path().join("providers/hr.yaml"),
-        format!("{spec}inbound:\n  header: X-Merge-Webhook-Signature\n  encoding: base64url\n"),
+        format!(
+            "{spec}inbound:\n  header: X-Merge-Webhook-Signature\n  encoding: base64url\n  ping: [Ping test]\n"
+        ),
     )
     .unwrap();
     std::fs::write(d.path().join("secrets/inbound"), INBOUND_KEY).unwrap();
@@ -941,6 +943,17 @@ async fn a_verified_hris_notification_syncs_at_once_and_forged_or_flooding_ones_
         .await
         .unwrap();
     assert_eq!(unknown.status(), 404);
+    // The HRIS's unsigned connection test is answered, and triggers nothing; any other
+    // unsigned body is refused.
+    for (text, status) in [("Ping test", 200), ("Ping test, sync please", 401)] {
+        let r = client
+            .post(format!("http://{inbound}/inbound/hr"))
+            .body(text)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{text}");
+    }
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         d.hr.requests.load(Ordering::SeqCst),
