@@ -973,19 +973,34 @@ pub async fn sync_with_client(
     // The merge depends on the precedence; a change to it re-merges even without new records.
     let seed = mapper.fingerprint();
     let mut run = new_run(cfg, store, &plan.name, start_ts)?;
+    let mut laps = crate::store::Laps::new("sync");
+    let known: HashMap<i64, Known> = store
+        .known_records(&plan.name)?
+        .into_iter()
+        .map(|(hash, key)| (hash, Known { key, seen: false }))
+        .collect();
+    laps.lap("known_records");
     let fingerprint = format!("{seed:016x}");
     let incremental = cfg.providers[&plan.provider]
         .spec
         .streams
         .get(mapping.stream.as_str())
         .and_then(|s| s.incremental.as_ref());
-    let listing = choose_listing(
-        incremental,
-        &store.listing_state(&plan.name)?,
-        &fingerprint,
-        start_ts,
-        opts.full,
-    );
+    // Nothing stored (a source forgotten and configured again): its runs may say a full read
+    // is recent, but only a full read can fill the directory again.
+    let listing = if incremental.is_some() && known.is_empty() {
+        Listing::Full {
+            why: "nothing stored for the source",
+        }
+    } else {
+        choose_listing(
+            incremental,
+            &store.listing_state(&plan.name)?,
+            &fingerprint,
+            start_ts,
+            opts.full,
+        )
+    };
     match &listing {
         Listing::Incremental { since, .. } => {
             tracing::info!(source = %plan.name, since = %since, "incremental read");
@@ -999,13 +1014,6 @@ pub async fn sync_with_client(
     run.listing = Some(listing.kind().into());
     run.mapping = Some(fingerprint);
 
-    let mut laps = crate::store::Laps::new("sync");
-    let known: HashMap<i64, Known> = store
-        .known_records(&plan.name)?
-        .into_iter()
-        .map(|(hash, key)| (hash, Known { key, seen: false }))
-        .collect();
-    laps.lap("known_records");
     // DuckDB's memory fits the source's size (unless `store.memory_limit` is set); raised
     // again below if the listing is larger than what was stored.
     store.fit_memory_to(known.len() as u64)?;

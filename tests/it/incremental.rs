@@ -453,3 +453,33 @@ async fn a_changed_mapping_reads_everything_again() {
     // And with it on record, the next run is incremental again.
     assert_eq!(sync(&env).await.run.listing.as_deref(), Some("incremental"));
 }
+
+#[tokio::test]
+async fn a_source_forgotten_and_configured_again_is_read_whole() {
+    let env = setup(&[ANA, BO, CY]).await;
+    sync(&env).await;
+    env.fake().upsert(1, ANA.1, "Lead");
+    assert_eq!(sync(&env).await.run.listing.as_deref(), Some("incremental"));
+
+    // `hr` leaves roster.yaml and is forgotten: its records go, its people leave.
+    let roster = std::fs::read_to_string(env.config.join("roster.yaml")).unwrap();
+    env.write("roster.yaml", roster.replace("  hr:\n", "  other:\n"));
+    let cfg = env.cfg();
+    let mut store = roster::sync::open_store(&cfg).unwrap();
+    let allow = Options {
+        allow_removals: true,
+        ..Options::default()
+    };
+    roster::sync::forget_source(&cfg, &mut store, "hr", &allow).unwrap();
+    drop(store);
+    assert_eq!(status_and_title(&env, ANA.1).0, "terminated");
+
+    // Back in roster.yaml: its last runs say a full read is recent, but nothing is stored,
+    // so a partial listing would leave everyone who did not change just now out.
+    env.write("roster.yaml", roster);
+    let back = sync(&env).await;
+    assert_eq!(back.run.listing.as_deref(), Some("full"));
+    for who in [ANA.1, BO.1, CY.1] {
+        assert_eq!(status_and_title(&env, who).0, "active", "{who}");
+    }
+}
