@@ -1485,8 +1485,6 @@ fn check_deployment(
                     );
                 }
             }
-        }
-        for (name, source) in spec.sources.iter().filter(|(_, s)| s.enabled) {
             if let Some(inbound) = &source.inbound {
                 check(
                     cx,
