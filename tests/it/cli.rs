@@ -134,11 +134,8 @@ fn sync_now_allow_removals_without_a_daemon_lists_what_it_tried() {
         .status()
         .unwrap();
     assert!(copy.success());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let refusing = crate::ports::RefusingPort::new();
+    let port = refusing.port();
     let yaml = std::fs::read_to_string(dir.path().join("roster.yaml")).unwrap();
     std::fs::write(
         dir.path().join("roster.yaml"),
@@ -171,11 +168,8 @@ fn sync_now_allow_removals_without_a_daemon_lists_what_it_tried() {
     // A stale address file (a daemon killed without a clean stop) is tried first, then
     // admin.listen.
     std::fs::create_dir_all(dir.path().join("state")).unwrap();
-    let stale = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let stale_port = crate::ports::RefusingPort::new();
+    let stale = stale_port.port();
     std::fs::write(&addr_file, format!("127.0.0.1:{stale}\n")).unwrap();
     let (code, _, err) = roster(&["sync", "--now", "-c", config]);
     assert_eq!(code, 69, "{err}");

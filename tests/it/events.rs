@@ -337,10 +337,9 @@ async fn the_first_sync_is_a_baseline_then_changes_arrive_signed_with_old_and_ne
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_that_is_down_then_returns_gets_every_event() {
-    // Reserve a port, close it: connections are refused until the receiver starts there.
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let raddr = l.local_addr().unwrap().to_string();
-    drop(l);
+    // A port held but not listening: connections are refused until the receiver starts there.
+    let down = crate::ports::RefusingPort::new();
+    let raddr = down.addr.to_string();
     let hooks = format!(
         "webhooks:\n{}",
         hook_yaml(
@@ -380,8 +379,7 @@ async fn a_receiver_that_is_down_then_returns_gets_every_event() {
         .await
     });
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let l = tokio::net::TcpListener::bind(&raddr).await.unwrap();
-    let rx = start_receiver_on(l).await;
+    let rx = start_receiver_on(down.listen()).await;
     let reports = drain.await.unwrap();
     assert_eq!(reports[0].delivered, 4, "{reports:?}");
     let got = rx.got.lock().unwrap();

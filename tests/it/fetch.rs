@@ -627,11 +627,9 @@ async fn a_selector_that_matches_nothing_in_a_full_body_is_schema_drift() {
 
 #[tokio::test]
 async fn an_unreachable_host_names_the_host() {
-    // A port nothing listens on: bind, note the port, close.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    // A port nothing listens on, held for the whole test.
+    let refusing = crate::ports::RefusingPort::new();
+    let port = refusing.port();
     let s = spec(
         &format!("http://127.0.0.1:{port}/v1"),
         "auth: {kind: none}\nstreams:\n  people:\n    request: {path: /people}\n    records: $.data[*]\n",

@@ -13,6 +13,7 @@ mod incremental;
 mod mapping;
 mod org_chart;
 mod plan_offline;
+mod ports;
 mod provider_bamboohr;
 mod provider_common;
 mod provider_deel;
