@@ -21,7 +21,9 @@
 //! Nothing is asserted but that every sync succeeded.
 //!
 //! Run: `cargo bench --bench sync`. `ROSTER_BENCH_SIZES=100000` runs one size;
-//! `ROSTER_BENCH_WRAP="perf record -g -o /tmp/sync.perf --"` profiles each sync.
+//! `ROSTER_BENCH_WRAP="perf record -g -o /tmp/sync.perf --"` profiles each sync. The bench
+//! binary with `serve N DIR` serves N people and writes a config for them in DIR, until killed,
+//! to time or profile one `roster sync --config DIR` by hand.
 //!
 //! Targets (issue 16): first sync ≤ 3× bare at 100k and 500k completes; peak RSS ≤ 200 MB at
 //! 100k, < 2× that at 500k; no-change ≤ 1.3×, 1% ≤ 1.6×, 10% ≤ 2.5× bare at 100k; a webhook
@@ -204,6 +206,20 @@ fn main() {
         let n = common::bare_loop_paged(&args[2], PAGE);
         println!("{n} {}", start.elapsed().as_secs_f64());
         return;
+    }
+    // `serve N [DIR]`: the fake with N people, a config for it in DIR, until killed (for
+    // profiling one sync by hand: `roster sync --config DIR`).
+    if args.len() >= 3 && args[1] == "serve" {
+        let n: usize = args[2].parse().expect("serve N [DIR]");
+        let fake = Fake::start(PAGE);
+        fake.set((0..n).map(common::generic_record));
+        if let Some(dir) = args.get(3) {
+            write_config(Path::new(dir), &fake.base(), None);
+        }
+        println!("{}", fake.base());
+        loop {
+            std::thread::park();
+        }
     }
     let me = std::env::current_exe().unwrap();
     let sizes: Vec<usize> = std::env::var("ROSTER_BENCH_SIZES")

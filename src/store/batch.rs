@@ -72,10 +72,10 @@ impl History {
         self.rows += 1;
     }
 
-    /// Appends the rows collected so far.
-    pub(crate) fn flush(&mut self, app: &mut Appender<'_>) -> Result<(), StoreError> {
+    /// The rows collected so far, as one batch (`None` when there are none).
+    pub(crate) fn take(&mut self) -> Result<Option<RecordBatch>, StoreError> {
         if self.rows == 0 {
-            return Ok(());
+            return Ok(None);
         }
         self.rows = 0;
         let batch = finish(vec![
@@ -88,13 +88,19 @@ impl History {
             Arc::new(self.run.finish()),
         ])
         .map_err(arrow_err)?;
-        app.append_record_batch(batch)?;
-        // The appender buffers what it is given in memory DuckDB's limit does not cover (a
-        // 100k first sync held 120 MB there); flushed, the rows go to the transaction's
-        // storage, which spills.
-        app.flush()?;
-        Ok(())
+        Ok(Some(batch))
     }
+}
+
+/// Hands a batch to DuckDB. The appender buffers what it is given in memory DuckDB's limit
+/// does not cover (a 100k first sync held 120 MB there); flushed, the rows go to the
+/// transaction's storage, which spills.
+pub(crate) fn append(app: &mut Appender<'_>, batch: Option<RecordBatch>) -> Result<(), StoreError> {
+    if let Some(batch) = batch {
+        app.append_record_batch(batch)?;
+        app.flush()?;
+    }
+    Ok(())
 }
 
 enum Column {
@@ -200,10 +206,10 @@ impl People {
         Ok(())
     }
 
-    /// Appends the rows collected so far.
-    pub(crate) fn flush(&mut self, app: &mut Appender<'_>) -> Result<(), StoreError> {
+    /// The rows collected so far, as one batch (`None` when there are none).
+    pub(crate) fn take(&mut self) -> Result<Option<RecordBatch>, StoreError> {
         if self.rows == 0 {
-            return Ok(());
+            return Ok(None);
         }
         self.rows = 0;
         let mut cols: Vec<ArrayRef> = Vec::with_capacity(Field::ALL.len() + 7);
@@ -220,9 +226,7 @@ impl People {
         cols.push(Arc::new(self.provenance.finish()));
         cols.push(Arc::new(self.first_seen.finish()));
         cols.push(Arc::new(self.last_changed.finish()));
-        app.append_record_batch(finish(cols).map_err(arrow_err)?)?;
-        app.flush()?;
-        Ok(())
+        Ok(Some(finish(cols).map_err(arrow_err)?))
     }
 }
 

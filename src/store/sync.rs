@@ -293,6 +293,147 @@ struct ChunkPerson {
     last_changed: Option<i64>,
 }
 
+/// What the merge of one chunk needs besides its people.
+struct MergeContext<'a> {
+    precedence: &'a crate::identity::Precedence,
+    today: &'a str,
+    now_us: i64,
+    run: i64,
+    /// Keep who changed, and how (events, plans).
+    want_people: bool,
+    /// Keep the field-level changes too.
+    want_changes: bool,
+}
+
+/// One chunk merged: its rows, ready to append, and what it changed.
+struct MergedChunk {
+    people: Option<duckdb::arrow::record_batch::RecordBatch>,
+    history: Option<duckdb::arrow::record_batch::RecordBatch>,
+    /// Values replaced: (person, field, old value, its source, the person's first sight).
+    closes: Vec<(String, String, String, String, i64)>,
+    by_person: Vec<(String, PersonChange, Vec<Change>)>,
+    /// Created, updated, terminated, reactivated.
+    counts: [u64; 4],
+    /// Field-level changes.
+    changes: u64,
+    took: std::time::Duration,
+}
+
+/// The merged chunk the merging thread sends next; its end without one is an error.
+fn recv_merged(
+    merged: &std::sync::mpsc::Receiver<Result<MergedChunk, StoreError>>,
+) -> Result<Result<MergedChunk, StoreError>, StoreError> {
+    merged.recv().map_err(|_| StoreError::Io {
+        what: "the merging thread stopped while merging",
+        path: std::path::PathBuf::from("people"),
+        source: std::io::Error::other("merge thread ended"),
+    })
+}
+
+/// Merges and diffs one chunk of affected people (pure: no SQL), building their `people` and
+/// `value_history` rows. Runs on its own thread while the next chunk is read.
+fn merge_chunk(batch: Vec<ChunkPerson>, cx: &MergeContext<'_>) -> Result<MergedChunk, StoreError> {
+    let t = std::time::Instant::now();
+    let mut history_rows = super::batch::History::new();
+    let mut people_rows = super::batch::People::new();
+    let mut out = MergedChunk {
+        people: None,
+        history: None,
+        closes: Vec::new(),
+        by_person: Vec::new(),
+        counts: [0; 4],
+        changes: 0,
+        took: std::time::Duration::ZERO,
+    };
+    for person in batch {
+        let next = if person.records.is_empty() {
+            crate::identity::departed(&person.current)
+        } else {
+            crate::identity::merge(&person.records, cx.precedence, cx.today)
+        };
+        let diffs = crate::identity::diff(&person.current, &next);
+        let email = person.email;
+        if !diffs.is_empty() {
+            out.changes += diffs.len() as u64;
+            let status = |st: &crate::identity::State| {
+                st.get("status").map(|v| v.0.as_str()) == Some("terminated")
+            };
+            let kind = if person.current.is_empty() {
+                PersonChange::Created
+            } else if status(&next) && !status(&person.current) {
+                PersonChange::Terminated
+            } else if status(&person.current) && !status(&next) {
+                PersonChange::Reactivated
+            } else {
+                PersonChange::Updated
+            };
+            out.counts[match kind {
+                PersonChange::Created => 0,
+                PersonChange::Updated => 1,
+                PersonChange::Terminated => 2,
+                PersonChange::Reactivated => 3,
+            }] += 1;
+            // A person's first values are kept in `people` alone (schema v5); a change opens a
+            // history row for the new value and closes the old one's (written now, closed, if
+            // it was a first value).
+            let created = person.current.is_empty();
+            let first_seen = person.first_seen.unwrap_or(cx.now_us);
+            for &(field, old, new, source) in &diffs {
+                if let Some(old) = old {
+                    let old_source = person.current.get(field).map_or("", |v| v.1.as_str());
+                    out.closes.push((
+                        email.clone(),
+                        field.to_string(),
+                        old.to_string(),
+                        old_source.to_string(),
+                        first_seen,
+                    ));
+                }
+                if let (Some(v), false) = (new, created) {
+                    history_rows.push(&email, field, v, source, cx.now_us, cx.run);
+                }
+            }
+            if cx.want_people {
+                let changes = if cx.want_changes {
+                    diffs
+                        .iter()
+                        .map(|&(field, old, new, source)| Change {
+                            work_email: email.clone(),
+                            field: field.to_string(),
+                            old: old.map(str::to_string),
+                            new: new.map(str::to_string),
+                            source: source.to_string(),
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                out.by_person.push((email.clone(), kind, changes));
+            }
+        }
+        let any_change = !diffs.is_empty();
+        let state = crate::identity::apply(&person.current, next);
+        if state.is_empty() {
+            continue;
+        }
+        let last_changed = if !any_change {
+            person.last_changed.unwrap_or(cx.now_us)
+        } else {
+            cx.now_us
+        };
+        people_rows.push(
+            &state,
+            &person.records,
+            person.first_seen.unwrap_or(cx.now_us),
+            last_changed,
+        )?;
+    }
+    out.people = people_rows.take()?;
+    out.history = history_rows.take()?;
+    out.took = t.elapsed();
+    Ok(out)
+}
+
 impl Store {
     /// The stored records of a source: each content hash with the xxh3 hash of its record
     /// key (the keys themselves are not kept in memory).
@@ -732,111 +873,76 @@ impl Store {
             |r| r.get(0),
         )?;
         let precedence = crate::identity::Precedence::new(input.precedence);
+        let cx = MergeContext {
+            precedence: &precedence,
+            today: &input.today,
+            now_us: input.now_us,
+            run: run.id,
+            want_people,
+            want_changes,
+        };
         let mut by_person: Vec<(String, PersonChange, Vec<Change>)> = Vec::new();
         let mut n_changes = 0u64;
         {
             let mut history = c.appender("value_history")?;
             let mut people = c.appender("people")?;
-            let mut history_rows = super::batch::History::new();
-            let mut people_rows = super::batch::People::new();
             let mut closes = Batched::temp(c, "closes")?;
-            // Where the merge's time goes: reading, merging in Rust, appending.
+            // Where the merge's time goes: reading (this thread), merging in Rust (a second
+            // thread, overlapping the next chunk's read), appending (this thread).
             let mut split = [std::time::Duration::ZERO; 3];
-            for chunk in 0..chunks {
-                let t0 = std::time::Instant::now();
-                let batch = self.read_chunk(chunk)?;
-                split[0] += t0.elapsed();
-                let t1 = std::time::Instant::now();
-                for person in batch {
-                    let next = if person.records.is_empty() {
-                        crate::identity::departed(&person.current)
-                    } else {
-                        crate::identity::merge(&person.records, &precedence, &input.today)
-                    };
-                    let diffs = crate::identity::diff(&person.current, &next);
-                    let email = person.email;
-                    if !diffs.is_empty() {
-                        n_changes += diffs.len() as u64;
-                        let status = |st: &crate::identity::State| {
-                            st.get("status").map(|v| v.0.as_str()) == Some("terminated")
-                        };
-                        let kind = if person.current.is_empty() {
-                            PersonChange::Created
-                        } else if status(&next) && !status(&person.current) {
-                            PersonChange::Terminated
-                        } else if status(&person.current) && !status(&next) {
-                            PersonChange::Reactivated
-                        } else {
-                            PersonChange::Updated
-                        };
-                        match kind {
-                            PersonChange::Created => applied.created += 1,
-                            PersonChange::Updated => applied.updated += 1,
-                            PersonChange::Terminated => applied.terminated += 1,
-                            PersonChange::Reactivated => applied.reactivated += 1,
-                        }
-                        // A person's first values are kept in `people` alone (schema v5); a
-                        // change opens a history row for the new value and closes the old
-                        // one's (written now, closed, if it was a first value).
-                        let created = person.current.is_empty();
-                        let first_seen = person.first_seen.unwrap_or(input.now_us);
-                        for &(field, old, new, source) in &diffs {
-                            if let Some(old) = old {
-                                let old_source =
-                                    person.current.get(field).map_or("", |v| v.1.as_str());
-                                closes.append_row(params![
-                                    email.as_str(),
-                                    field,
-                                    old,
-                                    old_source,
-                                    first_seen
-                                ])?;
-                            }
-                            if let (Some(v), false) = (new, created) {
-                                history_rows.push(&email, field, v, source, input.now_us, run.id);
-                            }
-                        }
-                        if want_people {
-                            let changes = if want_changes {
-                                diffs
-                                    .iter()
-                                    .map(|&(field, old, new, source)| Change {
-                                        work_email: email.clone(),
-                                        field: field.to_string(),
-                                        old: old.map(str::to_string),
-                                        new: new.map(str::to_string),
-                                        source: source.to_string(),
-                                    })
-                                    .collect()
-                            } else {
-                                Vec::new()
-                            };
-                            by_person.push((email.clone(), kind, changes));
-                        }
-                    }
-                    let any_change = !diffs.is_empty();
-                    let state = crate::identity::apply(&person.current, next);
-                    if state.is_empty() {
-                        continue;
-                    }
-                    let last_changed = if !any_change {
-                        person.last_changed.unwrap_or(input.now_us)
-                    } else {
-                        input.now_us
-                    };
-                    people_rows.push(
-                        &state,
-                        &person.records,
-                        person.first_seen.unwrap_or(input.now_us),
-                        last_changed,
-                    )?;
+            let mut take = |out: MergedChunk,
+                            split: &mut [std::time::Duration; 3]|
+             -> Result<(), StoreError> {
+                split[1] += out.took;
+                let t = std::time::Instant::now();
+                super::batch::append(&mut people, out.people)?;
+                super::batch::append(&mut history, out.history)?;
+                for (email, field, old, old_source, first_seen) in &out.closes {
+                    closes.append_row(params![email, field, old, old_source, first_seen])?;
                 }
-                split[1] += t1.elapsed();
-                let t2 = std::time::Instant::now();
-                history_rows.flush(&mut history)?;
-                people_rows.flush(&mut people)?;
-                split[2] += t2.elapsed();
-            }
+                split[2] += t.elapsed();
+                applied.created += out.counts[0];
+                applied.updated += out.counts[1];
+                applied.terminated += out.counts[2];
+                applied.reactivated += out.counts[3];
+                n_changes += out.changes;
+                by_person.extend(out.by_person);
+                Ok(())
+            };
+            std::thread::scope(|scope| -> Result<(), StoreError> {
+                // At most one chunk waits while another is merged: memory stays at a few
+                // chunks whatever the directory's size.
+                let (to_merge, todo) = std::sync::mpsc::sync_channel::<Vec<ChunkPerson>>(1);
+                let (done, merged) =
+                    std::sync::mpsc::sync_channel::<Result<MergedChunk, StoreError>>(1);
+                let cx = &cx;
+                scope.spawn(move || {
+                    for batch in todo {
+                        if done.send(merge_chunk(batch, cx)).is_err() {
+                            return;
+                        }
+                    }
+                });
+                let mut in_flight = 0usize;
+                for chunk in 0..chunks {
+                    let t0 = std::time::Instant::now();
+                    let batch = self.read_chunk(chunk)?;
+                    split[0] += t0.elapsed();
+                    if to_merge.send(batch).is_err() {
+                        break;
+                    }
+                    in_flight += 1;
+                    if in_flight == 2 {
+                        take(recv_merged(&merged)??, &mut split)?;
+                        in_flight -= 1;
+                    }
+                }
+                drop(to_merge);
+                for _ in 0..in_flight {
+                    take(recv_merged(&merged)??, &mut split)?;
+                }
+                Ok(())
+            })?;
             let t2 = std::time::Instant::now();
             history.flush()?;
             people.flush()?;

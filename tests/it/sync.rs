@@ -1464,3 +1464,78 @@ async fn people_marked_as_left_in_bulk_are_held_like_people_gone_from_the_listin
     let store = roster::sync::open_store(&cfg).unwrap();
     assert!(!store.status_due(&today).unwrap());
 }
+
+/// The merge reads, merges and appends the affected people a chunk of 5,000 at a time, the
+/// merging on a second thread while the next chunk is read. Across three chunks every person
+/// arrives once, changes land on the right people, and a leaver in the last chunk leaves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_of_several_merge_chunks_is_merged_whole() {
+    let e = env().await;
+    let provider = e.config.join("providers/core.yaml");
+    let yaml = std::fs::read_to_string(&provider).unwrap();
+    std::fs::write(&provider, yaml.replace("page_size: 3", "page_size: 500")).unwrap();
+    let n = 12_345u32;
+    e.hris.lock().unwrap().core = (1..=n)
+        .map(|i| {
+            let email = format!("p{i:05}@corp.example");
+            person(i, "First", &format!("Last{i}"), &email, (i > 1).then_some(i / 8 + 1))
+        })
+        .collect();
+    let first = e.sync("core", Options::default()).await.unwrap();
+    assert_eq!(first.applied.created, u64::from(n));
+    let rows = e.query(
+        "select count(*), count(distinct work_email), count(manager_email), min(last_name), max(last_name)
+         from people",
+    );
+    assert_eq!(
+        one(&rows),
+        [
+            n.to_string(),
+            n.to_string(),
+            (n - 1).to_string(),
+            "Last1".to_string(),
+            "Last9999".to_string()
+        ]
+    );
+    // One title changed in each chunk (emails sort by number), one person gone from the last.
+    {
+        let mut h = e.hris.lock().unwrap();
+        for i in [10usize, 5_010, 10_010] {
+            h.core[i - 1]["attrs"]["title"] = json!(format!("Title {i}"));
+        }
+        h.core.retain(|p| p["id"] != json!(12_300));
+    }
+    let second = e.sync("core", Options::default()).await.unwrap();
+    assert_eq!(
+        (
+            second.applied.created,
+            second.applied.updated,
+            second.applied.terminated
+        ),
+        (0, 3, 1)
+    );
+    let changed = e.query(
+        "select work_email, job_title from people where job_title <> 'Engineer' order by work_email",
+    );
+    assert_eq!(
+        changed,
+        [
+            vec!["p00010@corp.example".to_string(), "Title 10".into()],
+            vec!["p05010@corp.example".into(), "Title 5010".into()],
+            vec!["p10010@corp.example".into(), "Title 10010".into()],
+        ]
+    );
+    assert_eq!(
+        e.query("select work_email from people where status = 'terminated'"),
+        [vec!["p12300@corp.example".to_string()]]
+    );
+    assert_eq!(
+        e.query("select count(*) from people")[0][0],
+        n.to_string(),
+        "a leaver stays in the directory, terminated"
+    );
+    let history = e.query(
+        "select count(*) from person_values where field = 'job_title' and valid_to is null and value like 'Title%'",
+    );
+    assert_eq!(history[0][0], "3");
+}
