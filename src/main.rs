@@ -6,6 +6,11 @@ use clap::Parser as _;
 use roster::cli::{Cli, Command};
 use roster::logging::{self, LogFormat};
 
+/// mimalloc: a sync allocates and frees millions of small values (parsed records, mapped
+/// fields, merged states); glibc's malloc spent about a sixth of a 100k first sync's CPU.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some((format, filter)) = default_log(&cli) {

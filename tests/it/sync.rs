@@ -1478,7 +1478,13 @@ async fn a_directory_of_several_merge_chunks_is_merged_whole() {
     e.hris.lock().unwrap().core = (1..=n)
         .map(|i| {
             let email = format!("p{i:05}@corp.example");
-            person(i, "First", &format!("Last{i}"), &email, (i > 1).then_some(i / 8 + 1))
+            person(
+                i,
+                "First",
+                &format!("Last{i}"),
+                &email,
+                (i > 1).then_some(i / 8 + 1),
+            )
         })
         .collect();
     let first = e.sync("core", Options::default()).await.unwrap();
