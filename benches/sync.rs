@@ -72,7 +72,7 @@ fn roster_bin() -> String {
     std::env::var("ROSTER_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_roster").into())
 }
 
-fn sync(dir: &Path) -> (Cost, Vec<(String, f64)>) {
+fn sync(dir: &Path) -> (Cost, Vec<(String, f64, f64)>) {
     let wrap = std::env::var("ROSTER_BENCH_WRAP").unwrap_or_default();
     let mut argv: Vec<String> = wrap.split_whitespace().map(str::to_string).collect();
     let bin = roster_bin();
@@ -99,8 +99,8 @@ fn sync(dir: &Path) -> (Cost, Vec<(String, f64)>) {
     (cost, phases(&log))
 }
 
-/// The `timing` lines of a debug log: `what/phase` and milliseconds.
-fn phases(log: &str) -> Vec<(String, f64)> {
+/// The `timing` lines of a debug log: `what/phase`, milliseconds and the peak RSS so far (MB).
+fn phases(log: &str) -> Vec<(String, f64, f64)> {
     let field = |line: &str, key: &str| -> Option<String> {
         let at = line.find(&format!(" {key}="))? + key.len() + 2;
         let rest = &line[at..];
@@ -113,7 +113,10 @@ fn phases(log: &str) -> Vec<(String, f64)> {
             let what = field(l, "what")?;
             let phase = field(l, "phase")?;
             let ms: f64 = field(l, "ms")?.parse().ok()?;
-            Some((format!("{what}/{phase}"), ms))
+            let peak: f64 = field(l, "peak_mb")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.0);
+            Some((format!("{what}/{phase}"), ms, peak))
         })
         .collect()
 }
@@ -164,6 +167,11 @@ fn receiver() -> String {
 /// (and, for every 10th, the next department).
 type Edits = &'static [(usize, usize, &'static str)];
 
+/// 1% of people with a new job title.
+const ONE_PERCENT: Edits = &[(100, 7, "Staff")];
+/// 10%: those and another 9% (with a new department too).
+const TEN_PERCENT: Edits = &[(100, 7, "Staff"), (10, 3, "Principal")];
+
 /// Person `i` with `edits` applied.
 fn edited(i: usize, edits: Edits) -> Value {
     let mut r = common::generic_record(i);
@@ -188,11 +196,13 @@ fn print_row(total: usize, name: &str, c: Cost, bare: f64) {
     );
 }
 
-fn print_phases(phases: &[(String, f64)]) {
+/// The phases a sync logged, each with the process's peak RSS when it ended (`@ MB`), to show
+/// which phase grows the memory.
+fn print_phases(phases: &[(String, f64, f64)]) {
     let shown: Vec<String> = phases
         .iter()
-        .filter(|(_, ms)| *ms >= 1.0)
-        .map(|(p, ms)| format!("{p} {:.2}s", ms / 1000.0))
+        .filter(|(_, ms, _)| *ms >= 1.0)
+        .map(|(p, ms, peak)| format!("{p} {:.2}s@{peak:.0}", ms / 1000.0))
         .collect();
     if !shown.is_empty() {
         println!("{:>7}    phases: {}", "", shown.join(", "));
@@ -207,12 +217,18 @@ fn main() {
         println!("{n} {}", start.elapsed().as_secs_f64());
         return;
     }
-    // `serve N [DIR]`: the fake with N people, a config for it in DIR, until killed (for
-    // profiling one sync by hand: `roster sync --config DIR`).
+    // `serve N [DIR [PCT]]`: the fake with N people (PCT = 1 or 10: that share changed, as in
+    // the runs below), a config for it in DIR, until killed (for profiling one sync by hand:
+    // `roster sync --config DIR`).
     if args.len() >= 3 && args[1] == "serve" {
-        let n: usize = args[2].parse().expect("serve N [DIR]");
+        let n: usize = args[2].parse().expect("serve N [DIR [PCT]]");
+        let edits: Edits = match args.get(4).map(String::as_str) {
+            Some("1") => ONE_PERCENT,
+            Some("10") => TEN_PERCENT,
+            _ => &[],
+        };
         let fake = Fake::start(PAGE);
-        fake.set((0..n).map(common::generic_record));
+        fake.set((0..n).map(|i| edited(i, edits)));
         if let Some(dir) = args.get(3) {
             write_config(Path::new(dir), &fake.base(), None);
         }
@@ -275,8 +291,8 @@ fn main() {
         let runs: [(&str, Edits); 4] = [
             ("first sync", &[]),
             ("no-change", &[]),
-            ("1% changed", &[(100, 7, "Staff")]),
-            ("10% changed", &[(100, 7, "Staff"), (10, 3, "Principal")]),
+            ("1% changed", ONE_PERCENT),
+            ("10% changed", TEN_PERCENT),
         ];
         let mut current: Edits = &[];
         let mut first = Cost::default();

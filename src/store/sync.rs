@@ -275,10 +275,11 @@ fn status_due_sql(param: &str) -> String {
 
 /// People merged per round trip. Each chunk's read scans the affected temp tables once, so
 /// the number of chunks multiplies the read's cost (a first sync of 130k people: 15.1 s with
-/// 2,000, 65 chunks); the chunk bounds the memory of a merge of the whole directory (at 100k,
-/// 10,000 peaked at 187 MB in a first sync and 239 MB with 10% changed; 5,000 at 168 and
-/// 189 MB, no slower).
-const CHUNK: i64 = 5_000;
+/// 2,000, 65 chunks, before the read and the merge overlapped); the chunk bounds the memory
+/// of a merge of the whole directory, and up to three are in memory at once (one read, one
+/// merged, one waiting). At 100k with 10% changed, 5,000 peaked at 220-228 MB and 2,500 at
+/// 187-195 MB, as fast; a first sync took as long with either (6.8-7.3 s).
+const CHUNK: i64 = 2_500;
 
 /// One affected person, as [`Store::read_chunk`] reads them.
 #[derive(Debug, Default)]
