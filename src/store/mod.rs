@@ -296,7 +296,7 @@ impl<'a> Batched<'a> {
 
 /// Memory DuckDB's buffer manager may use before it spills to disk (the sync's uncommitted
 /// records included) when `store.memory_limit` is not set and no sync is running: the merge
-/// runs in Rust, 2,000 people at a time, so this is low.
+/// runs in Rust, a chunk of people at a time, so this is low.
 const MEMORY_LIMIT: &str = "48MB";
 
 /// The limit a sync sets when `store.memory_limit` is not set: [`MEMORY_LIMIT`] plus this
