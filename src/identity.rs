@@ -221,43 +221,11 @@ pub fn apply(current: &State, mut next: State) -> State {
     next
 }
 
-/// One person's reporting line, for [`management_cycles`].
-#[derive(Debug, Clone)]
-pub struct Reports {
-    /// The person.
-    pub email: String,
-    /// Their manager's work email.
-    pub manager: Option<String>,
-    /// Not terminated: only current people are reported as in a cycle, though a chain may
-    /// pass through anyone.
-    pub current: bool,
-}
-
 /// The current people whose management chain leads back to them (each chain followed
-/// through the directory, whatever its length), sorted.
-pub fn management_cycles(people: &[Reports]) -> Vec<&str> {
-    let index: HashMap<&str, u32> = people
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (p.email.as_str(), i as u32))
-        .collect();
-    let next: Vec<Option<u32>> = people
-        .iter()
-        .map(|p| p.manager.as_deref().and_then(|m| index.get(m).copied()))
-        .collect();
-    let current: Vec<bool> = people.iter().map(|p| p.current).collect();
-    let mut out: Vec<&str> = cycles_by_index(&next, &current)
-        .into_iter()
-        .map(|i| people[i].email.as_str())
-        .collect();
-    out.sort_unstable();
-    out
-}
-
-/// [`management_cycles`] over numbered people: `next[i]` is the number of person `i`'s
-/// manager, `current[i]` whether `i` is not terminated. The numbers of the current people on
-/// a cycle, ascending. The store numbers the people in SQL and calls this, so it holds 8
-/// bytes a person rather than two emails.
+/// through the directory, whatever its length), by number: `next[i]` is the number of person
+/// `i`'s manager, `current[i]` whether `i` is not terminated (only current people are
+/// reported, though a chain may pass through anyone). Ascending. The store numbers the people
+/// in SQL, so this holds 8 bytes a person rather than two emails.
 pub fn cycles_by_index(next: &[Option<u32>], current: &[bool]) -> Vec<usize> {
     let n = next.len();
     let at = |i: usize| next[i].map(|m| m as usize).filter(|&m| m < n);
@@ -298,6 +266,39 @@ pub fn cycles_by_index(next: &[Option<u32>], current: &[bool]) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One person's reporting line, for the tests' [`management_cycles`].
+    #[derive(Debug, Clone)]
+    struct Reports {
+        /// The person.
+        email: String,
+        /// Their manager's work email.
+        manager: Option<String>,
+        /// Not terminated: only current people are reported as in a cycle, though a chain may
+        /// pass through anyone.
+        current: bool,
+    }
+
+    /// [`cycles_by_index`] over emails, numbered here as the store numbers them in SQL: the
+    /// current people on a cycle, sorted.
+    fn management_cycles(people: &[Reports]) -> Vec<&str> {
+        let index: HashMap<&str, u32> = people
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.email.as_str(), i as u32))
+            .collect();
+        let next: Vec<Option<u32>> = people
+            .iter()
+            .map(|p| p.manager.as_deref().and_then(|m| index.get(m).copied()))
+            .collect();
+        let current: Vec<bool> = people.iter().map(|p| p.current).collect();
+        let mut out: Vec<&str> = cycles_by_index(&next, &current)
+            .into_iter()
+            .map(|i| people[i].email.as_str())
+            .collect();
+        out.sort_unstable();
+        out
+    }
 
     fn rec(source: &str, pairs: &[(Field, &str)]) -> SourceRecord {
         let mut values = vec![None; Field::ALL.len()];
