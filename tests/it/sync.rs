@@ -1545,3 +1545,49 @@ async fn a_directory_of_several_merge_chunks_is_merged_whole() {
     );
     assert_eq!(history[0][0], "3");
 }
+
+/// Two records of one source with the same work email: the one with the lowest record key
+/// (compared as text, as `data_problems` says) gives the person's values, wherever each stands
+/// in the listing, and one `duplicate_work_email` problem names the key that is used.
+#[tokio::test]
+async fn of_two_records_with_one_email_the_lowest_key_wins_wherever_it_is_listed() {
+    let e = env().await;
+    {
+        let mut h = e.hris.lock().unwrap();
+        // Key "20" sorts before "3" as text: listed after Cy (3), it still wins.
+        let mut dup = person(20, "Cyrus", "Dup", "cy@corp.example", Some(1));
+        dup["attrs"]["title"] = json!("Duplicate Title");
+        dup["attrs"]["cc"] = json!("CC-20");
+        h.core.push(dup);
+    }
+    e.sync("core", Options::default()).await.unwrap();
+    assert_eq!(
+        e.query(
+            "select last_name, job_title, employee_id, manager_email, custom['cost_center']
+             from people where work_email = 'cy@corp.example'"
+        ),
+        [vec![
+            "Dup".to_string(),
+            "Duplicate Title".into(),
+            "20".into(),
+            "ada@corp.example".into(),
+            "CC-20".into()
+        ]]
+    );
+    let problem =
+        e.query("select record_key, detail from data_problems where kind = 'duplicate_work_email'");
+    assert_eq!(problem.len(), 1, "{problem:?}");
+    assert_eq!(problem[0][0], "20");
+    // Listed first instead, with the other record changed: the same record still wins.
+    {
+        let mut h = e.hris.lock().unwrap();
+        let dup = h.core.pop().unwrap();
+        h.core.insert(0, dup);
+        h.core[3]["attrs"]["title"] = json!("Cy's New Title");
+    }
+    e.sync("core", Options::default()).await.unwrap();
+    assert_eq!(
+        e.query("select job_title from people where work_email = 'cy@corp.example'"),
+        [vec!["Duplicate Title".to_string()]]
+    );
+}
