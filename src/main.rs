@@ -7,8 +7,7 @@ use roster::cli::{Cli, Command};
 use roster::logging::{self, LogFormat};
 
 /// mimalloc: a sync allocates and frees millions of small values (parsed records, mapped
-/// fields, merged states); glibc's malloc spent about a sixth of a 100k first sync's CPU. The
-/// crate's `override` feature routes DuckDB's C and C++ allocations to mimalloc as well.
+/// fields, merged states); glibc's malloc spent about a sixth of a 100k first sync's CPU.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
