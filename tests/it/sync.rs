@@ -1583,9 +1583,18 @@ async fn of_two_records_with_one_email_the_lowest_key_wins_wherever_it_is_listed
         let mut h = e.hris.lock().unwrap();
         let dup = h.core.pop().unwrap();
         h.core.insert(0, dup);
-        h.core[3]["attrs"]["title"] = json!("Cy's New Title");
+        let cy = h.core.iter_mut().find(|p| p["id"] == 3).unwrap();
+        cy["attrs"]["title"] = json!("Cy's New Title");
     }
     e.sync("core", Options::default()).await.unwrap();
+    // The changed record was staged (so the person was merged again) and still lost.
+    assert_eq!(
+        e.query(
+            "select count(*) from raw_records
+             where source = 'core' and record_key = '3' and raw like '%Cy''s New Title%'"
+        ),
+        [vec!["1".to_string()]]
+    );
     assert_eq!(
         e.query("select job_title from people where work_email = 'cy@corp.example'"),
         [vec!["Duplicate Title".to_string()]]
