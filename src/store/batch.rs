@@ -1,6 +1,7 @@
 //! Arrow batches of `people` and `value_history` rows, appended column by column (one FFI
 //! call per 2,048 rows instead of one per value).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use duckdb::arrow::array::{
@@ -108,14 +109,99 @@ enum Column {
     Date(Date32Builder),
 }
 
-/// `people` rows (see `schema::v1` for the column order).
+/// The distinct provenance maps (field -> source) of `people` (schema v7: `person_rows`
+/// points into `provenance_sets`): those stored, and those a merge finds new. A directory has
+/// a handful, however many people it holds.
+pub(crate) struct Provenances {
+    /// A map's pairs, each part length-prefixed, sorted by field -> its id.
+    ids: HashMap<Vec<u8>, i64>,
+    next: i64,
+    /// Maps not stored yet: their ids and pairs.
+    fresh: Vec<(i64, Vec<(String, String)>)>,
+    key: Vec<u8>,
+}
+
+impl Provenances {
+    /// The stored sets: `(id, field, source)` rows in any order.
+    pub(crate) fn new(stored: Vec<(i64, String, String)>) -> Provenances {
+        let mut sets: HashMap<i64, Vec<(String, String)>> = HashMap::new();
+        for (id, field, source) in stored {
+            sets.entry(id).or_default().push((field, source));
+        }
+        let mut p = Provenances {
+            ids: HashMap::new(),
+            next: sets.keys().max().map_or(1, |m| m + 1),
+            fresh: Vec::new(),
+            key: Vec::new(),
+        };
+        for (id, mut pairs) in sets {
+            pairs.sort();
+            p.encode(pairs.iter().map(|(f, s)| (f.as_str(), s.as_str())));
+            p.ids.insert(p.key.clone(), id);
+        }
+        p
+    }
+
+    fn encode<'a>(&mut self, pairs: impl Iterator<Item = (&'a str, &'a str)>) {
+        self.key.clear();
+        for (field, source) in pairs {
+            for part in [field, source] {
+                self.key
+                    .extend_from_slice(&(part.len() as u32).to_le_bytes());
+                self.key.extend_from_slice(part.as_bytes());
+            }
+        }
+    }
+
+    /// The id of `state`'s provenance map, a new one if no one has had it before.
+    pub(crate) fn id(&mut self, state: &State) -> i64 {
+        // A `State` is ordered by field, as the stored sets are once sorted.
+        self.encode(state.iter().map(|(k, (_, src))| (k.as_str(), src.as_str())));
+        if let Some(&id) = self.ids.get(self.key.as_slice()) {
+            return id;
+        }
+        let id = self.next;
+        self.next += 1;
+        self.ids.insert(self.key.clone(), id);
+        self.fresh.push((
+            id,
+            state
+                .iter()
+                .map(|(k, (_, src))| (k.clone(), src.clone()))
+                .collect(),
+        ));
+        id
+    }
+
+    /// The maps found new since the last call, as `provenance_sets` rows.
+    pub(crate) fn take_fresh(&mut self) -> Result<Option<RecordBatch>, StoreError> {
+        if self.fresh.is_empty() {
+            return Ok(None);
+        }
+        let mut ids = Int64Builder::new();
+        let mut maps = map_builder();
+        for (id, pairs) in self.fresh.drain(..) {
+            ids.append_value(id);
+            for (field, source) in &pairs {
+                maps.keys().append_value(field);
+                maps.values().append_value(source);
+            }
+            maps.append(true).map_err(arrow_err)?;
+        }
+        let batch = finish(vec![Arc::new(ids.finish()), Arc::new(maps.finish())]);
+        Ok(Some(batch.map_err(arrow_err)?))
+    }
+}
+
+/// `people` rows, for the table `person_rows` (see `schema::v1` for the column order; v7
+/// puts `provenance_id` in `provenance`'s place).
 pub(crate) struct People {
     fields: Vec<Column>,
     hris_status: StringBuilder,
     custom: MapBuilder<StringBuilder, StringBuilder>,
     employee_ids: MapBuilder<StringBuilder, StringBuilder>,
     sources: ListBuilder<StringBuilder>,
-    provenance: MapBuilder<StringBuilder, StringBuilder>,
+    provenance: Int64Builder,
     first_seen: TimestampMicrosecondBuilder,
     last_changed: TimestampMicrosecondBuilder,
     rows: usize,
@@ -145,21 +231,23 @@ impl People {
             custom: map_builder(),
             employee_ids: map_builder(),
             sources: ListBuilder::new(StringBuilder::new()),
-            provenance: map_builder(),
+            provenance: Int64Builder::new(),
             first_seen: TimestampMicrosecondBuilder::new(),
             last_changed: TimestampMicrosecondBuilder::new(),
             rows: 0,
         }
     }
 
-    /// One person: the state in force, their records (for sources and employee ids), and the
-    /// first and last change (µs since the epoch).
+    /// One person: the state in force, their records (for sources and employee ids), the
+    /// first and last change (µs since the epoch), and the id of their provenance map
+    /// ([`Provenances::id`]).
     pub(crate) fn push(
         &mut self,
         state: &State,
         records: &[SourceRecord],
         first_seen_us: i64,
         last_changed_us: i64,
+        provenance_id: i64,
     ) -> Result<(), StoreError> {
         for (f, col) in Field::ALL.iter().zip(&mut self.fields) {
             // `status` is the derived status; the HRIS's own is `hris_status`.
@@ -195,11 +283,7 @@ impl People {
             self.sources.values().append_value(&r.source);
         }
         self.sources.append(true);
-        for (k, (_, src)) in state {
-            self.provenance.keys().append_value(k);
-            self.provenance.values().append_value(src);
-        }
-        self.provenance.append(true).map_err(arrow_err)?;
+        self.provenance.append_value(provenance_id);
         self.first_seen.append_value(first_seen_us);
         self.last_changed.append_value(last_changed_us);
         self.rows += 1;
@@ -360,5 +444,42 @@ impl Staged {
             custom.flush()?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(pairs: &[(&str, &str)]) -> State {
+        pairs
+            .iter()
+            .map(|(f, s)| (f.to_string(), ("v".to_string(), s.to_string())))
+            .collect()
+    }
+
+    #[test]
+    fn a_provenance_map_gets_one_id_and_a_stored_one_is_not_stored_again() {
+        // Stored: id 4 = {job_title: hr, work_email: hr}, rows in any order.
+        let mut p = Provenances::new(vec![
+            (4, "work_email".into(), "hr".into()),
+            (4, "job_title".into(), "hr".into()),
+        ]);
+        let stored = state(&[("job_title", "hr"), ("work_email", "hr")]);
+        assert_eq!(p.id(&stored), 4);
+        let other = state(&[("job_title", "it"), ("work_email", "hr")]);
+        let id = p.id(&other);
+        assert_eq!(id, 5, "new ids follow the stored ones");
+        assert_eq!(p.id(&other), id);
+        // Pairs that concatenate alike are still different maps.
+        let a = p.id(&state(&[("ab", "c")]));
+        let b = p.id(&state(&[("a", "bc")]));
+        assert_ne!(a, b);
+        let fresh = p.take_fresh().unwrap().expect("three new maps");
+        assert_eq!(fresh.num_rows(), 3);
+        assert!(
+            p.take_fresh().unwrap().is_none(),
+            "each new map is stored once"
+        );
     }
 }

@@ -304,6 +304,8 @@ struct MergeContext<'a> {
     want_people: bool,
     /// Keep the field-level changes too.
     want_changes: bool,
+    /// The distinct provenance maps, stored and new (one merging thread at a time).
+    provenance: std::sync::Mutex<super::batch::Provenances>,
 }
 
 /// One chunk merged: its rows, ready to append, and what it changed.
@@ -337,6 +339,10 @@ fn merge_chunk(batch: Vec<ChunkPerson>, cx: &MergeContext<'_>) -> Result<MergedC
     let t = std::time::Instant::now();
     let mut history_rows = super::batch::History::new();
     let mut people_rows = super::batch::People::new();
+    let mut provenance = cx
+        .provenance
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut out = MergedChunk {
         people: None,
         history: None,
@@ -427,6 +433,7 @@ fn merge_chunk(batch: Vec<ChunkPerson>, cx: &MergeContext<'_>) -> Result<MergedC
             &person.records,
             person.first_seen.unwrap_or(cx.now_us),
             last_changed,
+            provenance.id(&state),
         )?;
     }
     out.people = people_rows.take()?;
@@ -839,7 +846,7 @@ impl Store {
                QUALIFY row_number() OVER (PARTITION BY source, work_email ORDER BY record_key, content_hash) = 1)
              WHERE employee_id IS NOT NULL
              QUALIFY row_number() OVER (PARTITION BY source, employee_id ORDER BY record_key) = 1;
-             DELETE FROM people WHERE work_email IN (SELECT work_email FROM affected);
+             DELETE FROM person_rows WHERE work_email IN (SELECT work_email FROM affected);
              CREATE OR REPLACE TEMP TABLE closes (work_email VARCHAR, field VARCHAR, value VARCHAR, source VARCHAR, first_seen BIGINT);",
         )?;
         // The kept records of the affected people, managers resolved, read once (each chunk
@@ -874,6 +881,14 @@ impl Store {
             |r| r.get(0),
         )?;
         let precedence = crate::identity::Precedence::new(input.precedence);
+        let stored_provenance = {
+            let mut stmt = c.prepare(
+                "SELECT id, unnest(map_keys(provenance)), unnest(map_values(provenance))
+                 FROM provenance_sets",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect::<Result<Vec<_>, _>>()?
+        };
         let cx = MergeContext {
             precedence: &precedence,
             today: &input.today,
@@ -881,12 +896,13 @@ impl Store {
             run: run.id,
             want_people,
             want_changes,
+            provenance: std::sync::Mutex::new(super::batch::Provenances::new(stored_provenance)),
         };
         let mut by_person: Vec<(String, PersonChange, Vec<Change>)> = Vec::new();
         let mut n_changes = 0u64;
         {
             let mut history = c.appender("value_history")?;
-            let mut people = c.appender("people")?;
+            let mut people = c.appender("person_rows")?;
             let mut closes = Batched::temp(c, "closes")?;
             // Where the merge's time goes: reading (this thread), merging in Rust (a second
             // thread, overlapping the next chunk's read), appending (this thread).
@@ -948,6 +964,21 @@ impl Store {
             history.flush()?;
             people.flush()?;
             closes.finish()?;
+            let fresh = cx
+                .provenance
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take_fresh()?;
+            if fresh.is_some() {
+                super::batch::append(&mut c.appender("provenance_sets")?, fresh)?;
+            }
+            if chunks > 0 {
+                c.execute(
+                    "DELETE FROM provenance_sets
+                     WHERE id NOT IN (SELECT provenance_id FROM person_rows WHERE provenance_id IS NOT NULL)",
+                    [],
+                )?;
+            }
             split[2] += t2.elapsed();
             for (phase, d) in [
                 ("merge.read", split[0]),

@@ -910,6 +910,24 @@ async fn a_changed_manager_record_re_resolves_the_subordinates_and_leaves_others
     assert!(mismatches.is_empty(), "{mismatches:?}");
 }
 
+/// `people.provenance` is stored once per distinct map (schema v7): every person points at a
+/// stored map, no two stored maps are equal, and none is left that nobody points at.
+fn provenance_sets_are_exact(e: &Env) {
+    let counts = e.query(
+        "select (select count(*) from provenance_sets),
+                (select count(distinct provenance) from provenance_sets),
+                (select count(distinct provenance_id) from person_rows),
+                (select count(*) from person_rows r left join provenance_sets s on s.id = r.provenance_id
+                 where s.id is null)",
+    );
+    let n = &counts[0];
+    assert_eq!(
+        (n[0].as_str(), n[1].as_str(), n[2].as_str(), n[3].as_str()),
+        (n[0].as_str(), n[0].as_str(), n[0].as_str(), "0"),
+        "sets, distinct sets, sets in use, people without one: {n:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_precedence_change_re_merges_everyone_without_new_records() {
     let e = env().await;
@@ -925,10 +943,21 @@ async fn a_precedence_change_re_merges_everyone_without_new_records() {
         yaml.replace("job_title: [side, core]", "job_title: [core, side]"),
     )
     .unwrap();
+    provenance_sets_are_exact(&e);
+    let last_set = "select max(id) from provenance_sets";
+    let before = e.query(last_set);
     let r = e.sync("side", Options::default()).await.unwrap();
     assert_eq!(r.run.changed_records, 0, "no record changed");
     assert_eq!((r.applied.updated, r.applied.created), (1, 0));
     assert_eq!(one(&e.query(title)), ["Engineer", "core"]);
+    // Everyone was merged again, and only Ben's provenance changed: the stored maps were
+    // reused (at most Ben's is new), and the one nobody has any more is gone.
+    let after = e.query(last_set);
+    assert!(
+        after[0][0].parse::<i64>().unwrap() <= before[0][0].parse::<i64>().unwrap() + 1,
+        "{before:?} -> {after:?}"
+    );
+    provenance_sets_are_exact(&e);
     // And once applied, the same listing is quiet again.
     let again = e.sync("side", Options::default()).await.unwrap();
     assert!(again.applied.unchanged && !again.published);
