@@ -754,6 +754,10 @@ impl Stager<'_, '_> {
 }
 
 impl Observer for Stager<'_, '_> {
+    fn overlaps(&self) -> bool {
+        true
+    }
+
     fn request(&mut self, _described: &str, _status: u16) {
         self.pages += 1;
         self.progress.page(self.source, self.pages, self.records);

@@ -66,6 +66,44 @@ pub trait Observer {
     /// [`SourceProblem`]); the caller records it as a data problem. Reported once per
     /// (stream, key) per fetch.
     fn problem(&mut self, _problem: SourceProblem) {}
+    /// True when the observer takes every record (it never stops early by choice), so its
+    /// work on one page may overlap the next page's request and parse: a sync's staging runs
+    /// while the next page arrives. Then requests are reported after the records of the page
+    /// before, and a stop mid-page leaves one page read in vain.
+    fn overlaps(&self) -> bool {
+        false
+    }
+}
+
+/// What a request made while the records of the page before were being handed on reported,
+/// held until they are (see [`Observer::overlaps`]).
+#[derive(Default)]
+struct Held {
+    requests: Vec<(String, u16)>,
+}
+
+impl Observer for Held {
+    fn request(&mut self, described: &str, status: u16) {
+        self.requests.push((described.to_string(), status));
+    }
+    fn record(&mut self, _record: Value) -> bool {
+        true
+    }
+}
+
+/// Hands `records` to `obs` in order, yielding now and then so that a request running beside
+/// it makes progress. False when `obs` asked to stop.
+async fn hand_on(records: &mut Vec<Value>, obs: &mut dyn Observer, delivered: &mut u64) -> bool {
+    for (i, r) in records.drain(..).enumerate() {
+        if !obs.record(r) {
+            return false;
+        }
+        *delivered += 1;
+        if i % 16 == 15 {
+            tokio::task::yield_now().await;
+        }
+    }
+    true
 }
 
 /// A problem in the source's data that the fetch resolved by a rule rather than failing on.
@@ -423,6 +461,10 @@ impl SourceClient {
         let mut query = pager.first_query();
         let mut next_url: Option<String> = None;
         let mut delivered = 0u64;
+        let overlaps = obs.overlaps();
+        // The records of the page before, handed on while this page is requested and parsed
+        // (when the observer overlaps).
+        let mut ready: Vec<Value> = Vec::new();
         loop {
             *page_no += 1;
             let page_no = *page_no;
@@ -448,7 +490,27 @@ impl SourceClient {
                     .join(u)
                     .map_err(|_| self.error(None, RenderError::BadUrl(u.clone()).into()))?;
             }
-            let (described, headers, body) = self.send(plan, page_no, obs).await?;
+            let sent = if ready.is_empty() {
+                self.send(plan, page_no, obs).await
+            } else {
+                let mut held = Held::default();
+                let (sent, go_on) = tokio::join!(
+                    self.send(plan, page_no, &mut held),
+                    hand_on(&mut ready, obs, &mut delivered)
+                );
+                for (described, status) in &held.requests {
+                    obs.request(described, *status);
+                }
+                if !go_on {
+                    return Ok(Summary {
+                        pages: page_no,
+                        records: delivered,
+                        reported: None,
+                    });
+                }
+                sent
+            };
+            let (described, headers, body) = sent?;
             let count = stream.records.select(&body).len();
             if count == 0 && page_no == 1 && has_content(&body) {
                 return Err(self.error(
@@ -478,6 +540,10 @@ impl SourceClient {
                 }
                 self.run_subrequests(stream, &mut records, obs).await?;
             }
+            if overlaps {
+                ready = records;
+                records = Vec::new();
+            }
             for r in records {
                 if !obs.record(r) {
                     // A test read that asked for fewer records: no completeness check.
@@ -497,6 +563,13 @@ impl SourceClient {
                 }
                 Next::Url(u) => next_url = Some(u),
             }
+        }
+        if !hand_on(&mut ready, obs, &mut delivered).await {
+            return Ok(Summary {
+                pages: *page_no,
+                records: delivered,
+                reported: None,
+            });
         }
         pager
             .finish()
@@ -665,7 +738,7 @@ impl SourceClient {
             let headers = resp.headers().clone();
             let expected = resp.content_length();
             let (failure, kind) = match read_body(resp, usize::MAX).await {
-                Ok(bytes) => match parse_json(&bytes, page) {
+                Ok(bytes) => match parse_beside(bytes, page).await {
                     Ok(body) => return Ok((described, headers, body)),
                     Err(kind @ FetchErrorKind::Truncated { .. }) => (Failure::Connection, kind),
                     Err(kind) => return Err(self.error(Some(described), kind)),
@@ -1098,6 +1171,22 @@ async fn read_body(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>,
 
 /// A success response's body as JSON. A body that is empty, or whose JSON stops in the middle,
 /// is [`FetchErrorKind::Truncated`] (retried); other bad JSON is [`FetchErrorKind::Json`].
+/// [`parse_json`] on a blocking thread when the body is large, so the thread that fetches
+/// can go on staging the records of the page before (see [`Observer::overlaps`]).
+async fn parse_beside(bytes: Vec<u8>, page: u32) -> Result<Value, FetchErrorKind> {
+    if bytes.len() < 16 * 1024 {
+        return parse_json(&bytes, page);
+    }
+    tokio::task::spawn_blocking(move || parse_json(&bytes, page))
+        .await
+        .unwrap_or_else(|e| {
+            Err(FetchErrorKind::Json {
+                page,
+                reason: format!("the JSON parser stopped: {e}"),
+            })
+        })
+}
+
 fn parse_json(bytes: &[u8], page: u32) -> Result<Value, FetchErrorKind> {
     let truncated = |cut| FetchErrorKind::Truncated {
         page,

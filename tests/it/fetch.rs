@@ -1509,3 +1509,120 @@ async fn https_to_a_plain_http_port_fails_at_once_naming_the_scheme() {
         "a deterministic failure is not retried"
     );
 }
+
+/// An observer that takes every record, so its work on a page overlaps the next page's
+/// request; at the last record of each page it notes how many requests the fake has seen.
+struct Overlapping {
+    all: Collect,
+    log: Arc<Mutex<Vec<Req>>>,
+    seen_at_page_end: Vec<usize>,
+}
+
+impl Observer for Overlapping {
+    fn overlaps(&self) -> bool {
+        true
+    }
+    fn request(&mut self, described: &str, status: u16) {
+        self.all.request(described, status);
+    }
+    fn record(&mut self, record: Value) -> bool {
+        if record["id"].as_u64().is_some_and(|id| id % 100 == 99) {
+            self.seen_at_page_end.push(self.log.lock().unwrap().len());
+        }
+        self.all.record(record)
+    }
+}
+
+#[tokio::test]
+async fn an_observer_that_takes_every_record_gets_them_in_order_while_the_next_page_loads() {
+    // Pages of about 30 KB: parsed on a blocking thread while the page before is handed on.
+    let padded = |from: usize, to: usize| -> Vec<Value> {
+        (from..to)
+            .map(|i| json!({"id": i, "pad": "x".repeat(300)}))
+            .collect()
+    };
+    let (base, log) = fake(move |r| {
+        let off = q(r, "offset");
+        let end = (off + q(r, "limit")).min(1000);
+        (
+            200,
+            vec![],
+            json!({"data": padded(off, end), "meta": {"total": 1000}}),
+        )
+    })
+    .await;
+    let s = spec(&base, BEARER_OFFSET);
+    let c = client(&s, &[("api_key", "k")]);
+    let mut obs = Overlapping {
+        all: Collect::default(),
+        log: log.clone(),
+        seen_at_page_end: Vec::new(),
+    };
+    let summary = c.fetch_stream("people", &mut obs).await.unwrap();
+    assert_eq!((summary.pages, summary.records), (10, 1000));
+    let ids: Vec<u64> = obs
+        .all
+        .records
+        .iter()
+        .map(|r| r["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        (0..1000).collect::<Vec<_>>(),
+        "every record once, in order"
+    );
+    let offsets: Vec<usize> = obs
+        .all
+        .requests
+        .iter()
+        .map(|(d, status)| {
+            assert_eq!(*status, 200);
+            d.split("offset=")
+                .nth(1)
+                .unwrap()
+                .split('&')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(offsets, (0..10).map(|p| p * 100).collect::<Vec<_>>());
+    // Page k was still being handed on when page k + 1 had been requested.
+    assert!(
+        obs.seen_at_page_end
+            .iter()
+            .enumerate()
+            .any(|(k, &seen)| seen > k + 1),
+        "requests seen at each page's end: {:?}",
+        obs.seen_at_page_end
+    );
+
+    // A later page that keeps failing: the pages before it are all handed on, then the error.
+    let (base, _) = fake(move |r| {
+        let off = q(r, "offset");
+        if off >= 200 {
+            return (500, vec![], json!({"error": "internal"}));
+        }
+        (
+            200,
+            vec![],
+            json!({"data": padded(off, off + 100), "meta": {"total": 1000}}),
+        )
+    })
+    .await;
+    let s = spec(&base, BEARER_OFFSET);
+    let c = client(&s, &[("api_key", "k")]);
+    let mut obs = Overlapping {
+        all: Collect::default(),
+        log,
+        seen_at_page_end: Vec::new(),
+    };
+    let e = c
+        .fetch_stream("people", &mut obs)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("offset=200") && e.contains("HTTP 500"), "{e}");
+    assert_eq!(obs.all.records.len(), 200);
+}
