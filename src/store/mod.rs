@@ -299,25 +299,6 @@ impl<'a> Batched<'a> {
 /// runs in Rust, a chunk of people at a time, so this is low.
 const MEMORY_LIMIT: &str = "48MB";
 
-/// Another connection to the state database (its own transactions), for a delivery worker:
-/// a connection of the instance starts in its in-memory default database, so it too uses
-/// `state`.
-pub(crate) fn clone_connection(conn: &Connection) -> Result<Connection, StoreError> {
-    let c = conn.try_clone()?;
-    c.execute_batch("USE state")?;
-    Ok(c)
-}
-
-/// Rows per row group of the state database, a quarter of DuckDB's 122,880. DuckDB compresses
-/// and writes a transaction's appended rows a full row group at a time while they are
-/// appended, and the rest at the commit, on one thread: with the default a first sync of
-/// 100k people (under one row group) compressed everything at the commit, 1.1 s of 4.7.
-/// With 32,768 the commit takes 0.1 s and the wall time of that sync 3.85-4.08 s against
-/// 4.58-4.72 s (3 alternating runs; 500k: 18.8-19.6 s against 19.7-20.7 s). The file is
-/// about a quarter larger (26 MB against 21 MB at 100k people): smaller row groups compress
-/// less.
-const ROW_GROUP_SIZE: u32 = 32_768;
-
 /// The limit a sync sets when `store.memory_limit` is not set: [`MEMORY_LIMIT`] plus this
 /// much per record of the source (listed or stored, whichever is more), up to
 /// [`AUTO_MEMORY_MAX`]. Not everything spills: the hash joins and window functions over a
@@ -590,16 +571,8 @@ impl Store {
             // Row order of inserts carries no meaning here; without it DuckDB streams more.
             .with("preserve_insertion_order", "false")?
             .enable_autoload_extension(false)?;
-        // The state file is attached to an in-memory instance, not opened as its default
-        // database, because the row group size is an option of `ATTACH` (not kept in the
-        // file); see [`ROW_GROUP_SIZE`]. The catalog is `state`, as when the file was opened.
-        let conn =
-            Connection::open_in_memory_with_flags(config).map_err(|e| classify(&state_path, e))?;
-        let quoted = state_path.display().to_string().replace('\'', "''");
-        conn.execute_batch(&format!(
-            "ATTACH '{quoted}' AS state (ROW_GROUP_SIZE {ROW_GROUP_SIZE}); USE state"
-        ))
-        .map_err(|e| classify(&state_path, e))?;
+        let conn = Connection::open_with_flags(&state_path, config)
+            .map_err(|e| classify(&state_path, e))?;
         restrict(&state_path);
         let store = Store {
             conn,
@@ -980,44 +953,6 @@ mod tests {
 
     fn classify(text: &str) -> Option<StoreError> {
         classify_text(Path::new("/srv/roster/state.duckdb"), text)
-    }
-
-    #[test]
-    fn the_state_database_writes_row_groups_of_32768_rows_while_a_transaction_appends() {
-        let dir = tempfile::tempdir().unwrap();
-        let store =
-            super::Store::open(&dir.path().join("state"), &dir.path().join("dir.duckdb")).unwrap();
-        let c = &store.conn;
-        let catalog: String = c
-            .query_row("SELECT current_database()", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(catalog, "state");
-        c.execute_batch(
-            "BEGIN TRANSACTION;
-             INSERT INTO source_custom SELECT 'hr', range, 'n', 'v' FROM range(100000);",
-        )
-        .unwrap();
-        // Full row groups are written while the transaction appends, not all at its commit.
-        let written: i64 = c
-            .query_row(
-                "SELECT count(DISTINCT row_group_id) FROM pragma_storage_info('source_custom')",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        c.execute_batch("COMMIT").unwrap();
-        let (groups, largest): (i64, i64) = c
-            .query_row(
-                "SELECT count(DISTINCT row_group_id), max(count) FROM pragma_storage_info('source_custom')",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .unwrap();
-        assert_eq!(
-            (groups, largest),
-            (4, 32_768),
-            "{written} before the commit"
-        );
     }
 
     #[test]
