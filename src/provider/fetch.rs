@@ -462,6 +462,8 @@ impl SourceClient {
         let mut next_url: Option<String> = None;
         let mut delivered = 0u64;
         let overlaps = obs.overlaps();
+        // Its pages are parsed on a thread of the listing's own, ended with it.
+        let parser = overlaps.then(Parser::start).flatten();
         // The records of the page before, handed on while this page is requested and parsed
         // (when the observer overlaps).
         let mut ready: Vec<Value> = Vec::new();
@@ -491,11 +493,11 @@ impl SourceClient {
                     .map_err(|_| self.error(None, RenderError::BadUrl(u.clone()).into()))?;
             }
             let sent = if ready.is_empty() {
-                self.send(plan, page_no, obs).await
+                self.send(plan, page_no, obs, parser.as_ref()).await
             } else {
                 let mut held = Held::default();
                 let (sent, go_on) = tokio::join!(
-                    self.send(plan, page_no, &mut held),
+                    self.send(plan, page_no, &mut held, parser.as_ref()),
                     hand_on(&mut ready, obs, &mut delivered)
                 );
                 for (described, status) in &held.requests {
@@ -631,7 +633,7 @@ impl SourceClient {
         let plan = Plan::build(&self.spec, &sub.request, &ctx, &[])
             .map_err(|e| self.error(None, e.into()))?;
         let mut reports = Reports(Vec::new());
-        let (_, _, body) = self.send(plan, 1, &mut reports).await?;
+        let (_, _, body) = self.send(plan, 1, &mut reports, None).await?;
         let list = Value::Array(sub.records.select(&body).into_iter().cloned().collect());
         Ok((list, reports.0))
     }
@@ -674,6 +676,7 @@ impl SourceClient {
         plan: Plan,
         page: u32,
         obs: &mut dyn Observer,
+        parser: Option<&Parser>,
     ) -> Result<(String, reqwest::header::HeaderMap, Value), FetchError> {
         let mut relogged = false;
         let mut attempt = 0u32;
@@ -738,7 +741,7 @@ impl SourceClient {
             let headers = resp.headers().clone();
             let expected = resp.content_length();
             let (failure, kind) = match read_body(resp, usize::MAX).await {
-                Ok(bytes) => match parse_beside(bytes, page).await {
+                Ok(bytes) => match parse(parser, bytes, page).await {
                     Ok(body) => return Ok((described, headers, body)),
                     Err(kind @ FetchErrorKind::Truncated { .. }) => (Failure::Connection, kind),
                     Err(kind) => return Err(self.error(Some(described), kind)),
@@ -1171,20 +1174,74 @@ async fn read_body(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>,
 
 /// A success response's body as JSON. A body that is empty, or whose JSON stops in the middle,
 /// is [`FetchErrorKind::Truncated`] (retried); other bad JSON is [`FetchErrorKind::Json`].
-/// [`parse_json`] on a blocking thread when the body is large, so the thread that fetches
-/// can go on staging the records of the page before (see [`Observer::overlaps`]).
-async fn parse_beside(bytes: Vec<u8>, page: u32) -> Result<Value, FetchErrorKind> {
+/// A body to parse, its page number, and where the result goes.
+type ParseJob = (
+    Vec<u8>,
+    u32,
+    tokio::sync::oneshot::Sender<Result<Value, FetchErrorKind>>,
+);
+
+/// The thread that parses an overlapping listing's pages (see [`Observer::overlaps`]), so the
+/// thread that fetches can go on staging the records of the page before. One thread per
+/// listing, ended with it: the records it parses are freed on the mapping thread, and the
+/// allocator gives such memory back only when the thread that allocated it runs again or
+/// ends. Tokio's pooled blocking threads, idle after the listing, kept about 10 MB through a
+/// sync's merge.
+struct Parser {
+    jobs: Option<std::sync::mpsc::Sender<ParseJob>>,
+    worker: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Parser {
+    /// None when no thread can be started (pages are then parsed where they arrive).
+    fn start() -> Option<Parser> {
+        let (jobs, rx) = std::sync::mpsc::channel::<ParseJob>();
+        let worker = std::thread::Builder::new()
+            .name("roster-parse".into())
+            .spawn(move || {
+                for (bytes, page, reply) in rx {
+                    let _ = reply.send(parse_json(&bytes, page));
+                }
+            })
+            .ok()?;
+        Some(Parser {
+            jobs: Some(jobs),
+            worker: Some(worker),
+        })
+    }
+}
+
+impl Drop for Parser {
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+/// [`parse_json`] on the listing's parser thread when there is one and the body is large.
+async fn parse(
+    parser: Option<&Parser>,
+    bytes: Vec<u8>,
+    page: u32,
+) -> Result<Value, FetchErrorKind> {
+    let Some(jobs) = parser.and_then(|p| p.jobs.as_ref()) else {
+        return parse_json(&bytes, page);
+    };
     if bytes.len() < 16 * 1024 {
         return parse_json(&bytes, page);
     }
-    tokio::task::spawn_blocking(move || parse_json(&bytes, page))
-        .await
-        .unwrap_or_else(|e| {
+    let (reply, result) = tokio::sync::oneshot::channel();
+    match jobs.send((bytes, page, reply)) {
+        Ok(()) => result.await.unwrap_or_else(|_| {
             Err(FetchErrorKind::Json {
                 page,
-                reason: format!("the JSON parser stopped: {e}"),
+                reason: "the JSON parser thread stopped".into(),
             })
-        })
+        }),
+        Err(std::sync::mpsc::SendError((bytes, page, _))) => parse_json(&bytes, page),
+    }
 }
 
 fn parse_json(bytes: &[u8], page: u32) -> Result<Value, FetchErrorKind> {

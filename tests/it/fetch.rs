@@ -1535,7 +1535,8 @@ impl Observer for Overlapping {
 
 #[tokio::test]
 async fn an_observer_that_takes_every_record_gets_them_in_order_while_the_next_page_loads() {
-    // Pages of about 30 KB: parsed on a blocking thread while the page before is handed on.
+    // Pages of about 30 KB: parsed on the listing's parser thread while the page before is
+    // handed on.
     let padded = |from: usize, to: usize| -> Vec<Value> {
         (from..to)
             .map(|i| json!({"id": i, "pad": "x".repeat(300)}))
