@@ -1172,8 +1172,6 @@ async fn read_body(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>,
     }
 }
 
-/// A success response's body as JSON. A body that is empty, or whose JSON stops in the middle,
-/// is [`FetchErrorKind::Truncated`] (retried); other bad JSON is [`FetchErrorKind::Json`].
 /// A body to parse, its page number, and where the result goes.
 type ParseJob = (
     Vec<u8>,
@@ -1244,6 +1242,8 @@ async fn parse(
     }
 }
 
+/// A success response's body as JSON. A body that is empty, or whose JSON stops in the middle,
+/// is [`FetchErrorKind::Truncated`] (retried); other bad JSON is [`FetchErrorKind::Json`].
 fn parse_json(bytes: &[u8], page: u32) -> Result<Value, FetchErrorKind> {
     let truncated = |cut| FetchErrorKind::Truncated {
         page,
