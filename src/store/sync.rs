@@ -267,7 +267,7 @@ fn status_due_sql(param: &str) -> String {
     format!(
         "SELECT work_email FROM (
            SELECT work_email, status, hris_status AS st, start_date::VARCHAR AS sd, end_date::VARCHAR AS en
-           FROM people WHERE len(coalesce(sources, [])) > 0)
+           FROM person_rows WHERE len(coalesce(sources, [])) > 0)
          WHERE status IS DISTINCT FROM ({})",
         DERIVE_STATUS.replace("$today", param)
     )
@@ -775,7 +775,7 @@ impl Store {
         // manager's record changed (ids resolve within a source), whose status the calendar
         // changes today, or everyone when the precedence (or Roster) changed.
         let everyone = if input.remerge_all {
-            "UNION SELECT work_email FROM people
+            "UNION SELECT work_email FROM person_rows
              UNION SELECT work_email FROM source_records WHERE outcome = 'kept' AND work_email IS NOT NULL"
         } else {
             ""
@@ -795,7 +795,7 @@ impl Store {
                    UNION SELECT work_email FROM ({due})
                    {everyone})
                  SELECT work_email, ((row_number() OVER (ORDER BY work_email)) - 1) // {CHUNK} AS chunk,
-                        work_email IN (SELECT work_email FROM people) AS known
+                        work_email IN (SELECT work_email FROM person_rows) AS known
                  FROM emails",
                 due = status_due_sql("$3")
             ),
@@ -832,8 +832,8 @@ impl Store {
              CREATE OR REPLACE TEMP TABLE affected_times AS
              SELECT a.chunk, p.work_email, epoch_us(p.first_seen) AS first_seen,
                     epoch_us(p.last_changed) AS last_changed
-             FROM people p JOIN affected a ON a.work_email = p.work_email;",
-            current = super::schema::current_values_sql(
+             FROM person_rows p JOIN affected a ON a.work_email = p.work_email;",
+            current = super::schema::current_values_by_set_sql(
                 "WHERE work_email IN (SELECT work_email FROM affected WHERE known)"
             )
         ))?;
@@ -1283,7 +1283,7 @@ impl Store {
             "CREATE OR REPLACE TEMP TABLE people_ids AS
              SELECT work_email, manager_email, status IS DISTINCT FROM 'terminated' AS current,
                     (row_number() OVER ()) - 1 AS id
-             FROM people;
+             FROM person_rows;
              CREATE OR REPLACE TEMP TABLE manager_cycles (start VARCHAR);
              CREATE OR REPLACE TEMP TABLE cycle_ids (id BIGINT);",
         )?;
@@ -1326,7 +1326,7 @@ impl Store {
           WITH recs_all AS (SELECT * FROM source_records),
           cycles AS (SELECT start FROM manager_cycles),
           roots AS (
-            SELECT work_email FROM people
+            SELECT work_email FROM person_rows
             WHERE status <> 'terminated' AND manager_email IS NULL)
           SELECT * FROM (
             SELECT source, record_key, work_email,
@@ -1352,7 +1352,7 @@ impl Store {
             FROM recs_all r
             WHERE r.outcome = 'kept' AND r.manager_id IS NOT NULL
               AND NOT EXISTS (SELECT 1 FROM recs_all m WHERE m.source = r.source AND m.outcome = 'kept' AND m.employee_id = r.manager_id)
-              AND (r.manager_email IS NULL OR r.manager_email NOT IN (SELECT work_email FROM people))
+              AND (r.manager_email IS NULL OR r.manager_email NOT IN (SELECT work_email FROM person_rows))
             UNION ALL
             SELECT NULL, NULL, start, 'manager_cycle', 'manager_email',
                    'the management chain of this person leads back to them', $1
