@@ -75,22 +75,6 @@ pub trait Observer {
     }
 }
 
-/// What a request made while the records of the page before were being handed on reported,
-/// held until they are (see [`Observer::overlaps`]).
-#[derive(Default)]
-struct Held {
-    requests: Vec<(String, u16)>,
-}
-
-impl Observer for Held {
-    fn request(&mut self, described: &str, status: u16) {
-        self.requests.push((described.to_string(), status));
-    }
-    fn record(&mut self, _record: Value) -> bool {
-        true
-    }
-}
-
 /// Hands `records` to `obs` in order, yielding now and then so that a request running beside
 /// it makes progress. False when `obs` asked to stop.
 async fn hand_on(records: &mut Vec<Value>, obs: &mut dyn Observer, delivered: &mut u64) -> bool {
@@ -495,14 +479,13 @@ impl SourceClient {
             let sent = if ready.is_empty() {
                 self.send(plan, page_no, obs, parser.as_ref()).await
             } else {
-                let mut held = Held::default();
+                // Its request reports are passed on after the page before's records.
+                let mut held = Reports(Vec::new());
                 let (sent, go_on) = tokio::join!(
                     self.send(plan, page_no, &mut held, parser.as_ref()),
                     hand_on(&mut ready, obs, &mut delivered)
                 );
-                for (described, status) in &held.requests {
-                    obs.request(described, *status);
-                }
+                held.pass_on(obs);
                 if !go_on {
                     return Ok(Summary {
                         pages: page_no,
@@ -597,9 +580,7 @@ impl SourceClient {
             for (record, result) in records.iter_mut().zip(results) {
                 let value = match result {
                     Ok((list, reports)) => {
-                        for (described, status) in reports {
-                            obs.request(&described, status);
-                        }
+                        reports.pass_on(obs);
                         list
                     }
                     Err(_) if sub.optional => Value::Null,
@@ -618,7 +599,7 @@ impl SourceClient {
         &self,
         sub: &SubRequest,
         record: &Value,
-    ) -> Result<(Value, Vec<(String, u16)>), FetchError> {
+    ) -> Result<(Value, Reports), FetchError> {
         let vars: BTreeMap<String, String> = sub
             .vars
             .iter()
@@ -635,7 +616,7 @@ impl SourceClient {
         let mut reports = Reports(Vec::new());
         let (_, _, body) = self.send(plan, 1, &mut reports, None).await?;
         let list = Value::Array(sub.records.select(&body).into_iter().cloned().collect());
-        Ok((list, reports.0))
+        Ok((list, reports))
     }
 
     fn paging_error(&self, stream: &str, mut error: PageError) -> FetchError {
@@ -1337,8 +1318,17 @@ fn attach_links(links: &[Link], record: &mut Value) {
     }
 }
 
-/// Collects request reports of a sub-request, to pass on in order afterwards.
+/// Collects the request reports of a request made beside other work (a sub-request, the next
+/// page of an overlapping listing), to pass on in order afterwards.
 struct Reports(Vec<(String, u16)>);
+
+impl Reports {
+    fn pass_on(self, obs: &mut dyn Observer) {
+        for (described, status) in self.0 {
+            obs.request(&described, status);
+        }
+    }
+}
 
 impl Observer for Reports {
     fn request(&mut self, described: &str, status: u16) {
