@@ -364,23 +364,22 @@ CREATE VIEW people AS
 /// The current values of `people` in long form: `(work_email, field, value, source)`, one row
 /// per key of `provenance` (every field the person has a value for: canonical, `hris_status`,
 /// `custom.NAME`), dates as `YYYY-MM-DD`, and `first_seen`, of the people `filter` (a `WHERE`
-/// clause on `people`, or empty) selects. Shared by the `person_values` view and the merge,
-/// which reads the current state of the people it merges from it.
+/// clause on `people`, or empty) selects. The `person_values` view (v5); the merge reads the
+/// same through [`current_values_by_set_sql`].
 pub(crate) fn current_values_sql(filter: &str) -> String {
-    let cases = value_cases("");
+    let value = value_of("field", "");
     format!(
         "SELECT work_email, field,
-           CASE field {cases} WHEN 'hris_status' THEN hris_status
-             ELSE map_extract_value(custom, substr(field, 8)) END AS value,
+           {value} AS value,
            map_extract_value(provenance, field) AS source, first_seen
          FROM (SELECT *, unnest(map_keys(provenance)) AS field FROM people {filter})"
     )
 }
 
-/// `CASE field ...` branches giving each canonical field's value as text, from the columns of
-/// `people` (`prefix` qualifies them, e.g. `r.`).
-fn value_cases(prefix: &str) -> String {
-    Field::ALL
+/// The value as text of the field named by `field` (canonical, `hris_status` or
+/// `custom.NAME`), from the columns of `people` (`prefix` qualifies them, e.g. `r.`).
+fn value_of(field: &str, prefix: &str) -> String {
+    let cases = Field::ALL
         .iter()
         .map(|f| {
             let name = f.name();
@@ -391,7 +390,11 @@ fn value_cases(prefix: &str) -> String {
             }
         })
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(" ");
+    format!(
+        "CASE {field} {cases} WHEN 'hris_status' THEN {prefix}hris_status
+             ELSE map_extract_value({prefix}custom, substr({field}, 8)) END"
+    )
 }
 
 /// [`current_values_sql`] over the tables behind `people` since v7, for the merge: each
@@ -402,7 +405,7 @@ fn value_cases(prefix: &str) -> String {
 /// instead of 168 MB. `filter` is a `WHERE` clause on `person_rows`. (The view
 /// `person_values` keeps v5's text, through the view `people`.)
 pub(crate) fn current_values_by_set_sql(filter: &str) -> String {
-    let cases = value_cases("r.");
+    let value = value_of("s.field", "r.");
     let cols = Field::ALL
         .iter()
         .map(|f| f.name())
@@ -410,8 +413,7 @@ pub(crate) fn current_values_by_set_sql(filter: &str) -> String {
         .join(", ");
     format!(
         "SELECT r.work_email, s.field,
-           CASE s.field {cases} WHEN 'hris_status' THEN r.hris_status
-             ELSE map_extract_value(r.custom, substr(s.field, 8)) END AS value,
+           {value} AS value,
            s.source, r.first_seen
          FROM (SELECT {cols}, hris_status, custom, first_seen, provenance_id
                FROM person_rows {filter}) r
