@@ -121,21 +121,31 @@ pub(crate) struct Provenances {
     key: Vec<u8>,
 }
 
+/// The stored provenance sets by id, each a map's `(field, source)` pairs sorted by field.
+pub(crate) type Sets = HashMap<i64, Vec<(String, String)>>;
+
+/// Groups `(id, field, source)` rows, in any order, into [`Sets`].
+pub(crate) fn sets(rows: Vec<(i64, String, String)>) -> Sets {
+    let mut sets: Sets = HashMap::new();
+    for (id, field, source) in rows {
+        sets.entry(id).or_default().push((field, source));
+    }
+    for pairs in sets.values_mut() {
+        pairs.sort();
+    }
+    sets
+}
+
 impl Provenances {
-    /// The stored sets: `(id, field, source)` rows in any order.
-    pub(crate) fn new(stored: Vec<(i64, String, String)>) -> Provenances {
-        let mut sets: HashMap<i64, Vec<(String, String)>> = HashMap::new();
-        for (id, field, source) in stored {
-            sets.entry(id).or_default().push((field, source));
-        }
+    /// The stored sets.
+    pub(crate) fn new(sets: &Sets) -> Provenances {
         let mut p = Provenances {
             ids: HashMap::new(),
             next: sets.keys().max().map_or(1, |m| m + 1),
             fresh: Vec::new(),
             key: Vec::new(),
         };
-        for (id, mut pairs) in sets {
-            pairs.sort();
+        for (&id, pairs) in sets {
             p.encode(pairs.iter().map(|(f, s)| (f.as_str(), s.as_str())));
             p.ids.insert(p.key.clone(), id);
         }
@@ -461,10 +471,10 @@ mod tests {
     #[test]
     fn a_provenance_map_gets_one_id_and_a_stored_one_is_not_stored_again() {
         // Stored: id 4 = {job_title: hr, work_email: hr}, rows in any order.
-        let mut p = Provenances::new(vec![
+        let mut p = Provenances::new(&sets(vec![
             (4, "work_email".into(), "hr".into()),
             (4, "job_title".into(), "hr".into()),
-        ]);
+        ]));
         let stored = state(&[("job_title", "hr"), ("work_email", "hr")]);
         assert_eq!(p.id(&stored), 4);
         let other = state(&[("job_title", "it"), ("work_email", "hr")]);

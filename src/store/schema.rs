@@ -364,10 +364,11 @@ CREATE VIEW people AS
 /// The current values of `people` in long form: `(work_email, field, value, source)`, one row
 /// per key of `provenance` (every field the person has a value for: canonical, `hris_status`,
 /// `custom.NAME`), dates as `YYYY-MM-DD`, and `first_seen`, of the people `filter` (a `WHERE`
-/// clause on `people`, or empty) selects. The `person_values` view (v5); the merge reads the
-/// same through [`current_values_by_set_sql`].
+/// clause on `people`, or empty) selects. The `person_values` view (v5). The merge reads the
+/// same values from the stored rows, a person's provenance set naming the fields
+/// (`store::sync`, `read_chunk`).
 pub(crate) fn current_values_sql(filter: &str) -> String {
-    let value = value_of("field", "");
+    let value = value_of("field");
     format!(
         "SELECT work_email, field,
            {value} AS value,
@@ -377,49 +378,23 @@ pub(crate) fn current_values_sql(filter: &str) -> String {
 }
 
 /// The value as text of the field named by `field` (canonical, `hris_status` or
-/// `custom.NAME`), from the columns of `people` (`prefix` qualifies them, e.g. `r.`).
-fn value_of(field: &str, prefix: &str) -> String {
+/// `custom.NAME`), from the columns of `people`.
+fn value_of(field: &str) -> String {
     let cases = Field::ALL
         .iter()
         .map(|f| {
             let name = f.name();
             if f.kind() == FieldKind::Date {
-                format!("WHEN '{name}' THEN {prefix}{name}::VARCHAR")
+                format!("WHEN '{name}' THEN {name}::VARCHAR")
             } else {
-                format!("WHEN '{name}' THEN {prefix}{name}")
+                format!("WHEN '{name}' THEN {name}")
             }
         })
         .collect::<Vec<_>>()
         .join(" ");
     format!(
-        "CASE {field} {cases} WHEN 'hris_status' THEN {prefix}hris_status
-             ELSE map_extract_value({prefix}custom, substr({field}, 8)) END"
-    )
-}
-
-/// [`current_values_sql`] over the tables behind `people` since v7, for the merge: each
-/// distinct provenance map is unnested once and joined by id instead of once per person, and
-/// only the columns it needs are read (not every row's `employee_ids` and `sources`). On a
-/// 10%-changed re-sync of 100k people, reading the current values of the 10k affected took
-/// 0.16-0.18 s instead of 0.24-0.26 s; on a 1%-changed one the sync peaked at 155 MB
-/// instead of 168 MB. `filter` is a `WHERE` clause on `person_rows`. (The view
-/// `person_values` keeps v5's text, through the view `people`.)
-pub(crate) fn current_values_by_set_sql(filter: &str) -> String {
-    let value = value_of("s.field", "r.");
-    let cols = Field::ALL
-        .iter()
-        .map(|f| f.name())
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!(
-        "SELECT r.work_email, s.field,
-           {value} AS value,
-           s.source, r.first_seen
-         FROM (SELECT {cols}, hris_status, custom, first_seen, provenance_id
-               FROM person_rows {filter}) r
-         JOIN (SELECT id, unnest(map_keys(provenance)) AS field,
-                      unnest(map_values(provenance)) AS source
-               FROM provenance_sets) s ON s.id = r.provenance_id"
+        "CASE {field} {cases} WHEN 'hris_status' THEN hris_status
+             ELSE map_extract_value(custom, substr({field}, 8)) END"
     )
 }
 

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use duckdb::params;
 
 use super::{Batched, Store, StoreError};
-use crate::config::person::Field;
+use crate::config::person::{Field, FieldKind};
 
 /// What became of a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -271,6 +271,34 @@ fn status_due_sql(param: &str) -> String {
          WHERE status IS DISTINCT FROM ({})",
         DERIVE_STATUS.replace("$today", param)
     )
+}
+
+/// `person_rows`' columns that hold field values, qualified by `prefix`, in `Field::ALL`
+/// order then `hris_status`: dates as `YYYY-MM-DD` text, as `schema::value_of` reads them.
+fn stored_value_columns(prefix: &str) -> String {
+    Field::ALL
+        .iter()
+        .map(|f| match f.kind() {
+            FieldKind::Date => format!("{prefix}{0}::VARCHAR AS {0}", f.name()),
+            _ => format!("{prefix}{}", f.name()),
+        })
+        .chain(std::iter::once(format!("{prefix}hris_status")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A `VARCHAR[]` value's items (none for NULL).
+fn texts(v: duckdb::types::Value) -> Vec<Option<String>> {
+    match v {
+        duckdb::types::Value::List(items) => items
+            .into_iter()
+            .map(|x| match x {
+                duckdb::types::Value::Text(t) => Some(t),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// People merged per round trip. Each chunk's read scans the affected temp tables once, so
@@ -822,28 +850,37 @@ impl Store {
                AND content_hash IN (SELECT hash FROM dropped)",
             [s],
         )?;
-        // The current state of the affected people the directory has, read before their
-        // `people` rows are replaced: since v5 a first value is kept nowhere else.
+        // The stored rows of the affected people the directory has, read before they are
+        // replaced: since v5 a first value is kept nowhere else. One row a person, as stored;
+        // `read_chunk` turns it into field values through the person's provenance set.
         c.execute_batch(&format!(
-            "CREATE OR REPLACE TEMP TABLE affected_current AS
-             SELECT a.chunk, cv.work_email, cv.field, cv.value, cv.source
-             FROM ({current}) cv JOIN affected a ON a.work_email = cv.work_email
-             WHERE cv.value IS NOT NULL;
-             CREATE OR REPLACE TEMP TABLE affected_times AS
-             SELECT a.chunk, p.work_email, epoch_us(p.first_seen) AS first_seen,
-                    epoch_us(p.last_changed) AS last_changed
+            "CREATE OR REPLACE TEMP TABLE affected_rows AS
+             SELECT a.chunk, {stored}, map_keys(p.custom) AS custom_names,
+                    map_values(p.custom) AS custom_values, p.provenance_id,
+                    epoch_us(p.first_seen) AS first_seen, epoch_us(p.last_changed) AS last_changed
              FROM person_rows p JOIN affected a ON a.work_email = p.work_email;",
-            current = super::schema::current_values_by_set_sql(
-                "WHERE work_email IN (SELECT work_email FROM affected WHERE known)"
-            )
+            stored = stored_value_columns("p.")
         ))?;
-        // Provider manager ids, resolved within their source (duplicates: the lowest key).
+        // Provider manager ids, resolved within their source (duplicates: the lowest key): an
+        // id names the lowest-keyed of the records that are each the first (lowest key) of
+        // their person in the source. Only the ids the affected records name are resolved,
+        // with every record of the people who carry them (what the ranking needs): ranking
+        // all of a 100k source took 45-60 ms of a 1%-changed re-sync.
         c.execute_batch(
             "CREATE OR REPLACE TEMP TABLE manager_ids AS
+             WITH wanted AS (
+               SELECT DISTINCT r.source, r.manager_id AS employee_id FROM source_records r
+               SEMI JOIN affected a ON a.work_email = r.work_email
+               WHERE r.outcome = 'kept' AND r.manager_id IS NOT NULL),
+             carriers AS (
+               SELECT DISTINCT r.source, r.work_email FROM source_records r
+               SEMI JOIN wanted w ON w.source = r.source AND w.employee_id = r.employee_id
+               WHERE r.outcome = 'kept' AND r.work_email IS NOT NULL)
              SELECT source, employee_id, work_email FROM (
-               SELECT source, record_key, employee_id, work_email FROM source_records
-               WHERE outcome = 'kept' AND work_email IS NOT NULL
-               QUALIFY row_number() OVER (PARTITION BY source, work_email ORDER BY record_key, content_hash) = 1)
+               SELECT r.source, r.record_key, r.employee_id, r.work_email FROM source_records r
+               SEMI JOIN carriers p ON p.source = r.source AND p.work_email = r.work_email
+               WHERE r.outcome = 'kept'
+               QUALIFY row_number() OVER (PARTITION BY r.source, r.work_email ORDER BY r.record_key, r.content_hash) = 1)
              WHERE employee_id IS NOT NULL
              QUALIFY row_number() OVER (PARTITION BY source, employee_id ORDER BY record_key) = 1;
              DELETE FROM person_rows WHERE work_email IN (SELECT work_email FROM affected);
@@ -881,13 +918,13 @@ impl Store {
             |r| r.get(0),
         )?;
         let precedence = crate::identity::Precedence::new(input.precedence);
-        let stored_provenance = {
+        let stored_sets = {
             let mut stmt = c.prepare(
                 "SELECT id, unnest(map_keys(provenance)), unnest(map_values(provenance))
                  FROM provenance_sets",
             )?;
             let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-            rows.collect::<Result<Vec<_>, _>>()?
+            super::batch::sets(rows.collect::<Result<Vec<_>, _>>()?)
         };
         let cx = MergeContext {
             precedence: &precedence,
@@ -896,7 +933,7 @@ impl Store {
             run: run.id,
             want_people,
             want_changes,
-            provenance: std::sync::Mutex::new(super::batch::Provenances::new(stored_provenance)),
+            provenance: std::sync::Mutex::new(super::batch::Provenances::new(&stored_sets)),
         };
         let mut by_person: Vec<(String, PersonChange, Vec<Change>)> = Vec::new();
         let mut n_changes = 0u64;
@@ -943,7 +980,7 @@ impl Store {
                 let mut in_flight = 0usize;
                 for chunk in 0..chunks {
                     let t0 = std::time::Instant::now();
-                    let batch = self.read_chunk(chunk)?;
+                    let batch = self.read_chunk(chunk, &stored_sets)?;
                     split[0] += t0.elapsed();
                     if to_merge.send(batch).is_err() {
                         break;
@@ -1111,8 +1148,13 @@ impl Store {
     }
 
     /// The affected people of one chunk: each one's kept records (first per source, managers
-    /// resolved), custom fields, current values and times.
-    fn read_chunk(&self, chunk: i64) -> Result<Vec<ChunkPerson>, StoreError> {
+    /// resolved), custom fields, current values (through the stored provenance `sets`) and
+    /// times.
+    fn read_chunk(
+        &self,
+        chunk: i64,
+        sets: &super::batch::Sets,
+    ) -> Result<Vec<ChunkPerson>, StoreError> {
         let c = &self.conn;
         let cols: Vec<&str> = Field::ALL.iter().map(|f| f.name()).collect();
         let mut out: Vec<ChunkPerson> = Vec::new();
@@ -1202,25 +1244,40 @@ impl Store {
         if known == 0 {
             return Ok(out);
         }
-        let mut stmt = c.prepare(
-            "SELECT work_email, field, value, source FROM affected_current WHERE chunk = $1",
-        )?;
+        // A stored row's value of each field its provenance set names, as the view
+        // `person_values` gives it (`schema::value_of`): empty values are not current.
+        let n = Field::ALL.len();
+        let mut stmt = c.prepare("SELECT * EXCLUDE (chunk) FROM affected_rows WHERE chunk = $1")?;
         let mut rows = stmt.query([chunk])?;
         while let Some(r) = rows.next()? {
-            let email: String = r.get(0)?;
-            if let Some(&i) = index.get(&email) {
-                out[i].current.insert(r.get(1)?, (r.get(2)?, r.get(3)?));
-            }
-        }
-        let mut stmt = c.prepare(
-            "SELECT work_email, first_seen, last_changed FROM affected_times WHERE chunk = $1",
-        )?;
-        let mut rows = stmt.query([chunk])?;
-        while let Some(r) = rows.next()? {
-            let email: String = r.get(0)?;
-            if let Some(&i) = index.get(&email) {
-                out[i].first_seen = r.get(1)?;
-                out[i].last_changed = r.get(2)?;
+            let email: String = r.get(Field::work_email as usize)?;
+            let Some(&i) = index.get(&email) else {
+                continue;
+            };
+            let p = &mut out[i];
+            p.first_seen = r.get(n + 4)?;
+            p.last_changed = r.get(n + 5)?;
+            let Some(set) = r.get::<_, Option<i64>>(n + 3)?.and_then(|id| sets.get(&id)) else {
+                continue;
+            };
+            let custom_names = texts(r.get(n + 1)?);
+            let custom_values = texts(r.get(n + 2)?);
+            for (field, source) in set {
+                let value = if let Some(f) = Field::from_name(field) {
+                    r.get::<_, Option<String>>(f as usize)?
+                } else if field == "hris_status" {
+                    r.get::<_, Option<String>>(n)?
+                } else if let Some(name) = field.strip_prefix("custom.") {
+                    custom_names
+                        .iter()
+                        .position(|c| c.as_deref() == Some(name))
+                        .and_then(|k| custom_values.get(k).cloned().flatten())
+                } else {
+                    None
+                };
+                if let Some(value) = value {
+                    p.current.insert(field.clone(), (value, source.clone()));
+                }
             }
         }
         Ok(out)
