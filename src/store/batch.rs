@@ -1,13 +1,16 @@
 //! Arrow batches of `people` and `value_history` rows, appended column by column (one FFI
-//! call per 2,048 rows instead of one per value).
+//! call per 2,048 rows instead of one per value), and typed views of the columns of a query's
+//! Arrow batches (read without a conversion per value).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use duckdb::arrow::array::{
-    ArrayRef, Date32Builder, Int64Builder, ListBuilder, MapBuilder, StringBuilder,
+    Array, ArrayRef, AsArray, Date32Builder, Int64Array, Int64Builder, LargeStringArray, ListArray,
+    ListBuilder, MapBuilder, StringArray, StringBuilder, StringViewArray,
     TimestampMicrosecondBuilder,
 };
+use duckdb::arrow::datatypes::Int64Type;
 use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::{Appender, arrow::error::ArrowError};
 
@@ -25,6 +28,89 @@ fn finish(cols: Vec<ArrayRef>) -> Result<RecordBatch, ArrowError> {
 
 fn arrow_err(e: ArrowError) -> StoreError {
     StoreError::Sql(duckdb::Error::ToSqlConversionFailure(Box::new(e)))
+}
+
+/// A text column of a query's Arrow batch (DuckDB hands VARCHAR over as UTF-8 with 32-bit
+/// offsets; the other layouts are read too).
+pub(crate) enum Texts<'a> {
+    Utf8(&'a StringArray),
+    Large(&'a LargeStringArray),
+    View(&'a StringViewArray),
+}
+
+impl<'a> Texts<'a> {
+    /// Column `i` of `batch`.
+    pub(crate) fn of(batch: &'a RecordBatch, i: usize) -> Result<Texts<'a>, StoreError> {
+        Texts::array(batch.column(i).as_ref()).ok_or_else(|| unexpected(batch, i, "text"))
+    }
+
+    fn array(a: &'a dyn Array) -> Option<Texts<'a>> {
+        a.as_string_opt::<i32>()
+            .map(Texts::Utf8)
+            .or_else(|| a.as_string_opt::<i64>().map(Texts::Large))
+            .or_else(|| a.as_string_view_opt().map(Texts::View))
+    }
+
+    /// The value of `row`; `None` for NULL.
+    pub(crate) fn get(&self, row: usize) -> Option<&'a str> {
+        match self {
+            Texts::Utf8(a) => (!a.is_null(row)).then(|| a.value(row)),
+            Texts::Large(a) => (!a.is_null(row)).then(|| a.value(row)),
+            Texts::View(a) => (!a.is_null(row)).then(|| a.value(row)),
+        }
+    }
+}
+
+/// A `BIGINT` column of a query's Arrow batch.
+pub(crate) fn ints(batch: &RecordBatch, i: usize) -> Result<&Int64Array, StoreError> {
+    batch
+        .column(i)
+        .as_primitive_opt::<Int64Type>()
+        .ok_or_else(|| unexpected(batch, i, "BIGINT"))
+}
+
+/// The value of `row` of a `BIGINT` column; `None` for NULL.
+pub(crate) fn int_at(a: &Int64Array, row: usize) -> Option<i64> {
+    (!a.is_null(row)).then(|| a.value(row))
+}
+
+/// A `VARCHAR[]` column of a query's Arrow batch.
+pub(crate) struct TextLists<'a> {
+    lists: &'a ListArray,
+    items: Texts<'a>,
+}
+
+impl<'a> TextLists<'a> {
+    /// Column `i` of `batch`.
+    pub(crate) fn of(batch: &'a RecordBatch, i: usize) -> Result<TextLists<'a>, StoreError> {
+        let lists = batch
+            .column(i)
+            .as_list_opt::<i32>()
+            .ok_or_else(|| unexpected(batch, i, "a list"))?;
+        let items =
+            Texts::array(lists.values().as_ref()).ok_or_else(|| unexpected(batch, i, "texts"))?;
+        Ok(TextLists { lists, items })
+    }
+
+    /// The items of `row`'s list (none for NULL).
+    pub(crate) fn get(&self, row: usize) -> impl Iterator<Item = Option<&'a str>> + '_ {
+        let range = if self.lists.is_null(row) {
+            0..0
+        } else {
+            let offsets = self.lists.value_offsets();
+            offsets[row] as usize..offsets[row + 1] as usize
+        };
+        range.map(|k| self.items.get(k))
+    }
+}
+
+fn unexpected(batch: &RecordBatch, i: usize, what: &str) -> StoreError {
+    let field = batch.schema_ref().field(i).clone();
+    arrow_err(ArrowError::SchemaError(format!(
+        "column {} is {}, not {what}",
+        field.name(),
+        field.data_type()
+    )))
 }
 
 /// `value_history` rows opened by one run.

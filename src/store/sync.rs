@@ -11,6 +11,9 @@ use std::collections::HashMap;
 
 use duckdb::params;
 
+use duckdb::arrow::record_batch::RecordBatch;
+
+use super::batch::{TextLists, Texts, int_at};
 use super::{Batched, Store, StoreError};
 use crate::config::person::{Field, FieldKind};
 
@@ -287,20 +290,6 @@ fn stored_value_columns(prefix: &str) -> String {
         .join(", ")
 }
 
-/// A `VARCHAR[]` value's items (none for NULL).
-fn texts(v: duckdb::types::Value) -> Vec<Option<String>> {
-    match v {
-        duckdb::types::Value::List(items) => items
-            .into_iter()
-            .map(|x| match x {
-                duckdb::types::Value::Text(t) => Some(t),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
 /// People merged per round trip. Each chunk's read scans the affected temp tables once, so
 /// the number of chunks multiplies the read's cost (a first sync of 130k people: 15.1 s with
 /// 2,000, 65 chunks, before the read and the merge overlapped); the chunk bounds the memory
@@ -309,7 +298,7 @@ fn texts(v: duckdb::types::Value) -> Vec<Option<String>> {
 /// 187-195 MB, as fast; a first sync took as long with either (6.8-7.3 s).
 const CHUNK: i64 = 2_500;
 
-/// One affected person, as [`Store::read_chunk`] reads them.
+/// One affected person, as [`ChunkRows::people`] reads them.
 #[derive(Debug, Default)]
 struct ChunkPerson {
     email: String,
@@ -320,6 +309,159 @@ struct ChunkPerson {
     /// When the person was first seen and last changed (from `people`), µs since the epoch.
     first_seen: Option<i64>,
     last_changed: Option<i64>,
+}
+
+/// One chunk of affected people as [`Store::read_chunk`] reads them: Arrow batches, turned
+/// into [`ChunkPerson`]s on the merging thread (the conversion, about 12 ms a chunk of 2,500
+/// people with stored rows, would otherwise hold up the next chunk's queries).
+struct ChunkRows {
+    emails: Vec<RecordBatch>,
+    records: Vec<RecordBatch>,
+    custom: Vec<RecordBatch>,
+    rows: Vec<RecordBatch>,
+}
+
+impl ChunkRows {
+    /// The people: each one's kept records (the lowest key per source), custom fields,
+    /// current values (each field the stored row's provenance set names, one of `sets`) and
+    /// times. Read column by column: the row API's conversion per value was most of the read.
+    fn people(self, sets: &super::batch::Sets) -> Result<Vec<ChunkPerson>, StoreError> {
+        let mut out: Vec<ChunkPerson> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        for batch in &self.emails {
+            let emails = Texts::of(batch, 0)?;
+            for row in 0..batch.num_rows() {
+                let email = emails.get(row).unwrap_or_default().to_string();
+                index.insert(email.clone(), out.len());
+                out.push(ChunkPerson {
+                    email,
+                    ..ChunkPerson::default()
+                });
+            }
+        }
+        // The person a row of `records` or `rows` (columns in `Field::ALL` order) is about.
+        let person = |values: &[Texts<'_>], row: usize| {
+            let email = values[Field::work_email as usize].get(row)?;
+            index.get(email).copied()
+        };
+        // Per person, beside `records`: each record's (key, content hash).
+        let mut picked: Vec<Vec<(String, i64)>> = vec![Vec::new(); out.len()];
+        for batch in &self.records {
+            let sources = Texts::of(batch, 0)?;
+            let hashes = super::batch::ints(batch, 1)?;
+            let keys = Texts::of(batch, 2)?;
+            let values = (0..Field::ALL.len())
+                .map(|k| Texts::of(batch, 3 + k))
+                .collect::<Result<Vec<_>, _>>()?;
+            for row in 0..batch.num_rows() {
+                let Some(i) = person(&values, row) else {
+                    continue;
+                };
+                let source = sources.get(row).unwrap_or_default();
+                let id = (keys.get(row).unwrap_or_default(), hashes.value(row));
+                // Several records of one source with this email: the lowest key is used.
+                let same = out[i].records.iter().position(|x| x.source == source);
+                if let Some(j) = same
+                    && (picked[i][j].0.as_str(), picked[i][j].1) <= id
+                {
+                    continue;
+                }
+                let record = crate::identity::SourceRecord {
+                    source: source.to_string(),
+                    values: values
+                        .iter()
+                        .map(|v| v.get(row).map(str::to_string))
+                        .collect(),
+                    custom: Vec::new(),
+                };
+                let id = (id.0.to_string(), id.1);
+                match same {
+                    Some(j) => {
+                        out[i].records[j] = record;
+                        picked[i][j] = id;
+                    }
+                    None => {
+                        out[i].records.push(record);
+                        picked[i].push(id);
+                    }
+                }
+            }
+        }
+        let mut by_hash: HashMap<(&str, i64), (usize, usize)> = HashMap::new();
+        for (i, ids) in picked.iter().enumerate() {
+            for (j, (_, hash)) in ids.iter().enumerate() {
+                by_hash.insert((out[i].records[j].source.as_str(), *hash), (i, j));
+            }
+        }
+        let mut customs: Vec<(usize, usize, String, String)> = Vec::new();
+        for batch in &self.custom {
+            let sources = Texts::of(batch, 0)?;
+            let hashes = super::batch::ints(batch, 1)?;
+            let names = Texts::of(batch, 2)?;
+            let values = Texts::of(batch, 3)?;
+            for row in 0..batch.num_rows() {
+                let key = (sources.get(row).unwrap_or_default(), hashes.value(row));
+                if let Some(&(i, j)) = by_hash.get(&key) {
+                    let name = names.get(row).unwrap_or_default().to_string();
+                    let value = values.get(row).unwrap_or_default().to_string();
+                    customs.push((i, j, name, value));
+                }
+            }
+        }
+        drop(by_hash);
+        for (i, j, name, value) in customs {
+            out[i].records[j].custom.push((name, value));
+        }
+        for p in &mut out {
+            for r in &mut p.records {
+                r.custom.sort_unstable();
+            }
+        }
+        // A stored row's value of each field its provenance set names, as the view
+        // `person_values` gives it (`schema::value_of`): empty values are not current.
+        let n = Field::ALL.len();
+        for batch in &self.rows {
+            let values = (0..=n)
+                .map(|k| Texts::of(batch, k))
+                .collect::<Result<Vec<_>, _>>()?;
+            let custom_names = TextLists::of(batch, n + 1)?;
+            let custom_values = TextLists::of(batch, n + 2)?;
+            let set_ids = super::batch::ints(batch, n + 3)?;
+            let first_seen = super::batch::ints(batch, n + 4)?;
+            let last_changed = super::batch::ints(batch, n + 5)?;
+            for row in 0..batch.num_rows() {
+                let Some(i) = person(&values, row) else {
+                    continue;
+                };
+                let p = &mut out[i];
+                p.first_seen = int_at(first_seen, row);
+                p.last_changed = int_at(last_changed, row);
+                let Some(set) = int_at(set_ids, row).and_then(|id| sets.get(&id)) else {
+                    continue;
+                };
+                for (field, source) in set {
+                    let value = if let Some(f) = Field::from_name(field) {
+                        values[f as usize].get(row)
+                    } else if field == "hris_status" {
+                        values[n].get(row)
+                    } else if let Some(name) = field.strip_prefix("custom.") {
+                        custom_names
+                            .get(row)
+                            .zip(custom_values.get(row))
+                            .find(|(k, _)| *k == Some(name))
+                            .and_then(|(_, v)| v)
+                    } else {
+                        None
+                    };
+                    if let Some(value) = value {
+                        p.current
+                            .insert(field.clone(), (value.to_string(), source.clone()));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// What the merge of one chunk needs besides its people.
@@ -334,6 +476,8 @@ struct MergeContext<'a> {
     want_changes: bool,
     /// The distinct provenance maps, stored and new (one merging thread at a time).
     provenance: std::sync::Mutex<super::batch::Provenances>,
+    /// The stored provenance sets, by id (what the stored rows read point at).
+    stored_sets: &'a super::batch::Sets,
 }
 
 /// One chunk merged: its rows, ready to append, and what it changed.
@@ -363,8 +507,9 @@ fn recv_merged(
 
 /// Merges and diffs one chunk of affected people (pure: no SQL), building their `people` and
 /// `value_history` rows. Runs on its own thread while the next chunk is read.
-fn merge_chunk(batch: Vec<ChunkPerson>, cx: &MergeContext<'_>) -> Result<MergedChunk, StoreError> {
+fn merge_chunk(batch: ChunkRows, cx: &MergeContext<'_>) -> Result<MergedChunk, StoreError> {
     let t = std::time::Instant::now();
+    let batch = batch.people(cx.stored_sets)?;
     let mut history_rows = super::batch::History::new();
     let mut people_rows = super::batch::People::new();
     let mut provenance = cx
@@ -858,7 +1003,8 @@ impl Store {
              SELECT a.chunk, {stored}, map_keys(p.custom) AS custom_names,
                     map_values(p.custom) AS custom_values, p.provenance_id,
                     epoch_us(p.first_seen) AS first_seen, epoch_us(p.last_changed) AS last_changed
-             FROM person_rows p JOIN affected a ON a.work_email = p.work_email;",
+             FROM person_rows p JOIN affected a ON a.work_email = p.work_email
+             ORDER BY a.chunk;",
             stored = stored_value_columns("p.")
         ))?;
         // Provider manager ids, resolved within their source (duplicates: the lowest key): an
@@ -908,7 +1054,8 @@ impl Store {
              SELECT k.chunk, cu.source, cu.content_hash, cu.name, cu.value
              FROM source_custom cu
              JOIN (SELECT DISTINCT chunk, source, content_hash FROM affected_records) k
-               ON k.source = cu.source AND k.content_hash = cu.content_hash;"
+               ON k.source = cu.source AND k.content_hash = cu.content_hash
+             ORDER BY k.chunk;"
         ))?;
         laps.lap("affected");
 
@@ -934,6 +1081,7 @@ impl Store {
             want_people,
             want_changes,
             provenance: std::sync::Mutex::new(super::batch::Provenances::new(&stored_sets)),
+            stored_sets: &stored_sets,
         };
         let mut by_person: Vec<(String, PersonChange, Vec<Change>)> = Vec::new();
         let mut n_changes = 0u64;
@@ -966,7 +1114,7 @@ impl Store {
             std::thread::scope(|scope| -> Result<(), StoreError> {
                 // At most one chunk waits while another is merged: memory stays at a few
                 // chunks whatever the directory's size.
-                let (to_merge, todo) = std::sync::mpsc::sync_channel::<Vec<ChunkPerson>>(1);
+                let (to_merge, todo) = std::sync::mpsc::sync_channel::<ChunkRows>(1);
                 let (done, merged) =
                     std::sync::mpsc::sync_channel::<Result<MergedChunk, StoreError>>(1);
                 let cx = &cx;
@@ -980,7 +1128,7 @@ impl Store {
                 let mut in_flight = 0usize;
                 for chunk in 0..chunks {
                     let t0 = std::time::Instant::now();
-                    let batch = self.read_chunk(chunk, &stored_sets)?;
+                    let batch = self.read_chunk(chunk)?;
                     split[0] += t0.elapsed();
                     if to_merge.send(batch).is_err() {
                         break;
@@ -1147,140 +1295,42 @@ impl Store {
         Ok(applied)
     }
 
-    /// The affected people of one chunk: each one's kept records (first per source, managers
-    /// resolved), custom fields, current values (through the stored provenance `sets`) and
-    /// times.
-    fn read_chunk(
-        &self,
-        chunk: i64,
-        sets: &super::batch::Sets,
-    ) -> Result<Vec<ChunkPerson>, StoreError> {
+    /// The affected people of one chunk, as DuckDB hands them over: their emails, kept records
+    /// (managers resolved), custom fields and stored rows. [`ChunkRows::people`] reads them,
+    /// on the merging thread.
+    fn read_chunk(&self, chunk: i64) -> Result<ChunkRows, StoreError> {
         let c = &self.conn;
         let cols: Vec<&str> = Field::ALL.iter().map(|f| f.name()).collect();
-        let mut out: Vec<ChunkPerson> = Vec::new();
-        let mut index: HashMap<String, usize> = HashMap::new();
-        let mut stmt =
-            c.prepare("SELECT work_email FROM affected WHERE chunk = $1 ORDER BY work_email")?;
-        for email in stmt.query_map([chunk], |r| r.get::<_, String>(0))? {
-            let email = email?;
-            index.insert(email.clone(), out.len());
-            out.push(ChunkPerson {
-                email,
-                ..ChunkPerson::default()
-            });
-        }
-        // Unordered: sorting 2,500 wide rows in SQL was a third of each chunk's read; the
-        // lowest key per source is picked here instead.
-        let mut stmt = c.prepare(&format!(
+        let read = |sql: &str| -> Result<Vec<RecordBatch>, StoreError> {
+            Ok(c.prepare(sql)?.query_arrow([chunk])?.collect())
+        };
+        let emails = read("SELECT work_email FROM affected WHERE chunk = $1 ORDER BY work_email")?;
+        // Unordered within the chunk: sorting 2,500 wide rows in SQL was a third of each
+        // chunk's read; the lowest key per source is picked when read.
+        let records = read(&format!(
             "SELECT source, content_hash, record_key, {} FROM affected_records WHERE chunk = $1",
             cols.join(", ")
         ))?;
-        let email_col = 3 + Field::work_email as usize;
-        // Per person, beside `records`: each record's (key, content hash).
-        let mut picked: Vec<Vec<(String, i64)>> = vec![Vec::new(); out.len()];
-        let mut rows = stmt.query([chunk])?;
-        while let Some(r) = rows.next()? {
-            let email: String = r.get(email_col)?;
-            let Some(&i) = index.get(&email) else {
-                continue;
-            };
-            let source: String = r.get(0)?;
-            let id: (String, i64) = (r.get(2)?, r.get(1)?);
-            // Several records of one source with this email: the lowest key is used.
-            let same = out[i].records.iter().position(|x| x.source == source);
-            if let Some(j) = same
-                && picked[i][j] <= id
-            {
-                continue;
-            }
-            let mut values = Vec::with_capacity(Field::ALL.len());
-            for k in 0..Field::ALL.len() {
-                values.push(r.get::<_, Option<String>>(3 + k)?);
-            }
-            let record = crate::identity::SourceRecord {
-                source,
-                values,
-                custom: Vec::new(),
-            };
-            match same {
-                Some(j) => {
-                    out[i].records[j] = record;
-                    picked[i][j] = id;
-                }
-                None => {
-                    out[i].records.push(record);
-                    picked[i].push(id);
-                }
-            }
-        }
-        let mut hashes: HashMap<(String, i64), (usize, usize)> = HashMap::new();
-        for (i, ids) in picked.iter().enumerate() {
-            for (j, (_, hash)) in ids.iter().enumerate() {
-                hashes.insert((out[i].records[j].source.clone(), *hash), (i, j));
-            }
-        }
-        let mut stmt = c.prepare(
-            "SELECT source, content_hash, name, value FROM affected_custom WHERE chunk = $1",
-        )?;
-        let mut rows = stmt.query([chunk])?;
-        while let Some(r) = rows.next()? {
-            let key = (r.get::<_, String>(0)?, r.get::<_, i64>(1)?);
-            if let Some(&(i, j)) = hashes.get(&key) {
-                out[i].records[j].custom.push((r.get(2)?, r.get(3)?));
-            }
-        }
-        for p in &mut out {
-            for r in &mut p.records {
-                r.custom.sort_unstable();
-            }
-        }
-        // Only people the directory had before have current values and a history (a first
-        // sync reads none; the history this run appends is never read back).
+        let custom =
+            read("SELECT source, content_hash, name, value FROM affected_custom WHERE chunk = $1")?;
+        // Only people the directory had before have stored rows (a first sync reads none; the
+        // history this run appends is never read back).
         let known: i64 = c.query_row(
             "SELECT count(*) FROM affected WHERE chunk = $1 AND known",
             [chunk],
             |r| r.get(0),
         )?;
-        if known == 0 {
-            return Ok(out);
-        }
-        // A stored row's value of each field its provenance set names, as the view
-        // `person_values` gives it (`schema::value_of`): empty values are not current.
-        let n = Field::ALL.len();
-        let mut stmt = c.prepare("SELECT * EXCLUDE (chunk) FROM affected_rows WHERE chunk = $1")?;
-        let mut rows = stmt.query([chunk])?;
-        while let Some(r) = rows.next()? {
-            let email: String = r.get(Field::work_email as usize)?;
-            let Some(&i) = index.get(&email) else {
-                continue;
-            };
-            let p = &mut out[i];
-            p.first_seen = r.get(n + 4)?;
-            p.last_changed = r.get(n + 5)?;
-            let Some(set) = r.get::<_, Option<i64>>(n + 3)?.and_then(|id| sets.get(&id)) else {
-                continue;
-            };
-            let custom_names = texts(r.get(n + 1)?);
-            let custom_values = texts(r.get(n + 2)?);
-            for (field, source) in set {
-                let value = if let Some(f) = Field::from_name(field) {
-                    r.get::<_, Option<String>>(f as usize)?
-                } else if field == "hris_status" {
-                    r.get::<_, Option<String>>(n)?
-                } else if let Some(name) = field.strip_prefix("custom.") {
-                    custom_names
-                        .iter()
-                        .position(|c| c.as_deref() == Some(name))
-                        .and_then(|k| custom_values.get(k).cloned().flatten())
-                } else {
-                    None
-                };
-                if let Some(value) = value {
-                    p.current.insert(field.clone(), (value, source.clone()));
-                }
-            }
-        }
-        Ok(out)
+        let rows = if known == 0 {
+            Vec::new()
+        } else {
+            read("SELECT * EXCLUDE (chunk) FROM affected_rows WHERE chunk = $1")?
+        };
+        Ok(ChunkRows {
+            emails,
+            records,
+            custom,
+            rows,
+        })
     }
 
     /// A value that failed to convert never erases a good one: a staged record's failed fields
