@@ -1430,8 +1430,7 @@ impl Store {
              DROP TABLE cycle_ids;",
         )?;
         let sql = "
-          WITH recs_all AS (SELECT * FROM source_records),
-          cycles AS (SELECT start FROM manager_cycles),
+          WITH cycles AS (SELECT start FROM manager_cycles),
           roots AS (
             SELECT work_email FROM person_rows
             WHERE status <> 'terminated' AND manager_email IS NULL)
@@ -1439,26 +1438,26 @@ impl Store {
             SELECT source, record_key, work_email,
                    CASE WHEN work_email IS NULL THEN 'missing_work_email' ELSE 'unmappable_record' END AS kind,
                    NULL AS field, coalesce(problems, 'could not be mapped') AS detail, sync_run
-            FROM recs_all WHERE outcome = 'failed'
+            FROM source_records WHERE outcome = 'failed'
             UNION ALL
             SELECT source, record_key, work_email, 'field_problem', failed_fields, problems, sync_run
-            FROM recs_all WHERE outcome = 'kept' AND problems IS NOT NULL
+            FROM source_records WHERE outcome = 'kept' AND problems IS NOT NULL
             UNION ALL
             SELECT source, record_key, NULL, kind, field, detail, sync_run FROM source_problems
             UNION ALL
             SELECT source, min(record_key), work_email, 'duplicate_work_email', 'work_email',
                    count(*) || ' records of ' || source || ' have this work email; the one with the lowest key (' || min(record_key) || ') is used',
                    max(sync_run)
-            FROM recs_all WHERE outcome = 'kept' GROUP BY source, work_email HAVING count(*) > 1
+            FROM source_records WHERE outcome = 'kept' GROUP BY source, work_email HAVING count(*) > 1
             UNION ALL
             SELECT r.source, r.record_key, r.work_email, 'unresolved_manager', 'manager_id',
                    'manager id ' || r.manager_id || ' matches no record of ' || r.source
                      || CASE WHEN r.manager_email IS NULL THEN ' and no manager email is mapped'
                              ELSE ' and the mapped manager email is not in the directory' END,
                    r.sync_run
-            FROM recs_all r
+            FROM source_records r
             WHERE r.outcome = 'kept' AND r.manager_id IS NOT NULL
-              AND NOT EXISTS (SELECT 1 FROM recs_all m WHERE m.source = r.source AND m.outcome = 'kept' AND m.employee_id = r.manager_id)
+              AND NOT EXISTS (SELECT 1 FROM source_records m WHERE m.source = r.source AND m.outcome = 'kept' AND m.employee_id = r.manager_id)
               AND (r.manager_email IS NULL OR r.manager_email NOT IN (SELECT work_email FROM person_rows))
             UNION ALL
             SELECT NULL, NULL, start, 'manager_cycle', 'manager_email',
