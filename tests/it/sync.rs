@@ -1096,6 +1096,34 @@ async fn a_management_cycle_is_a_data_problem_for_everyone_on_it() {
     assert!(e
         .query("select 1 from data_problems where kind = 'manager_cycle' and work_email = 'gus@corp.example'")
         .is_empty());
+    let on_cycles =
+        "select work_email, sync_run from data_problems where kind = 'manager_cycle' order by 1";
+    // A change that moves no management link keeps the cycle (found by the last run, dated
+    // by this one).
+    e.hris.lock().unwrap().core[4]["attrs"]["title"] = json!("Staff Engineer");
+    let r = e.sync("core", Options::default()).await.unwrap();
+    assert_eq!(r.applied.updated, 1);
+    let run = r.run.id.to_string();
+    assert_eq!(
+        e.query(on_cycles),
+        [
+            vec!["ed@corp.example".to_string(), run.clone()],
+            vec!["flo@corp.example".to_string(), run]
+        ]
+    );
+    // Gus joins the loop: Flo now reports to him, and he still reports to Ed.
+    e.hris.lock().unwrap().core[5]["attrs"]["manager"] = json!(7);
+    e.sync("core", Options::default()).await.unwrap();
+    let emails =
+        |rows: Vec<Vec<String>>| rows.into_iter().map(|r| r[0].clone()).collect::<Vec<_>>();
+    assert_eq!(
+        emails(e.query(on_cycles)),
+        ["ed@corp.example", "flo@corp.example", "gus@corp.example"]
+    );
+    // Ed reports to nobody in the loop any more: it is broken.
+    e.hris.lock().unwrap().core[4]["attrs"]["manager"] = json!(1);
+    e.sync("core", Options::default()).await.unwrap();
+    assert!(e.query(on_cycles).is_empty(), "{:?}", e.query(on_cycles));
 }
 
 // ---- Sync integrity (issue 14) ----
