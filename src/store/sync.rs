@@ -250,6 +250,8 @@ pub struct Applied {
     pub events: Vec<(crate::events::NewEvent, Vec<String>)>,
     /// Change events this run added to the outbox (new ids; one stored before is not counted).
     pub events_written: u64,
+    /// People merged again, changed or not (what the run's work grew with).
+    pub merged: u64,
 }
 
 /// The status a person has: the HRIS's status, corrected by the dates (an `active` or
@@ -953,18 +955,35 @@ impl Store {
         } else {
             ""
         };
+        // A person's manager id resolves to the email of the record that carries the id (see
+        // `manager_ids`): their reports are merged again only when a kept record that could
+        // decide it appeared, left, or changed its key, email or id. A new version that keeps
+        // all three (a new job title, say) resolves them as before; re-merging every report
+        // of each manager whose record changed doubled a 10%-changed re-sync's merge. The ids
+        // of the other records with a moved record's email count too: which of a person's
+        // records comes first decides which id is theirs.
         c.execute(
             &format!(
                 "CREATE OR REPLACE TEMP TABLE affected AS
                  WITH touched AS (
-                   SELECT work_email, employee_id FROM source_records
+                   SELECT record_key, work_email, employee_id, true AS new FROM source_records
                    WHERE source = $1 AND sync_run = $2 AND outcome = 'kept'
-                   UNION ALL SELECT work_email, employee_id FROM dropped WHERE outcome = 'kept'),
+                   UNION ALL SELECT record_key, work_email, employee_id, false FROM dropped
+                   WHERE outcome = 'kept'),
+                 moved AS (
+                   SELECT record_key, work_email, employee_id FROM touched
+                   GROUP BY record_key, work_email, employee_id
+                   HAVING count(*) FILTER (WHERE new) <> count(*) FILTER (WHERE NOT new)),
+                 moved_ids AS (
+                   SELECT employee_id FROM moved WHERE employee_id IS NOT NULL
+                   UNION SELECT r.employee_id FROM source_records r
+                     WHERE r.source = $1 AND r.outcome = 'kept' AND r.employee_id IS NOT NULL
+                       AND r.work_email IN (SELECT work_email FROM moved)),
                  emails AS (
                    SELECT work_email FROM touched WHERE work_email IS NOT NULL
                    UNION SELECT r.work_email FROM source_records r
                      WHERE r.source = $1 AND r.outcome = 'kept' AND r.work_email IS NOT NULL
-                       AND r.manager_id IN (SELECT employee_id FROM touched WHERE employee_id IS NOT NULL)
+                       AND r.manager_id IN (SELECT employee_id FROM moved_ids)
                    UNION SELECT work_email FROM ({due})
                    {everyone})
                  SELECT work_email, ((row_number() OVER (ORDER BY work_email)) - 1) // {CHUNK} AS chunk,
@@ -1059,11 +1078,12 @@ impl Store {
         ))?;
         laps.lap("affected");
 
-        let chunks: i64 = c.query_row(
-            "SELECT coalesce(max(chunk) + 1, 0) FROM affected",
+        let (chunks, merged): (i64, i64) = c.query_row(
+            "SELECT coalesce(max(chunk) + 1, 0), count(*) FROM affected",
             [],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
+        applied.merged = merged as u64;
         let precedence = crate::identity::Precedence::new(input.precedence);
         let stored_sets = {
             let mut stmt = c.prepare(

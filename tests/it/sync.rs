@@ -847,6 +847,25 @@ async fn coverage_rules_warn_or_fail_on_the_whole_listing() {
 }
 
 #[tokio::test]
+async fn a_managers_new_title_merges_only_them_and_a_new_email_their_reports_too() {
+    let e = env().await;
+    e.sync("core", Options::default()).await.unwrap();
+    // Ed (id 5) manages Flo, Gus and Ivy. His new title resolves their manager as before.
+    e.hris.lock().unwrap().core[4]["attrs"]["title"] = json!("Head of Ops");
+    let r = e.sync("core", Options::default()).await.unwrap();
+    assert_eq!((r.applied.updated, r.applied.merged), (1, 1));
+    // His new email moves them: Ed (leaving), Edward, and his three reports.
+    e.hris.lock().unwrap().core[4]["attrs"]["email"] = json!("edward@corp.example");
+    let r = e.sync("core", Options::default()).await.unwrap();
+    assert_eq!((r.applied.updated, r.applied.merged), (3, 5));
+    let managers = e.query(
+        "select manager_email, count(*) from people
+         where work_email in ('flo@corp.example', 'gus@corp.example', 'ivy@corp.example') group by 1",
+    );
+    assert_eq!(managers, [["edward@corp.example", "3"]]);
+}
+
+#[tokio::test]
 async fn a_changed_manager_record_re_resolves_the_subordinates_and_leaves_others_alone() {
     let e = env().await;
     e.sync("core", Options::default()).await.unwrap();
