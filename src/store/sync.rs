@@ -9,9 +9,8 @@
 
 use std::collections::HashMap;
 
-use duckdb::params;
-
 use duckdb::arrow::record_batch::RecordBatch;
+use duckdb::params;
 
 use super::batch::{TextLists, Texts, int_at};
 use super::{Batched, Store, StoreError};
@@ -1016,7 +1015,7 @@ impl Store {
         )?;
         // The stored rows of the affected people the directory has, read before they are
         // replaced: since v5 a first value is kept nowhere else. One row a person, as stored;
-        // `read_chunk` turns it into field values through the person's provenance set.
+        // `ChunkRows::people` turns it into field values through the person's provenance set.
         c.execute_batch(&format!(
             "CREATE OR REPLACE TEMP TABLE affected_rows AS
              SELECT a.chunk, {stored}, map_keys(p.custom) AS custom_names,
