@@ -1003,12 +1003,12 @@ impl Store {
                AND source_records.record_key = o.record_key",
             params![s, run.id],
         )?;
-        c.execute(
+        let mut dead = c.execute(
             "DELETE FROM source_records WHERE source = $1 AND sync_run <> $2
                AND content_hash IN (SELECT hash FROM dropped)",
             params![s, run.id],
         )?;
-        c.execute(
+        dead += c.execute(
             "DELETE FROM source_custom WHERE source = $1
                AND content_hash IN (SELECT hash FROM dropped)",
             [s],
@@ -1047,9 +1047,18 @@ impl Store {
                QUALIFY row_number() OVER (PARTITION BY r.source, r.work_email ORDER BY r.record_key, r.content_hash) = 1)
              WHERE employee_id IS NOT NULL
              QUALIFY row_number() OVER (PARTITION BY source, employee_id ORDER BY record_key) = 1;
-             DELETE FROM person_rows WHERE work_email IN (SELECT work_email FROM affected);
              CREATE OR REPLACE TEMP TABLE closes (work_email VARCHAR, field VARCHAR, value VARCHAR, source VARCHAR, first_seen BIGINT);",
         )?;
+        dead += c.execute(
+            "DELETE FROM person_rows WHERE work_email IN (SELECT work_email FROM affected)",
+            [],
+        )?;
+        // The rows a publish's vacuum would reclaim (`store::VACUUM_AT`).
+        let before: u64 = self
+            .meta("dead_rows")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        self.set_meta("dead_rows", &(before + dead as u64).to_string())?;
         // The kept records of the affected people, managers resolved, read once (each chunk
         // then reads its slice, not the whole of source_records).
         let cols = Field::ALL

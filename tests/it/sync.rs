@@ -1090,6 +1090,35 @@ async fn roster_plan_and_sync_forget_source_on_the_command_line() {
 }
 
 #[tokio::test]
+async fn deleted_rows_are_counted_until_a_publish_vacuums_them() {
+    let e = env().await;
+    e.sync("core", Options::default()).await.unwrap();
+    let dead = "select value from meta where key = 'dead_rows'";
+    assert_eq!(e.query(dead), [["0"]], "a first sync deletes nothing");
+    // One new title: the old version of the record, its custom field and the person's row.
+    e.hris.lock().unwrap().core[2]["attrs"]["title"] = json!("Staff Engineer");
+    let r = e.sync("core", Options::default()).await.unwrap();
+    assert!(r.published);
+    assert_eq!(e.query(dead), [["3"]]);
+    // Half the records change: the deleted rows reach half the live ones, and the publish
+    // vacuums (the count starts again).
+    let live: usize = e
+        .query("select (select count(*) from source_records) + (select count(*) from source_custom) + (select count(*) from person_rows)")[0][0]
+        .parse()
+        .unwrap();
+    let n = e.hris.lock().unwrap().core.len();
+    for p in e.hris.lock().unwrap().core.iter_mut().take(n / 2 + 1) {
+        p["attrs"]["dept"] = json!("Platform");
+    }
+    e.sync("core", Options::default()).await.unwrap();
+    assert!(
+        3 * (n / 2 + 1) + 3 >= live / 2,
+        "{n} records, {live} live rows"
+    );
+    assert!(e.query(dead).is_empty(), "{:?}", e.query(dead));
+}
+
+#[tokio::test]
 async fn a_management_cycle_is_a_data_problem_for_everyone_on_it() {
     let e = env().await;
     // Ed (5) now reports to Flo (6), who reports to Ed.
