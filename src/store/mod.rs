@@ -771,14 +771,17 @@ impl Store {
     /// reach [`VACUUM_AT`] of the live rows of the tables they were deleted from
     /// (`source_records`, `source_custom`, `person_rows`).
     fn vacuum_due(&self) -> Result<bool, StoreError> {
-        let (dead, live): (i64, i64) = self.conn.query_row(
-            "SELECT coalesce((SELECT value::BIGINT FROM meta WHERE key = 'dead_rows'), 0),
-                    (SELECT count(*) FROM source_records) + (SELECT count(*) FROM source_custom)
-                      + (SELECT count(*) FROM person_rows)",
+        let dead = self.dead_rows()?;
+        if dead == 0 {
+            return Ok(false);
+        }
+        let live: i64 = self.conn.query_row(
+            "SELECT (SELECT count(*) FROM source_records) + (SELECT count(*) FROM source_custom)
+                    + (SELECT count(*) FROM person_rows)",
             [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| r.get(0),
         )?;
-        Ok(dead > 0 && dead as f64 >= VACUUM_AT * live as f64)
+        Ok(dead as f64 >= VACUUM_AT * live as f64)
     }
 
     /// Publishes when the published directory is not the state's: missing, unreadable, or

@@ -1054,10 +1054,7 @@ impl Store {
             [],
         )?;
         // The rows a publish's vacuum would reclaim (`store::VACUUM_AT`).
-        let before: u64 = self
-            .meta("dead_rows")?
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
+        let before = self.dead_rows()?;
         self.set_meta("dead_rows", &(before + dead as u64).to_string())?;
         // The kept records of the affected people, managers resolved, read once (each chunk
         // then reads its slice, not the whole of source_records).
@@ -1613,6 +1610,14 @@ impl Store {
             Some(r) => Some(r.get(0)?),
             None => None,
         })
+    }
+
+    /// Rows the syncs deleted since the last vacuum (`meta.dead_rows`; see `store::VACUUM_AT`).
+    pub(crate) fn dead_rows(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .meta("dead_rows")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
     }
 
     fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
