@@ -688,6 +688,8 @@ impl Store {
     ) -> Result<Staging<'_>, StoreError> {
         // A transaction some earlier error path left open must not carry into this run.
         self.discard_staging()?;
+        // The listing's parsing and mapping threads have the cores (see `DUCKDB_THREADS`).
+        self.set_duckdb_threads(1)?;
         self.conn.execute_batch("BEGIN TRANSACTION")?;
         let records = self.conn.appender("source_records");
         let custom = self.conn.appender("source_custom");
@@ -799,7 +801,9 @@ impl Store {
     /// row. On a hold or a dry run nothing is applied.
     /// The transaction is the one [`Store::begin_staging`] opened.
     pub fn apply(&self, input: &ApplyInput<'_>, run: &mut RunRow) -> Result<Applied, StoreError> {
-        match self.apply_in_tx(input, run) {
+        let applied = self.apply_in_tx(input, run);
+        self.set_duckdb_threads(super::DUCKDB_THREADS)?;
+        match applied {
             Ok(applied) if applied.coverage_failed.is_some() => {
                 self.conn.execute_batch("ROLLBACK")?;
                 if !input.dry_run {
@@ -834,6 +838,7 @@ impl Store {
         let s = input.source;
         let now = input.now.as_str();
         let mut laps = super::Laps::new("apply");
+        self.set_duckdb_threads(super::DUCKDB_THREADS)?;
         // This run's records are the staged ones (`sync_run = run.id`) plus the stored ones
         // seen again. `dropped`: stored records not seen again, except the last good version of
         // a record that now fails to map (it still counts as present, with its old values).
@@ -1110,6 +1115,8 @@ impl Store {
         };
         let mut by_person: Vec<(String, PersonChange, Vec<Change>)> = Vec::new();
         let mut n_changes = 0u64;
+        // The merging thread has the second core (see `DUCKDB_THREADS`).
+        self.set_duckdb_threads(1)?;
         {
             let mut history = c.appender("value_history")?;
             let mut people = c.appender("person_rows")?;
@@ -1198,6 +1205,7 @@ impl Store {
                 laps.part(phase, d);
             }
         }
+        self.set_duckdb_threads(super::DUCKDB_THREADS)?;
         by_person.sort_by(|a, b| a.0.cmp(&b.0));
         laps.lap("merge");
         applied.unchanged = n_changes == 0 && run.changed_records == 0;
@@ -1643,8 +1651,15 @@ impl Store {
     pub fn discard_staging(&self) -> Result<(), StoreError> {
         match self.conn.execute_batch("ROLLBACK") {
             Err(e) if !e.to_string().contains("no transaction is active") => Err(e.into()),
-            _ => Ok(()),
+            _ => self.set_duckdb_threads(super::DUCKDB_THREADS),
         }
+    }
+
+    /// Sets DuckDB's threads (a setting of the database, not of the connection): one while
+    /// Roster's own threads work beside it, [`super::DUCKDB_THREADS`] otherwise.
+    fn set_duckdb_threads(&self, n: usize) -> Result<(), StoreError> {
+        self.conn.execute_batch(&format!("SET threads = {n}"))?;
+        Ok(())
     }
 }
 
