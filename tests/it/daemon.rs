@@ -610,12 +610,13 @@ impl Daemon {
         self.path().join("state").join(file)
     }
 
-    /// Waits until `/readyz` answers `code`; returns its body.
+    /// Waits until `/readyz` answers `code`; returns its body. A 503 while the daemon is
+    /// still starting (its admin endpoint answers before it is ready) is not the answer.
     async fn wait_readyz(&self, code: u16) -> String {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some((c, body)) = self.get("/readyz").await {
-                if c == code {
+                if c == code && !body.contains("roster is starting") {
                     return body;
                 }
             }
