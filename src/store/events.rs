@@ -349,7 +349,7 @@ impl Store {
     /// A handle on the outbox with its own connection, for a delivery worker.
     pub fn outbox(&self) -> Result<Outbox, StoreError> {
         Ok(Outbox {
-            conn: self.conn.try_clone()?,
+            conn: super::clone_connection(&self.conn)?,
         })
     }
 
@@ -445,7 +445,7 @@ impl Outbox {
     /// Another handle on the same database (its own connection), for another worker.
     pub fn try_clone(&self) -> Result<Outbox, StoreError> {
         Ok(Outbox {
-            conn: self.conn.try_clone()?,
+            conn: super::clone_connection(&self.conn)?,
         })
     }
 

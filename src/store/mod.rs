@@ -303,6 +303,22 @@ impl<'a> Batched<'a> {
 /// 5.2-5.4 s.
 pub(crate) const DUCKDB_THREADS: usize = 2;
 
+/// The state database's name in SQL (what DuckDB would call `state.duckdb` opened directly).
+const STATE_DB: &str = "state";
+
+/// Rows per row group in the state database (DuckDB's default is 122,880). A transaction
+/// that appends at least a row group's worth of rows to a table is a bulk append: DuckDB
+/// compresses and writes each full row group as the rows arrive, and the commit only links
+/// them in. Below that, the rows wait uncommitted (spilled to disk and read back beyond the
+/// memory limit), are appended again at the commit, and compressed there, on one thread
+/// for a row group. A first sync of 100k people spent 1.3 s in its commit that way; with
+/// row groups of 49,152 it takes the bulk path, and ran in 3.9-4.0 s instead of 4.9-5.0.
+/// Smaller row groups also give DuckDB more to scan in parallel. They cost space: each
+/// repeats its dictionaries, and the 100k directory is 22.8 MB instead of 20.7 MB (10%);
+/// at 32,768 rows it was 26 MB, at 16,384 31 MB, for no more speed. The size only decides
+/// how new rows are grouped: files written with another size read the same.
+const ROW_GROUP_SIZE: u64 = 49_152;
+
 /// Memory DuckDB's buffer manager may use before it spills to disk (the sync's uncommitted
 /// records included) when `store.memory_limit` is not set and no sync is running: the merge
 /// runs in Rust, a chunk of people at a time, so this is low.
@@ -594,8 +610,14 @@ impl Store {
             // Row order of inserts carries no meaning here; without it DuckDB streams more.
             .with("preserve_insertion_order", "false")?
             .enable_autoload_extension(false)?;
-        let conn = Connection::open_with_flags(&state_path, config)
-            .map_err(|e| classify(&state_path, e))?;
+        // Opened through ATTACH, the one way to give the database its row group size. DuckDB
+        // spills where it would for the file opened directly: `state.duckdb.tmp/`.
+        let conn = Connection::open_in_memory_with_flags(config)?;
+        let path = state_path.to_string_lossy().replace('\'', "''");
+        conn.execute_batch(&format!(
+            "SET temp_directory = '{path}.tmp'; ATTACH '{path}' AS {STATE_DB} (ROW_GROUP_SIZE {ROW_GROUP_SIZE}); USE {STATE_DB};"
+        ))
+        .map_err(|e| classify(&state_path, e))?;
         restrict(&state_path);
         // See `VACUUM_AT`: a publish vacuums when enough rows were deleted.
         conn.execute_batch("SET max_vacuum_tasks = 0")?;
@@ -960,6 +982,15 @@ impl Store {
     }
 }
 
+/// Another connection to `conn`'s database, with the same default database (`USE` is per
+/// connection, and the state database is attached beside an in-memory one).
+pub(crate) fn clone_connection(conn: &Connection) -> Result<Connection, StoreError> {
+    let db: String = conn.query_row("SELECT current_database()", [], |r| r.get(0))?;
+    let clone = conn.try_clone()?;
+    clone.execute_batch(&format!("USE \"{}\"", db.replace('"', "\"\"")))?;
+    Ok(clone)
+}
+
 #[cfg(unix)]
 fn restrict(path: &Path) {
     restrict_to(path, 0o600);
@@ -1215,6 +1246,65 @@ mod tests {
         assert_eq!(limit(&store), "256.0 MiB");
         store.set_memory_limit(None).unwrap();
         assert_eq!(limit(&store), "45.7 MiB");
+    }
+
+    /// A transaction that appends 100k rows fills whole row groups of `ROW_GROUP_SIZE`, so a
+    /// first sync of that size is a bulk append (see the constant); with DuckDB's default of
+    /// 122,880 they were one row group. Every connection works on the state database.
+    #[test]
+    fn the_state_database_groups_rows_by_row_group_size_on_every_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = super::Store::open(dir.path(), &dir.path().join("directory.duckdb")).unwrap();
+        let setting = |name: &str| -> String {
+            store
+                .conn
+                .query_row(&format!("SELECT current_setting('{name}')"), [], |r| {
+                    r.get(0)
+                })
+                .unwrap()
+        };
+        assert_eq!(
+            setting("temp_directory"),
+            format!("{}.tmp", store.state_path().display()),
+            "spills go beside the state file, as they would for the file opened directly"
+        );
+        store
+            .conn
+            .execute_batch(
+                "BEGIN; CREATE TABLE t AS SELECT range AS i, 'person ' || range AS name FROM range(100000); COMMIT; CHECKPOINT;",
+            )
+            .unwrap();
+        let groups: Vec<(i64, i64)> = {
+            let mut stmt = store
+                .conn
+                .prepare(
+                    "SELECT row_group_id, max(count) FROM (SELECT row_group_id, sum(count) AS count
+                     FROM pragma_storage_info('t') WHERE column_id = 0 AND segment_type <> 'VALIDITY' GROUP BY ALL) GROUP BY ALL ORDER BY 1",
+                )
+                .unwrap();
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        let size = super::ROW_GROUP_SIZE as i64;
+        assert_eq!(groups, [(0, size), (1, size), (2, 100_000 - 2 * size)]);
+        // A delivery worker's connection reads and writes the same database.
+        let outbox = store.outbox().unwrap();
+        let other = super::clone_connection(&store.conn).unwrap();
+        let db: String = other
+            .query_row("SELECT current_database()", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(db, super::STATE_DB);
+        other
+            .execute_batch("INSERT INTO t VALUES (-1, 'x')")
+            .unwrap();
+        let n: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 100_001);
+        assert!(outbox.counts().is_ok());
     }
 
     /// DuckDB runs on one thread while a listing is staged, and on `DUCKDB_THREADS` again
