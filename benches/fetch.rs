@@ -20,6 +20,11 @@ use serde_json::Value;
 mod common;
 use common::serve;
 
+/// The allocator `roster` itself uses (`src/main.rs`), so the bare loop allocates its parsed
+/// records as `roster fetch` does (see `benches/sync.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Count(u64);
 
 impl roster::provider::fetch::Observer for Count {
