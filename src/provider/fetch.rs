@@ -68,8 +68,10 @@ pub trait Observer {
     fn problem(&mut self, _problem: SourceProblem) {}
     /// True when the observer takes every record (it never stops early by choice), so its
     /// work on one page may overlap the next page's request and parse: a sync's staging runs
-    /// while the next page arrives. Then requests are reported after the records of the page
-    /// before, and a stop mid-page leaves one page read in vain.
+    /// while the next page arrives, and where the pages can be predicted
+    /// ([`super::paginate::Pager::speculate`]) the page after it is already requested. Then
+    /// requests are reported after the records of the page before, and a stop mid-page
+    /// leaves a page or two read in vain.
     fn overlaps(&self) -> bool {
         false
     }
@@ -451,50 +453,91 @@ impl SourceClient {
         // The records of the page before, handed on while this page is requested and parsed
         // (when the observer overlaps).
         let mut ready: Vec<Value> = Vec::new();
+        // The requests in flight, in listing order: the next page's, and (an overlapping
+        // listing whose pages can be predicted, see `Pager::speculate`) the one after it, so
+        // the parsing thread has the next page as soon as it is done with one. A guess that
+        // `advance` does not confirm is dropped (its request cancelled) and guessing stops.
+        // Not when each answer hands on the token for the next request (`rotate_header`):
+        // those requests must go one after the other.
+        let rotates = matches!(
+            &self.spec.auth,
+            Auth::TokenExchange {
+                rotate_header: Some(_),
+                ..
+            }
+        );
+        let mut guessing = overlaps && parser.is_some() && !enrich && !rotates;
+        let mut window: futures::stream::FuturesOrdered<InFlight<'_>> = Default::default();
+        // The paging parameters of the requests in `window`, in the same order.
+        let mut queued: std::collections::VecDeque<Vec<(String, String)>> = Default::default();
+        // Builds page `page`'s request from paging parameters or a next-page URL.
+        let plan_for =
+            |params: &[(String, String)], url: Option<&str>| -> Result<Plan, FetchError> {
+                // An incremental cursor goes in the query of every page; a next-page URL from the
+                // server carries it already.
+                let since: &[(String, String)] = if url.is_some() { &[] } else { since };
+                let mut plan = match stream.pagination.params_in() {
+                    ParamsIn::Query => {
+                        let params: Vec<(String, String)> =
+                            params.iter().chain(since).cloned().collect();
+                        Plan::build(&self.spec, &stream.request, &self.ctx, &params)
+                    }
+                    ParamsIn::Body => Plan::build(&self.spec, &stream.request, &self.ctx, since)
+                        .and_then(|mut p| {
+                            p.set_body_fields(&body_fields(&stream.pagination, params))
+                                .map(|()| p)
+                        }),
+                }
+                .map_err(|e| self.error(None, e.into()))?;
+                if let Some(u) = url {
+                    plan.url = plan
+                        .url
+                        .join(u)
+                        .map_err(|_| self.error(None, RenderError::BadUrl(u.to_string()).into()))?;
+                }
+                Ok(plan)
+            };
+        let parser = parser.as_ref();
+        let request = |plan: Plan, page: u32| -> InFlight<'_> {
+            Box::pin(async move {
+                let mut reports = Reports(Vec::new());
+                let sent = self.send(plan, page, &mut reports, parser).await;
+                (sent, reports)
+            })
+        };
         loop {
             *page_no += 1;
             let page_no = *page_no;
-            // An incremental cursor goes in the query of every page; a next-page URL from the
-            // server carries it already.
-            let since: &[(String, String)] = if next_url.is_some() { &[] } else { since };
-            let mut plan = match stream.pagination.params_in() {
-                ParamsIn::Query => {
-                    let params: Vec<(String, String)> =
-                        query.iter().chain(since).cloned().collect();
-                    Plan::build(&self.spec, &stream.request, &self.ctx, &params)
-                }
-                ParamsIn::Body => Plan::build(&self.spec, &stream.request, &self.ctx, since)
-                    .and_then(|mut p| {
-                        p.set_body_fields(&body_fields(&stream.pagination, &query))
-                            .map(|()| p)
-                    }),
+            if window.is_empty() {
+                let plan = plan_for(&query, next_url.as_deref())?;
+                window.push_back(request(plan, page_no));
+                queued.push_back(query.clone());
             }
-            .map_err(|e| self.error(None, e.into()))?;
-            if let Some(u) = &next_url {
-                plan.url = plan
-                    .url
-                    .join(u)
-                    .map_err(|_| self.error(None, RenderError::BadUrl(u.clone()).into()))?;
-            }
-            let sent = if ready.is_empty() {
-                self.send(plan, page_no, obs, parser.as_ref()).await
-            } else {
-                // Its request reports are passed on after the page before's records.
-                let mut held = Reports(Vec::new());
-                let (sent, go_on) = tokio::join!(
-                    self.send(plan, page_no, &mut held, parser.as_ref()),
-                    hand_on(&mut ready, obs, &mut delivered)
-                );
-                held.pass_on(obs);
-                if !go_on {
-                    return Ok(Summary {
-                        pages: page_no,
-                        records: delivered,
-                        reported: None,
-                    });
+            // The page after this one, guessed while this one is read.
+            if guessing && window.len() < 2 {
+                if let Some(params) = pager.speculate(1) {
+                    let plan = plan_for(&params, None)?;
+                    window.push_back(request(plan, page_no + 1));
+                    queued.push_back(params);
                 }
-                sent
+            }
+            let (item, go_on) = {
+                use futures::StreamExt as _;
+                tokio::join!(window.next(), hand_on(&mut ready, obs, &mut delivered))
             };
+            let Some((sent, held)) = item else {
+                unreachable!("a request was queued above");
+            };
+            queued.pop_front();
+            // Its request reports are passed on after the page before's records.
+            held.pass_on(obs);
+            if !go_on {
+                return Ok(Summary {
+                    pages: page_no,
+                    records: delivered,
+                    reported: None,
+                });
+            }
             let (described, headers, body) = sent?;
             let count = stream.records.select(&body).len();
             if count == 0 && page_no == 1 && has_content(&body) {
@@ -548,7 +591,15 @@ impl SourceClient {
                 }
                 Next::Url(u) => next_url = Some(u),
             }
+            // A request in flight is the next page only if it asked for exactly this.
+            let guessed = next_url.is_none() && queued.front() == Some(&query);
+            if !window.is_empty() && !guessed {
+                finish_in_flight(&mut window, obs).await;
+                queued.clear();
+                guessing = false;
+            }
         }
+        finish_in_flight(&mut window, obs).await;
         if !hand_on(&mut ready, obs, &mut delivered).await {
             return Ok(Summary {
                 pages: *page_no,
@@ -1320,6 +1371,32 @@ fn attach_links(links: &[Link], record: &mut Value) {
 
 /// Collects the request reports of a request made beside other work (a sub-request, the next
 /// page of an overlapping listing), to pass on in order afterwards.
+/// Waits for the requests in flight that turned out not to be needed, and drops their pages.
+/// They are not cancelled: one may be logging in, and a refresh token the server rotated but
+/// whose answer was never read would be lost.
+async fn finish_in_flight(
+    window: &mut futures::stream::FuturesOrdered<InFlight<'_>>,
+    obs: &mut dyn Observer,
+) {
+    use futures::StreamExt as _;
+    while let Some((_, reports)) = window.next().await {
+        reports.pass_on(obs);
+    }
+}
+
+/// One page's request in flight: the response (described, headers, parsed body) and the
+/// request reports it made.
+type InFlight<'a> = std::pin::Pin<
+    Box<
+        dyn std::future::Future<
+                Output = (
+                    Result<(String, reqwest::header::HeaderMap, Value), FetchError>,
+                    Reports,
+                ),
+            > + 'a,
+    >,
+>;
+
 struct Reports(Vec<(String, u16)>);
 
 impl Reports {

@@ -291,6 +291,52 @@ impl<'s> Pager<'s> {
         }
     }
 
+    /// The paging parameters `ahead` pages after the next request (the one [`Pager::advance`]
+    /// just asked for), if every page up to it arrives full. Only offset and page paging can
+    /// tell, once the API reported a total beyond that page and no `has_more` can end the
+    /// listing sooner, and never past `max_pages`. The fetch requests that page while the
+    /// ones before it are read: a guess, used only if `advance` then asks for exactly these
+    /// parameters.
+    pub fn speculate(&self, ahead: u64) -> Option<Vec<(String, String)>> {
+        let total = self.reported?;
+        if self.has_more.is_some() || u64::from(self.pages) + 1 + ahead >= u64::from(self.max_pages)
+        {
+            return None;
+        }
+        match self.kind {
+            Pagination::Offset {
+                offset_param,
+                limit_param,
+                page_size,
+                ..
+            } => {
+                let at = self.position + ahead * u64::from(*page_size);
+                (at < total).then(|| {
+                    vec![
+                        (offset_param.clone(), at.to_string()),
+                        (limit_param.clone(), page_size.to_string()),
+                    ]
+                })
+            }
+            Pagination::Page {
+                page_param,
+                size_param,
+                page_size,
+                ..
+            } => {
+                let before = self.records + ahead * u64::from(*page_size);
+                (before < total).then(|| {
+                    with_size(
+                        vec![(page_param.clone(), (self.position + ahead).to_string())],
+                        size_param,
+                        Some(*page_size),
+                    )
+                })
+            }
+            _ => None,
+        }
+    }
+
     /// Ends the listing: fails when the API reported more records than arrived.
     pub fn finish(&self) -> Result<Summary, PageError> {
         if let Some(reported) = self.reported

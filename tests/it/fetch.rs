@@ -1533,6 +1533,121 @@ impl Observer for Overlapping {
     }
 }
 
+/// A paged fake that answers after `delay`, serving `total` records of which at most `cap`
+/// per page (an API that caps the page size below ours), and notes the offsets asked for and
+/// the most requests it ever had in flight at once.
+async fn slow_paged_fake(
+    total: usize,
+    cap: usize,
+    delay: std::time::Duration,
+) -> (
+    String,
+    Arc<Mutex<Vec<usize>>>,
+    Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let offsets: Arc<Mutex<Vec<usize>>> = Arc::default();
+    let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (offsets2, most2) = (offsets.clone(), most.clone());
+    let app = axum::Router::new().fallback(move |uri: Uri| {
+        let (offsets, now, most) = (offsets2.clone(), now.clone(), most2.clone());
+        async move {
+            let query: HashMap<String, String> =
+                url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+                    .into_owned()
+                    .collect();
+            let off: usize = query["offset"].parse().unwrap();
+            let limit: usize = query["limit"].parse().unwrap();
+            offsets.lock().unwrap().push(off);
+            let in_flight = now.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(in_flight, Ordering::SeqCst);
+            tokio::time::sleep(delay).await;
+            now.fetch_sub(1, Ordering::SeqCst);
+            let data: Vec<Value> = (off..(off + limit.min(cap)).min(total))
+                .map(|i| json!({"id": i, "pad": "x".repeat(100)}))
+                .collect();
+            json!({"data": data, "meta": {"total": total}}).to_string()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/v1"), offsets, most)
+}
+
+/// What one overlapping listing of [`slow_paged_fake`] read: the ids in the order handed
+/// on, the pages, the request reports, the offsets the fake was asked for (sorted) and the
+/// most requests it had in flight at once.
+struct SlowRead {
+    ids: Vec<u64>,
+    pages: u32,
+    reports: usize,
+    asked: Vec<usize>,
+    most: usize,
+}
+
+/// Reads a listing of `total` records served at most `cap` a page, 20 ms a request, with the
+/// provider spec `body`, as a sync does (an observer that takes every record).
+async fn slow_read(total: usize, cap: usize, body: &str) -> SlowRead {
+    let (base, offsets, most) =
+        slow_paged_fake(total, cap, std::time::Duration::from_millis(20)).await;
+    let s = spec(&base, body);
+    let c = client(&s, &[("api_key", "k")]);
+    let mut obs = Overlapping {
+        all: Collect::default(),
+        log: Arc::default(),
+        seen_at_page_end: Vec::new(),
+    };
+    let summary = c.fetch_stream("people", &mut obs).await.unwrap();
+    assert_eq!(summary.records, total as u64);
+    let mut asked = offsets.lock().unwrap().clone();
+    asked.sort_unstable();
+    SlowRead {
+        ids: obs
+            .all
+            .records
+            .iter()
+            .map(|r| r["id"].as_u64().unwrap())
+            .collect(),
+        pages: summary.pages,
+        reports: obs.all.requests.len(),
+        asked,
+        most: most.load(std::sync::atomic::Ordering::SeqCst),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_with_a_reported_total_asks_for_the_next_page_while_one_is_read_and_a_wrong_guess_stops_it()
+ {
+    // Once the first page reported the total, the page after the next is asked for while
+    // the next is read: two requests in flight, never more, and none in vain.
+    let r = slow_read(1000, 100, BEARER_OFFSET).await;
+    assert_eq!(r.ids, (0..1000).collect::<Vec<_>>(), "each once, in order");
+    assert_eq!(r.pages, 10);
+    assert_eq!(r.asked, (0..10).map(|p| p * 100).collect::<Vec<_>>());
+    assert_eq!(r.most, 2, "the next page and the one after");
+    assert_eq!(r.reports, 10, "every request reported once");
+
+    // An API that sends 50 records a page where we asked for 100: the guess (offset 150
+    // after the page at 50) is read in vain, and the listing goes on one page at a time.
+    let r = slow_read(300, 50, BEARER_OFFSET).await;
+    assert_eq!(r.ids, (0..300).collect::<Vec<_>>(), "each once, in order");
+    assert_eq!(r.pages, 6);
+    assert_eq!(
+        r.asked,
+        [0, 50, 100, 150, 150, 200, 250],
+        "one request in vain"
+    );
+    assert_eq!(r.most, 2);
+    assert_eq!(r.reports, 7);
+
+    // A listing without a total cannot be guessed: one request at a time.
+    let no_total = BEARER_OFFSET.replace("    total: $.meta.total\n", "");
+    let r = slow_read(300, 100, &no_total).await;
+    assert_eq!(r.ids, (0..300).collect::<Vec<_>>());
+    assert_eq!(r.most, 1);
+}
+
 #[tokio::test]
 async fn an_observer_that_takes_every_record_gets_them_in_order_while_the_next_page_loads() {
     // Pages of about 30 KB: parsed on the listing's parser thread while the page before is
