@@ -18,6 +18,19 @@ use super::StoreError;
 use crate::config::person::{Field, FieldKind};
 use crate::identity::{SourceRecord, State};
 
+/// Finishes a text column and leaves its builder with the room this batch took, so the next
+/// batch (about the same size) writes into one allocation instead of growing its buffers
+/// from nothing again, each regrowth a copy into freshly faulted pages.
+fn finish_sized(b: &mut StringBuilder) -> ArrayRef {
+    let (items, bytes) = (
+        b.offsets_slice().len().saturating_sub(1),
+        b.values_slice().len(),
+    );
+    let array = b.finish();
+    *b = StringBuilder::with_capacity(items, bytes);
+    Arc::new(array)
+}
+
 fn finish(cols: Vec<ArrayRef>) -> Result<RecordBatch, ArrowError> {
     RecordBatch::try_from_iter(
         cols.into_iter()
@@ -511,16 +524,16 @@ impl Staged {
         if self.rows > 0 {
             self.rows = 0;
             let mut cols: Vec<ArrayRef> = vec![
-                Arc::new(self.source.finish()),
-                Arc::new(self.key.finish()),
+                finish_sized(&mut self.source),
+                finish_sized(&mut self.key),
                 Arc::new(self.hash.finish()),
-                Arc::new(self.outcome.finish()),
+                finish_sized(&mut self.outcome),
             ];
             for b in &mut self.fields {
-                cols.push(Arc::new(b.finish()));
+                cols.push(finish_sized(b));
             }
-            cols.push(Arc::new(self.problems.finish()));
-            cols.push(Arc::new(self.raw.finish()));
+            cols.push(finish_sized(&mut self.problems));
+            cols.push(finish_sized(&mut self.raw));
             cols.push(Arc::new(self.first_seen.finish()));
             cols.push(Arc::new(self.last_changed.finish()));
             cols.push(Arc::new(self.run.finish()));
@@ -531,10 +544,10 @@ impl Staged {
         if self.c_rows > 0 {
             self.c_rows = 0;
             let cols: Vec<ArrayRef> = vec![
-                Arc::new(self.c_source.finish()),
+                finish_sized(&mut self.c_source),
                 Arc::new(self.c_hash.finish()),
-                Arc::new(self.c_name.finish()),
-                Arc::new(self.c_value.finish()),
+                finish_sized(&mut self.c_name),
+                finish_sized(&mut self.c_value),
             ];
             custom.append_record_batch(finish(cols).map_err(arrow_err)?)?;
             custom.flush()?;
