@@ -456,9 +456,9 @@ impl SourceClient {
         // The requests in flight, in listing order: the next page's, and (an overlapping
         // listing whose pages can be predicted, see `Pager::speculate`) the one after it, so
         // the parsing thread has the next page as soon as it is done with one. A guess that
-        // `advance` does not confirm is dropped (its request cancelled) and guessing stops.
-        // Not when each answer hands on the token for the next request (`rotate_header`):
-        // those requests must go one after the other.
+        // `advance` does not confirm is waited for and dropped, and guessing stops (see
+        // `finish_in_flight`). Not when each answer hands on the token for the next request
+        // (`rotate_header`): those requests must go one after the other.
         let rotates = matches!(
             &self.spec.auth,
             Auth::TokenExchange {
@@ -538,7 +538,13 @@ impl SourceClient {
                     reported: None,
                 });
             }
-            let (described, headers, body) = sent?;
+            let (described, headers, body) = match sent {
+                Ok(page) => page,
+                Err(e) => {
+                    finish_in_flight(&mut window, obs).await;
+                    return Err(e);
+                }
+            };
             let count = stream.records.select(&body).len();
             if count == 0 && page_no == 1 && has_content(&body) {
                 return Err(self.error(
@@ -552,13 +558,17 @@ impl SourceClient {
             // Paging reads the body (totals, cursors), so it decides first; then the records
             // are moved out of the body rather than copied.
             let link = headers.get("link").and_then(|v| v.to_str().ok());
-            let next = pager
-                .advance(Page {
-                    body: &body,
-                    records: count,
-                    link,
-                })
-                .map_err(|e| self.paging_error(&stream_key, e))?;
+            let next = match pager.advance(Page {
+                body: &body,
+                records: count,
+                link,
+            }) {
+                Ok(next) => next,
+                Err(e) => {
+                    finish_in_flight(&mut window, obs).await;
+                    return Err(self.paging_error(&stream_key, e));
+                }
+            };
             let mut body = body;
             let mut records = stream.records.take_all(&mut body);
             drop(body);
@@ -1369,11 +1379,9 @@ fn attach_links(links: &[Link], record: &mut Value) {
     }
 }
 
-/// Collects the request reports of a request made beside other work (a sub-request, the next
-/// page of an overlapping listing), to pass on in order afterwards.
-/// Waits for the requests in flight that turned out not to be needed, and drops their pages.
-/// They are not cancelled: one may be logging in, and a refresh token the server rotated but
-/// whose answer was never read would be lost.
+/// Waits for the requests in flight that turned out not to be needed (a wrong guess, or the
+/// listing failed), and drops their pages. They are not cancelled: one may be logging in, and
+/// a refresh token the server rotated but whose answer was never read would be lost.
 async fn finish_in_flight(
     window: &mut futures::stream::FuturesOrdered<InFlight<'_>>,
     obs: &mut dyn Observer,
@@ -1397,6 +1405,8 @@ type InFlight<'a> = std::pin::Pin<
     >,
 >;
 
+/// Collects the request reports of a request made beside other work (a sub-request, the next
+/// page of an overlapping listing), to pass on in order afterwards.
 struct Reports(Vec<(String, u16)>);
 
 impl Reports {

@@ -1534,11 +1534,12 @@ impl Observer for Overlapping {
 }
 
 /// A paged fake that answers after `delay`, serving `total` records of which at most `cap`
-/// per page (an API that caps the page size below ours), and notes the offsets asked for and
-/// the most requests it ever had in flight at once.
+/// per page (an API that caps the page size below ours), failing (500) the page at offset
+/// `fail_at`, and notes the offsets asked for and the most requests it ever had in flight.
 async fn slow_paged_fake(
     total: usize,
     cap: usize,
+    fail_at: Option<usize>,
     delay: std::time::Duration,
 ) -> (
     String,
@@ -1563,10 +1564,16 @@ async fn slow_paged_fake(
             most.fetch_max(in_flight, Ordering::SeqCst);
             tokio::time::sleep(delay).await;
             now.fetch_sub(1, Ordering::SeqCst);
+            if fail_at == Some(off) {
+                return (StatusCode::INTERNAL_SERVER_ERROR, "{}".to_string());
+            }
             let data: Vec<Value> = (off..(off + limit.min(cap)).min(total))
                 .map(|i| json!({"id": i, "pad": "x".repeat(100)}))
                 .collect();
-            json!({"data": data, "meta": {"total": total}}).to_string()
+            (
+                StatusCode::OK,
+                json!({"data": data, "meta": {"total": total}}).to_string(),
+            )
         }
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -1590,7 +1597,7 @@ struct SlowRead {
 /// provider spec `body`, as a sync does (an observer that takes every record).
 async fn slow_read(total: usize, cap: usize, body: &str) -> SlowRead {
     let (base, offsets, most) =
-        slow_paged_fake(total, cap, std::time::Duration::from_millis(20)).await;
+        slow_paged_fake(total, cap, None, std::time::Duration::from_millis(20)).await;
     let s = spec(&base, body);
     let c = client(&s, &[("api_key", "k")]);
     let mut obs = Overlapping {
@@ -1646,6 +1653,30 @@ async fn a_listing_with_a_reported_total_asks_for_the_next_page_while_one_is_rea
     let r = slow_read(300, 100, &no_total).await;
     assert_eq!(r.ids, (0..300).collect::<Vec<_>>());
     assert_eq!(r.most, 1);
+
+    // The page at 300 keeps failing while the guess for 400 is in flight: the error comes
+    // once the guess has finished (its report is passed on), not by cancelling it.
+    let (base, offsets, _) =
+        slow_paged_fake(1000, 100, Some(300), std::time::Duration::from_millis(20)).await;
+    let s = spec(&base, BEARER_OFFSET);
+    let c = client(&s, &[("api_key", "k")]);
+    let mut obs = Overlapping {
+        all: Collect::default(),
+        log: Arc::default(),
+        seen_at_page_end: Vec::new(),
+    };
+    let e = c.fetch_stream("people", &mut obs).await.unwrap_err();
+    assert!(e.to_string().contains("500"), "{e}");
+    assert_eq!(obs.all.records.len(), 300, "the pages before it");
+    assert!(offsets.lock().unwrap().contains(&400));
+    assert!(
+        obs.all
+            .requests
+            .iter()
+            .any(|(d, status)| d.contains("offset=400") && *status == 200),
+        "{:?}",
+        obs.all.requests
+    );
 }
 
 #[tokio::test]
