@@ -600,7 +600,7 @@ struct Prepared {
     hash: Option<i64>,
     /// None when the hash was stored before the listing began (nothing to map).
     mapped: Option<Mapped>,
-    /// The record's JSON, as hashed.
+    /// The record's JSON, as hashed (empty when its content was stored already).
     raw: Vec<u8>,
 }
 
@@ -626,14 +626,16 @@ impl Prep {
         let worker = std::thread::Builder::new()
             .name("roster-map".into())
             .spawn(move || {
+                // One buffer for every record; only a record to be staged takes a copy of its
+                // JSON (a re-sync's unchanged records allocate nothing here).
+                let mut buf = Vec::with_capacity(4096);
                 for record in rx {
-                    let mut raw = Vec::with_capacity(1024);
-                    let hash = content_hash(&mut raw, &record, seed);
-                    let mapped = match hash {
+                    let hash = content_hash(&mut buf, &record, seed);
+                    let (mapped, raw) = match hash {
                         Some(h) if !stored.contains(&h) => {
-                            Some(mapper.map_sized(&record, raw.len()))
+                            (Some(mapper.map_sized(&record, buf.len())), buf.clone())
                         }
-                        _ => None,
+                        _ => (None, Vec::new()),
                     };
                     if tx.send(Prepared { hash, mapped, raw }).is_err() {
                         return;
