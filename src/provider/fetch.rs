@@ -1229,24 +1229,42 @@ type ParseJob = (
 /// sync's merge.
 struct Parser {
     jobs: Option<std::sync::mpsc::Sender<ParseJob>>,
-    worker: Option<std::thread::JoinHandle<()>>,
+    workers: Vec<std::thread::JoinHandle<()>>,
 }
+
+/// Threads that parse a listing's pages: with two requests in flight (see `read_pages`), two
+/// bodies can be parsed at once.
+const PARSE_THREADS: usize = 2;
 
 impl Parser {
     /// None when no thread can be started (pages are then parsed where they arrive).
     fn start() -> Option<Parser> {
         let (jobs, rx) = std::sync::mpsc::channel::<ParseJob>();
-        let worker = std::thread::Builder::new()
-            .name("roster-parse".into())
-            .spawn(move || {
-                for (bytes, page, reply) in rx {
-                    let _ = reply.send(parse_json(&bytes, page));
-                }
-            })
-            .ok()?;
+        let rx = std::sync::Arc::new(Mutex::new(rx));
+        let mut workers = Vec::new();
+        for _ in 0..PARSE_THREADS {
+            let rx = rx.clone();
+            let worker = std::thread::Builder::new()
+                .name("roster-parse".into())
+                .spawn(move || {
+                    loop {
+                        // One job at a time; the lock is released while it is parsed.
+                        let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        let Ok((bytes, page, reply)) = job else {
+                            return;
+                        };
+                        let _ = reply.send(parse_json(&bytes, page));
+                    }
+                });
+            match worker {
+                Ok(w) => workers.push(w),
+                Err(_) if !workers.is_empty() => break,
+                Err(_) => return None,
+            }
+        }
         Some(Parser {
             jobs: Some(jobs),
-            worker: Some(worker),
+            workers,
         })
     }
 }
@@ -1254,7 +1272,7 @@ impl Parser {
 impl Drop for Parser {
     fn drop(&mut self) {
         self.jobs = None;
-        if let Some(w) = self.worker.take() {
+        for w in self.workers.drain(..) {
             let _ = w.join();
         }
     }
