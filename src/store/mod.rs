@@ -612,8 +612,15 @@ impl Store {
             .enable_autoload_extension(false)?;
         // Opened through ATTACH, the one way to give the database its row group size. DuckDB
         // spills where it would for the file opened directly: `state.duckdb.tmp/`.
+        let Some(path) = state_path.to_str() else {
+            return Err(StoreError::Io {
+                what: "DuckDB opens the state database by a path in UTF-8 (help: give `store.state_dir` a path in UTF-8); cannot open",
+                path: state_path,
+                source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
+            });
+        };
+        let path = path.replace('\'', "''");
         let conn = Connection::open_in_memory_with_flags(config)?;
-        let path = state_path.to_string_lossy().replace('\'', "''");
         conn.execute_batch(&format!(
             "SET temp_directory = '{path}.tmp'; ATTACH '{path}' AS {STATE_DB} (ROW_GROUP_SIZE {ROW_GROUP_SIZE}); USE {STATE_DB};"
         ))
@@ -1305,6 +1312,23 @@ mod tests {
             .unwrap();
         assert_eq!(n, 100_001);
         assert!(outbox.counts().is_ok());
+    }
+
+    /// The state database is attached by a path in SQL text: a path that is not UTF-8 is
+    /// refused with the setting to change, never opened under a mangled name.
+    #[cfg(unix)]
+    #[test]
+    fn a_state_dir_that_is_not_utf8_is_refused_by_name() {
+        use std::os::unix::ffi::OsStrExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join(std::ffi::OsStr::from_bytes(b"st\xffate"));
+        let Err(e) = super::Store::open(&state, &dir.path().join("directory.duckdb")) else {
+            panic!("a state_dir that is not UTF-8 was opened");
+        };
+        let text = e.to_string();
+        assert!(text.contains("`store.state_dir` a path in UTF-8"), "{text}");
+        let mangled = dir.path().join("st\u{fffd}ate");
+        assert!(!mangled.exists(), "nothing is created under a mangled name");
     }
 
     /// DuckDB runs on one thread while a listing is staged, and on `DUCKDB_THREADS` again
