@@ -508,29 +508,37 @@ impl SourceClient {
         loop {
             *page_no += 1;
             let page_no = *page_no;
-            if window.is_empty() {
+            let guess = if guessing { pager.speculate(1) } else { None };
+            let (sent, go_on) = if window.is_empty() && ready.is_empty() && guess.is_none() {
+                // Nothing to overlap with (a first page, or an observer that takes records as
+                // they come): the request's reports reach the observer as they happen, retries
+                // included (`roster fetch --show-requests`).
                 let plan = plan_for(&query, next_url.as_deref())?;
-                window.push_back(request(plan, page_no));
-                queued.push_back(query.clone());
-            }
-            // The page after this one, guessed while this one is read.
-            if guessing && window.len() < 2 {
-                if let Some(params) = pager.speculate(1) {
+                (self.send(plan, page_no, obs, parser).await, true)
+            } else {
+                if window.is_empty() {
+                    let plan = plan_for(&query, next_url.as_deref())?;
+                    window.push_back(request(plan, page_no));
+                    queued.push_back(query.clone());
+                }
+                // The page after this one, guessed while this one is read.
+                if let Some(params) = guess.filter(|_| window.len() < 2) {
                     let plan = plan_for(&params, None)?;
                     window.push_back(request(plan, page_no + 1));
                     queued.push_back(params);
                 }
-            }
-            let (item, go_on) = {
-                use futures::StreamExt as _;
-                tokio::join!(window.next(), hand_on(&mut ready, obs, &mut delivered))
+                let (item, go_on) = {
+                    use futures::StreamExt as _;
+                    tokio::join!(window.next(), hand_on(&mut ready, obs, &mut delivered))
+                };
+                let Some((sent, held)) = item else {
+                    unreachable!("a request was queued above");
+                };
+                queued.pop_front();
+                // Its request reports are passed on after the page before's records.
+                held.pass_on(obs);
+                (sent, go_on)
             };
-            let Some((sent, held)) = item else {
-                unreachable!("a request was queued above");
-            };
-            queued.pop_front();
-            // Its request reports are passed on after the page before's records.
-            held.pass_on(obs);
             if !go_on {
                 return Ok(Summary {
                     pages: page_no,

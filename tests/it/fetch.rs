@@ -1533,6 +1533,53 @@ impl Observer for Overlapping {
     }
 }
 
+/// Notes, at each request report, how many requests the fake had answered by then.
+struct Live {
+    log: Arc<Mutex<Vec<Req>>>,
+    seen_at_report: Vec<(u16, usize)>,
+}
+
+impl Observer for Live {
+    fn request(&mut self, _described: &str, status: u16) {
+        self.seen_at_report
+            .push((status, self.log.lock().unwrap().len()));
+    }
+    fn record(&mut self, _record: Value) -> bool {
+        true
+    }
+}
+
+#[tokio::test]
+async fn a_reader_that_takes_records_as_they_come_hears_of_each_retry_when_it_happens() {
+    // `roster fetch --show-requests` prints each answer as it arrives: during a 503 storm
+    // the user sees the retries, not a burst once the page finally came.
+    let tries = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let t = tries.clone();
+    let (base, log) = fake(move |r| {
+        if t.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2 {
+            return (503, vec![], json!({"error": "busy"}));
+        }
+        let off = q(r, "offset");
+        let data: Vec<Value> = (off..(off + 100).min(150))
+            .map(|i| json!({"id": i}))
+            .collect();
+        (200, vec![], json!({"data": data, "meta": {"total": 150}}))
+    })
+    .await;
+    let s = spec(&base, BEARER_OFFSET);
+    let c = client(&s, &[("api_key", "k")]);
+    let mut obs = Live {
+        log: log.clone(),
+        seen_at_report: Vec::new(),
+    };
+    c.fetch_stream("people", &mut obs).await.unwrap();
+    assert_eq!(
+        obs.seen_at_report,
+        [(503, 1), (503, 2), (200, 3), (200, 4)],
+        "each answer reported before the next request"
+    );
+}
+
 /// A paged fake that answers after `delay`, serving `total` records of which at most `cap`
 /// per page (an API that caps the page size below ours), failing (500) the page at offset
 /// `fail_at`, and notes the offsets asked for and the most requests it ever had in flight.
