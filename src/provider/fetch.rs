@@ -448,7 +448,7 @@ impl SourceClient {
         let mut next_url: Option<String> = None;
         let mut delivered = 0u64;
         let overlaps = obs.overlaps();
-        // Its pages are parsed on a thread of the listing's own, ended with it.
+        // Its pages are parsed on threads of the listing's own, ended with it.
         let parser = overlaps.then(Parser::start).flatten();
         // The records of the page before, handed on while this page is requested and parsed
         // (when the observer overlaps).
