@@ -459,14 +459,7 @@ impl SourceClient {
         // `advance` does not confirm is waited for and dropped, and guessing stops (see
         // `finish_in_flight`). Not when each answer hands on the token for the next request
         // (`rotate_header`): those requests must go one after the other.
-        let rotates = matches!(
-            &self.spec.auth,
-            Auth::TokenExchange {
-                rotate_header: Some(_),
-                ..
-            }
-        );
-        let mut guessing = overlaps && parser.is_some() && !enrich && !rotates;
+        let mut guessing = overlaps && parser.is_some() && !enrich && !self.rotates_token();
         let mut window: futures::stream::FuturesOrdered<InFlight<'_>> = Default::default();
         // The paging parameters of the requests in `window`, in the same order.
         let mut queued: std::collections::VecDeque<Vec<(String, String)>> = Default::default();
@@ -894,6 +887,17 @@ impl SourceClient {
         if let Some(l) = &self.limiter {
             l.acquire().await;
         }
+    }
+
+    /// True when each answer hands on the token for the next request (`rotate_header`).
+    fn rotates_token(&self) -> bool {
+        matches!(
+            &self.spec.auth,
+            Auth::TokenExchange {
+                rotate_header: Some(_),
+                ..
+            }
+        )
     }
 
     fn token_based(&self) -> bool {
