@@ -16,6 +16,7 @@ use crate::config::person::Field;
 use crate::config::secret::{CredentialValue, ProcessEnv, Secret};
 use crate::mapping::{Mapped, Mapper};
 use crate::provider::fetch::{FetchError, Observer, SourceClient};
+use crate::provider::page::RawPage;
 use crate::provider::request::Context;
 use crate::provider::tokens::TokenStore;
 use crate::store::sync::{
@@ -558,12 +559,37 @@ fn key_hash(key: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64(key.as_bytes())
 }
 
-/// A record's content hash: its JSON serialized into `buf` (kept for staging), hashed with
-/// the mapping fingerprint as seed. The listing and its confirmation read hash alike.
+/// A record's content hash: its JSON text hashed with the mapping fingerprint as seed.
+///
+/// The text is the record's bytes as the API sent them where the listing hands records over
+/// unparsed (a plain `$.data[*]` selector, see [`crate::provider::page`]); else the parsed
+/// record serialized again ([`content_hash`]). So an API that sends a record's members in
+/// another order, or spaced otherwise, makes it look changed: it is mapped again, and since
+/// its values are the same nothing else happens. The listing and its confirmation hash alike.
+fn raw_hash(raw: &[u8], seed: u64) -> i64 {
+    xxhash_rust::xxh3::xxh3_64_with_seed(raw, seed) as i64
+}
+
+/// [`raw_hash`] of a parsed record: its JSON serialized into `buf` (kept for staging).
 fn content_hash(buf: &mut Vec<u8>, record: &serde_json::Value, seed: u64) -> Option<i64> {
     buf.clear();
     serde_json::to_writer(&mut *buf, record).ok()?;
-    Some(xxhash_rust::xxh3::xxh3_64_with_seed(buf, seed) as i64)
+    Some(raw_hash(buf, seed))
+}
+
+/// What a record that is valid JSON but cannot be parsed into a tree (nested more than 128
+/// levels deep) maps to: a failed record, whose key is unknown.
+fn unreadable(e: &serde_json::Error) -> Mapped {
+    Mapped::Failed {
+        key: None,
+        email: None,
+        errors: vec![crate::mapping::FieldError {
+            field: "record".into(),
+            message: format!(
+                "the record cannot be read: {e} (help: the HRIS sent a record Roster cannot map; report it to its vendor with the record key from `roster problems`)"
+            ),
+        }],
+    }
 }
 
 /// A record key a listing returned more than once.
@@ -592,6 +618,8 @@ struct Stager<'a, 's> {
     records: u64,
     error: Option<StoreError>,
     prep: Prep,
+    /// Parsed records not yet handed to the worker (they go a page at a time).
+    pending: Vec<serde_json::Value>,
 }
 
 /// A record hashed and (unless its content is stored already) mapped by the [`Prep`] worker.
@@ -604,40 +632,68 @@ struct Prepared {
     raw: Vec<u8>,
 }
 
-/// The second core's share of a listing: serializing, hashing and mapping records on a worker
-/// thread while the sync's own thread fetches and parses the next page and stages what the
-/// worker returns, in listing order (one worker, FIFO channels: the first occurrence of a key
-/// still wins). The input channel is bounded (backpressure on the fetch); the output is
-/// drained on every record, so it holds at most about the input's bound.
+/// The second core's share of a listing: hashing, parsing and mapping records on a worker
+/// thread while the sync's own thread fetches the next page and stages what the worker
+/// returns, in listing order (one worker, FIFO channels: the first occurrence of a key still
+/// wins). The input channel is bounded (backpressure on the fetch); the output is drained on
+/// every page, so it holds at most about the input's bound.
 struct Prep {
-    input: Option<std::sync::mpsc::SyncSender<serde_json::Value>>,
+    input: Option<std::sync::mpsc::SyncSender<Batch>>,
     output: std::sync::mpsc::Receiver<Prepared>,
     worker: Option<std::thread::JoinHandle<()>>,
 }
 
-/// Records in flight between the fetch and the worker: two pages of 200.
-const PREP_QUEUE: usize = 400;
+/// Records handed to the [`Prep`] worker together: a page's, unparsed, or parsed ones.
+enum Batch {
+    Raw(RawPage),
+    Parsed(Vec<serde_json::Value>),
+}
+
+/// Batches in flight between the fetch and the worker: two pages.
+const PREP_QUEUE: usize = 2;
+
+/// Parsed records handed to the worker at a time.
+const PREP_BATCH: usize = 200;
 
 impl Prep {
     fn start(mapper: &Mapper, seed: u64, stored: HashSet<i64>) -> std::io::Result<Prep> {
-        let (input, rx) = std::sync::mpsc::sync_channel::<serde_json::Value>(PREP_QUEUE);
+        let (input, rx) = std::sync::mpsc::sync_channel::<Batch>(PREP_QUEUE);
         let (tx, output) = std::sync::mpsc::channel();
         let mapper = mapper.clone();
         let worker = std::thread::Builder::new()
             .name("roster-map".into())
             .spawn(move || {
-                // One buffer for every record; only a record to be staged takes a copy of its
-                // JSON (a re-sync's unchanged records allocate nothing here).
+                // A stored hash is all a record needs: a re-sync's unchanged records are
+                // neither parsed nor copied. One buffer serves every parsed record's hash.
                 let mut buf = Vec::with_capacity(4096);
-                for record in rx {
-                    let hash = content_hash(&mut buf, &record, seed);
-                    let (mapped, raw) = match hash {
-                        Some(h) if !stored.contains(&h) => {
-                            (Some(mapper.map_sized(&record, buf.len())), buf.clone())
-                        }
-                        _ => (None, Vec::new()),
+                let prepared =
+                    |hash: Option<i64>, raw: &[u8], record: Option<&serde_json::Value>| {
+                        let (mapped, raw) = match hash {
+                            Some(h) if !stored.contains(&h) => {
+                                let mapped = match record {
+                                    Some(r) => mapper.map_sized(r, raw.len()),
+                                    None => match serde_json::from_slice(raw) {
+                                        Ok(r) => mapper.map_sized(&r, raw.len()),
+                                        Err(e) => unreadable(&e),
+                                    },
+                                };
+                                (Some(mapped), raw.to_vec())
+                            }
+                            _ => (None, Vec::new()),
+                        };
+                        tx.send(Prepared { hash, mapped, raw }).is_ok()
                     };
-                    if tx.send(Prepared { hash, mapped, raw }).is_err() {
+                for batch in rx {
+                    let sent = match batch {
+                        Batch::Raw(page) => page
+                            .records()
+                            .all(|raw| prepared(Some(raw_hash(raw, seed)), raw, None)),
+                        Batch::Parsed(records) => records.iter().all(|record| {
+                            let hash = content_hash(&mut buf, record, seed);
+                            prepared(hash, &buf, Some(record))
+                        }),
+                    };
+                    if !sent {
                         return;
                     }
                 }
@@ -649,9 +705,9 @@ impl Prep {
         })
     }
 
-    /// Hands a record to the worker (waits while the queue is full).
-    fn send(&self, record: serde_json::Value) -> bool {
-        self.input.as_ref().is_some_and(|i| i.send(record).is_ok())
+    /// Hands records to the worker (waits while the queue is full).
+    fn send(&self, batch: Batch) -> bool {
+        self.input.as_ref().is_some_and(|i| i.send(batch).is_ok())
     }
 
     /// Stops taking records; what is in flight is still returned by [`Prep::next`].
@@ -682,6 +738,36 @@ impl Drop for Prep {
 }
 
 impl Stager<'_, '_> {
+    /// Hands records to the worker: false (the listing stops) when it is gone.
+    fn send(&mut self, batch: Batch) -> bool {
+        if self.prep.send(batch) {
+            return true;
+        }
+        // The worker only stops early by panicking (a bug): the listing stops with it.
+        self.error = Some(StoreError::Io {
+            what: "the mapping thread stopped (a bug; please report it with the log) while staging into",
+            path: PathBuf::from(self.source),
+            source: std::io::Error::other("mapping thread gone"),
+        });
+        false
+    }
+
+    /// Hands on the parsed records still held, if any.
+    fn flush(&mut self) -> bool {
+        if self.pending.is_empty() {
+            return true;
+        }
+        let batch = Batch::Parsed(std::mem::take(&mut self.pending));
+        self.send(batch)
+    }
+
+    /// The listing is over: hands on what is held and stops the worker's input (what is in
+    /// flight is still returned by [`Stager::drain`]).
+    fn close(&mut self) {
+        self.flush();
+        self.prep.close();
+    }
+
     /// Stages what the worker has returned: everything (waiting) when `wait`, else what is
     /// ready. False when staging failed (the listing stops).
     fn drain(&mut self, wait: bool) -> bool {
@@ -769,18 +855,22 @@ impl Observer for Stager<'_, '_> {
         self.problems.push(problem);
     }
 
+    fn takes_raw(&self) -> bool {
+        true
+    }
+
+    fn raw_page(&mut self, page: RawPage) -> bool {
+        self.records += page.len() as u64;
+        self.flush() && self.send(Batch::Raw(page)) && self.drain(false)
+    }
+
     fn record(&mut self, record: serde_json::Value) -> bool {
         self.records += 1;
-        if !self.prep.send(record) {
-            // The worker only stops early by panicking (a bug): the listing stops with it.
-            self.error = Some(StoreError::Io {
-                what: "the mapping thread stopped (a bug; please report it with the log) while staging into",
-                path: PathBuf::from(self.source),
-                source: std::io::Error::other("mapping thread gone"),
-            });
-            return false;
+        self.pending.push(record);
+        if self.pending.len() < PREP_BATCH {
+            return true;
         }
-        self.drain(false)
+        self.flush() && self.drain(false)
     }
 }
 
@@ -798,23 +888,43 @@ struct Confirmer<'a> {
     buf: Vec<u8>,
 }
 
-impl Observer for Confirmer<'_> {
-    fn record(&mut self, record: serde_json::Value) -> bool {
-        let Some(hash) = content_hash(&mut self.buf, &record, self.seed) else {
-            return true;
-        };
+impl Confirmer<'_> {
+    /// Notes the record of content hash `hash` as listed; `record` parses it when the hash
+    /// is not a stored one (to read its key).
+    fn listed(&mut self, hash: i64, record: impl FnOnce() -> Option<serde_json::Value>) {
         let kh = match self.known.get(&hash) {
             Some(k) => k.key,
-            None => match self.mapper.map(&record) {
-                Mapped::Kept(p) => key_hash(p.key()),
-                Mapped::Excluded { key: Some(k), .. } | Mapped::Failed { key: Some(k), .. } => {
-                    key_hash(&k)
-                }
-                _ => return true,
+            None => match record().map(|r| self.mapper.map(&r)) {
+                Some(Mapped::Kept(p)) => key_hash(p.key()),
+                Some(
+                    Mapped::Excluded { key: Some(k), .. } | Mapped::Failed { key: Some(k), .. },
+                ) => key_hash(&k),
+                _ => return,
             },
         };
         if self.candidates.contains(&kh) {
             self.listed.insert(kh);
+        }
+    }
+}
+
+impl Observer for Confirmer<'_> {
+    fn takes_raw(&self) -> bool {
+        true
+    }
+
+    fn raw_page(&mut self, page: RawPage) -> bool {
+        for raw in page.records() {
+            self.listed(raw_hash(raw, self.seed), || {
+                serde_json::from_slice(raw).ok()
+            });
+        }
+        true
+    }
+
+    fn record(&mut self, record: serde_json::Value) -> bool {
+        if let Some(hash) = content_hash(&mut self.buf, &record, self.seed) {
+            self.listed(hash, || Some(record));
         }
         true
     }
@@ -1044,11 +1154,12 @@ pub async fn sync_with_client(
         records: 0,
         error: None,
         prep,
+        pending: Vec::new(),
     };
     let result = client
         .fetch_stream_since(mapping.stream.as_str(), &listing.query(), &mut stager)
         .await;
-    stager.prep.close();
+    stager.close();
     if result.is_ok() && stager.error.is_none() {
         stager.drain(true);
     }

@@ -370,28 +370,42 @@ impl JsonPath {
     /// `$.a.b[*]` (the usual record selector); other paths select and clone. `doc` is left
     /// with an empty list where the records were.
     pub fn take_all(&self, doc: &mut serde_json::Value) -> Vec<serde_json::Value> {
-        if let Some(fields) = self
-            .text
-            .strip_prefix('$')
-            .and_then(|rest| rest.strip_suffix("[*]"))
-            .filter(|mid| mid.is_empty() || mid.starts_with('.'))
-        {
-            let plain = fields
-                .split('.')
-                .skip(1)
-                .all(|f| !f.is_empty() && f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
-            if plain {
-                let pointer: String = fields.split('.').skip(1).map(|f| format!("/{f}")).collect();
-                return match doc.pointer_mut(&pointer) {
-                    Some(serde_json::Value::Array(items)) => std::mem::take(items),
-                    Some(serde_json::Value::Object(map)) => {
-                        std::mem::take(map).into_iter().map(|(_, v)| v).collect()
-                    }
-                    _ => Vec::new(),
-                };
-            }
+        if let Some(fields) = self.plain_list() {
+            let pointer: String = fields.iter().map(|f| format!("/{f}")).collect();
+            return match doc.pointer_mut(&pointer) {
+                Some(serde_json::Value::Array(items)) => std::mem::take(items),
+                Some(serde_json::Value::Object(map)) => {
+                    std::mem::take(map).into_iter().map(|(_, v)| v).collect()
+                }
+                _ => Vec::new(),
+            };
         }
         self.select(doc).into_iter().cloned().collect()
+    }
+
+    /// For a plain `$.a.b[*]` (or `$[*]`): the member names leading to the list, `["a", "b"]`
+    /// (none for `$[*]`). None for any other path.
+    pub fn plain_list(&self) -> Option<Vec<&str>> {
+        let mid = self.text.strip_prefix('$')?.strip_suffix("[*]")?;
+        Self::plain_members(mid)
+    }
+
+    /// For a plain `$.a.b`: the member names, `["a", "b"]`. None for any other path (`$`
+    /// itself included).
+    pub fn plain_member(&self) -> Option<Vec<&str>> {
+        Self::plain_members(self.text.strip_prefix('$')?).filter(|m| !m.is_empty())
+    }
+
+    /// `.a.b` as `["a", "b"]`, when each name is letters, digits or `_`.
+    fn plain_members(dotted: &str) -> Option<Vec<&str>> {
+        if dotted.is_empty() {
+            return Some(Vec::new());
+        }
+        let names: Vec<&str> = dotted.strip_prefix('.')?.split('.').collect();
+        names
+            .iter()
+            .all(|f| !f.is_empty() && f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+            .then_some(names)
     }
 
     /// The first value the path selects, if any.

@@ -21,6 +21,7 @@ use indexmap::IndexMap;
 use serde_json::Value;
 
 pub use super::error::{Cut, FetchError, FetchErrorKind};
+use super::page::{RawPage, parse_page};
 use super::paginate::{Next, Page, PageError, Pager, Summary, body_fields};
 use super::rate::Limiter;
 use super::request::{Context, Plan, PlannedBody, Redactor, RenderError};
@@ -75,12 +76,58 @@ pub trait Observer {
     fn overlaps(&self) -> bool {
         false
     }
+    /// True when the observer takes a page's records as the API sent them
+    /// ([`Observer::raw_page`]) where the records sit in one list at a plain path
+    /// (`$.data[*]`): a sync hashes their bytes and parses only the records it has not
+    /// stored. Elsewhere (other paths, joins, sub-requests) it still gets [`Observer::record`].
+    fn takes_raw(&self) -> bool {
+        false
+    }
+    /// A page's records, unparsed (only to an observer that [`Observer::takes_raw`]). Return
+    /// false to stop. By default each is parsed and handed to [`Observer::record`].
+    fn raw_page(&mut self, page: RawPage) -> bool {
+        for raw in page.records() {
+            let Ok(record) = serde_json::from_slice(raw) else {
+                continue;
+            };
+            if !self.record(record) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// One page's records: parsed, or left as the API sent them (see [`Observer::takes_raw`]).
+enum Records {
+    Parsed(Vec<Value>),
+    Raw(RawPage),
+}
+
+impl Records {
+    fn is_empty(&self) -> bool {
+        match self {
+            Records::Parsed(r) => r.is_empty(),
+            Records::Raw(r) => r.is_empty(),
+        }
+    }
 }
 
 /// Hands `records` to `obs` in order, yielding now and then so that a request running beside
 /// it makes progress. False when `obs` asked to stop.
-async fn hand_on(records: &mut Vec<Value>, obs: &mut dyn Observer, delivered: &mut u64) -> bool {
-    for (i, r) in records.drain(..).enumerate() {
+async fn hand_on(records: &mut Records, obs: &mut dyn Observer, delivered: &mut u64) -> bool {
+    let records = match std::mem::replace(records, Records::Parsed(Vec::new())) {
+        Records::Parsed(r) => r,
+        Records::Raw(page) => {
+            let n = page.len() as u64;
+            if !obs.raw_page(page) {
+                return false;
+            }
+            *delivered += n;
+            return true;
+        }
+    };
+    for (i, r) in records.into_iter().enumerate() {
         if !obs.record(r) {
             return false;
         }
@@ -452,7 +499,12 @@ impl SourceClient {
         let parser = overlaps.then(Parser::start).flatten();
         // The records of the page before, handed on while this page is requested and parsed
         // (when the observer overlaps).
-        let mut ready: Vec<Value> = Vec::new();
+        let mut ready = Records::Parsed(Vec::new());
+        // Where the records' list is, for an observer that takes them unparsed.
+        let raw_at = (obs.takes_raw() && !enrich)
+            .then(|| super::paginate::raw_list(stream))
+            .flatten();
+        let raw_at = raw_at.as_deref();
         // The requests in flight, in listing order: the next page's, and (an overlapping
         // listing whose pages can be predicted, see `Pager::speculate`) the one after it, so
         // the parsing thread has the next page as soon as it is done with one. A guess that
@@ -494,7 +546,7 @@ impl SourceClient {
         let request = |plan: Plan, page: u32| -> InFlight<'_> {
             Box::pin(async move {
                 let mut reports = Reports(Vec::new());
-                let sent = self.send(plan, page, &mut reports, parser).await;
+                let sent = self.send(plan, page, &mut reports, parser, raw_at).await;
                 (sent, reports)
             })
         };
@@ -507,7 +559,7 @@ impl SourceClient {
                 // they come): the request's reports reach the observer as they happen, retries
                 // included (`roster fetch --show-requests`).
                 let plan = plan_for(&query, next_url.as_deref())?;
-                (self.send(plan, page_no, obs, parser).await, true)
+                (self.send(plan, page_no, obs, parser, raw_at).await, true)
             } else {
                 if window.is_empty() {
                     let plan = plan_for(&query, next_url.as_deref())?;
@@ -539,14 +591,17 @@ impl SourceClient {
                     reported: None,
                 });
             }
-            let (described, headers, body) = match sent {
+            let (described, headers, (body, raw)) = match sent {
                 Ok(page) => page,
                 Err(e) => {
                     finish_in_flight(&mut window, obs).await;
                     return Err(e);
                 }
             };
-            let count = stream.records.select(&body).len();
+            let count = match &raw {
+                Some(raw) => raw.len(),
+                None => stream.records.select(&body).len(),
+            };
             if count == 0 && page_no == 1 && has_content(&body) {
                 return Err(self.error(
                     Some(described),
@@ -570,19 +625,38 @@ impl SourceClient {
                     return Err(self.paging_error(&stream_key, e));
                 }
             };
-            let mut body = body;
-            let mut records = stream.records.take_all(&mut body);
-            drop(body);
-            if enrich {
-                for r in &mut records {
+            let mut records = match raw {
+                Some(raw) => Records::Raw(raw),
+                None => {
+                    let mut body = body;
+                    Records::Parsed(stream.records.take_all(&mut body))
+                }
+            };
+            if let (true, Records::Parsed(records)) = (enrich, &mut records) {
+                for r in records.iter_mut() {
                     attach_links(links, r);
                 }
-                self.run_subrequests(stream, &mut records, obs).await?;
+                self.run_subrequests(stream, records, obs).await?;
             }
             if overlaps {
                 ready = records;
-                records = Vec::new();
+                records = Records::Parsed(Vec::new());
             }
+            let records = match records {
+                Records::Parsed(records) => records,
+                Records::Raw(page) => {
+                    let n = page.len() as u64;
+                    if !obs.raw_page(page) {
+                        return Ok(Summary {
+                            pages: page_no,
+                            records: delivered,
+                            reported: None,
+                        });
+                    }
+                    delivered += n;
+                    Vec::new()
+                }
+            };
             for r in records {
                 if !obs.record(r) {
                     // A test read that asked for fewer records: no completeness check.
@@ -676,7 +750,7 @@ impl SourceClient {
         let plan = Plan::build(&self.spec, &sub.request, &ctx, &[])
             .map_err(|e| self.error(None, e.into()))?;
         let mut reports = Reports(Vec::new());
-        let (_, _, body) = self.send(plan, 1, &mut reports, None).await?;
+        let (_, _, (body, _)) = self.send(plan, 1, &mut reports, None, None).await?;
         let list = Value::Array(sub.records.select(&body).into_iter().cloned().collect());
         Ok((list, reports))
     }
@@ -711,7 +785,7 @@ impl SourceClient {
     }
 
     /// Sends one request with auth, retries and one re-login on 401, and parses its JSON body
-    /// (`page` names it in errors). A response that ends early (cut mid-transfer, JSON that
+    /// (`page` names it in errors), leaving the list at `raw_at` unparsed (see [`parse_page`]). A response that ends early (cut mid-transfer, JSON that
     /// stops in the middle, an empty body) is retried like a reset connection, with the same
     /// attempts and backoff: one glitch must not fail a sync.
     async fn send(
@@ -720,7 +794,8 @@ impl SourceClient {
         page: u32,
         obs: &mut dyn Observer,
         parser: Option<&Parser>,
-    ) -> Result<(String, reqwest::header::HeaderMap, Value), FetchError> {
+        raw_at: Option<&[String]>,
+    ) -> Result<(String, reqwest::header::HeaderMap, Parsed), FetchError> {
         let mut relogged = false;
         let mut attempt = 0u32;
         loop {
@@ -784,7 +859,7 @@ impl SourceClient {
             let headers = resp.headers().clone();
             let expected = resp.content_length();
             let (failure, kind) = match read_body(resp, usize::MAX).await {
-                Ok(bytes) => match parse(parser, bytes, page).await {
+                Ok(bytes) => match parse(parser, bytes, page, raw_at).await {
                     Ok(body) => return Ok((described, headers, body)),
                     Err(kind @ FetchErrorKind::Truncated { .. }) => (Failure::Connection, kind),
                     Err(kind) => return Err(self.error(Some(described), kind)),
@@ -1080,7 +1155,7 @@ impl SourceClient {
         }
         let expected = resp.content_length();
         let body = match read_body(resp, usize::MAX).await {
-            Ok(bytes) => parse_json(&bytes, 0),
+            Ok(bytes) => parse_json(bytes, 0, None).map(|(body, _)| body),
             Err(cut) => Err(FetchErrorKind::Truncated {
                 page: 0,
                 received: cut.received,
@@ -1230,8 +1305,12 @@ async fn read_body(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>,
 type ParseJob = (
     Vec<u8>,
     u32,
-    tokio::sync::oneshot::Sender<Result<Value, FetchErrorKind>>,
+    Option<Vec<String>>,
+    tokio::sync::oneshot::Sender<Result<Parsed, FetchErrorKind>>,
 );
+
+/// A page's body, and its records unparsed when they were asked for so (see [`parse_page`]).
+type Parsed = (Value, Option<RawPage>);
 
 /// The thread that parses an overlapping listing's pages (see [`Observer::overlaps`]), so the
 /// thread that fetches can go on staging the records of the page before. One thread per
@@ -1262,10 +1341,10 @@ impl Parser {
                     loop {
                         // One job at a time; the lock is released while it is parsed.
                         let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                        let Ok((bytes, page, reply)) = job else {
+                        let Ok((bytes, page, raw_at, reply)) = job else {
                             return;
                         };
-                        let _ = reply.send(parse_json(&bytes, page));
+                        let _ = reply.send(parse_json(bytes, page, raw_at.as_deref()));
                     }
                 });
             match worker {
@@ -1295,38 +1374,49 @@ async fn parse(
     parser: Option<&Parser>,
     bytes: Vec<u8>,
     page: u32,
-) -> Result<Value, FetchErrorKind> {
+    raw_at: Option<&[String]>,
+) -> Result<Parsed, FetchErrorKind> {
     let Some(jobs) = parser.and_then(|p| p.jobs.as_ref()) else {
-        return parse_json(&bytes, page);
+        return parse_json(bytes, page, raw_at);
     };
     if bytes.len() < 16 * 1024 {
-        return parse_json(&bytes, page);
+        return parse_json(bytes, page, raw_at);
     }
     let (reply, result) = tokio::sync::oneshot::channel();
-    match jobs.send((bytes, page, reply)) {
+    match jobs.send((bytes, page, raw_at.map(<[String]>::to_vec), reply)) {
         Ok(()) => result.await.unwrap_or_else(|_| {
             Err(FetchErrorKind::Json {
                 page,
                 reason: "the JSON parser thread stopped".into(),
             })
         }),
-        Err(std::sync::mpsc::SendError((bytes, page, _))) => parse_json(&bytes, page),
+        Err(std::sync::mpsc::SendError((bytes, page, _, _))) => parse_json(bytes, page, raw_at),
     }
 }
 
-/// A success response's body as JSON. A body that is empty, or whose JSON stops in the middle,
-/// is [`FetchErrorKind::Truncated`] (retried); other bad JSON is [`FetchErrorKind::Json`].
-fn parse_json(bytes: &[u8], page: u32) -> Result<Value, FetchErrorKind> {
+/// A success response's body as JSON, with the list at `raw_at` left unparsed (see
+/// [`parse_page`]). A body that is empty, or whose JSON stops in the middle, is
+/// [`FetchErrorKind::Truncated`] (retried); other bad JSON is [`FetchErrorKind::Json`].
+fn parse_json(
+    bytes: Vec<u8>,
+    page: u32,
+    raw_at: Option<&[String]>,
+) -> Result<Parsed, FetchErrorKind> {
+    let received = bytes.len() as u64;
     let truncated = |cut| FetchErrorKind::Truncated {
         page,
-        received: bytes.len() as u64,
+        received,
         expected: None,
         cut,
     };
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(truncated(Cut::Empty));
     }
-    serde_json::from_slice(bytes).map_err(|e| {
+    let parsed = match raw_at {
+        Some(list) => parse_page(bytes, list),
+        None => serde_json::from_slice(&bytes).map(|body| (body, None)),
+    };
+    parsed.map_err(|e| {
         if e.is_eof() {
             truncated(Cut::IncompleteJson)
         } else {
@@ -1428,7 +1518,7 @@ type InFlight<'a> = std::pin::Pin<
     Box<
         dyn std::future::Future<
                 Output = (
-                    Result<(String, reqwest::header::HeaderMap, Value), FetchError>,
+                    Result<(String, reqwest::header::HeaderMap, Parsed), FetchError>,
                     Reports,
                 ),
             > + 'a,

@@ -17,6 +17,7 @@
 
 pub mod error;
 pub mod fetch;
+pub mod page;
 pub mod paginate;
 pub mod rate;
 pub mod redact;

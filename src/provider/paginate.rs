@@ -421,6 +421,27 @@ pub fn next_link(header: &str) -> Option<String> {
     None
 }
 
+/// Where a stream's records' list is, when its pages can be read with the list unparsed (see
+/// [`super::page::parse_page`]): the selector is a plain `$.a.b[*]`, and every other path paging reads from
+/// the body is a plain `$.x.y` outside the list (not a cursor taken from the last record).
+pub fn raw_list(stream: &Stream) -> Option<Vec<String>> {
+    let list = stream.records.plain_list()?;
+    let cursor = match &stream.pagination {
+        Pagination::Cursor { cursor, .. } => Some(cursor),
+        Pagination::NextUrl { next } => Some(next),
+        _ => None,
+    };
+    for path in [stream.total.as_ref(), stream.has_more.as_ref(), cursor]
+        .into_iter()
+        .flatten()
+    {
+        if path.plain_member()?.starts_with(&list) {
+            return None;
+        }
+    }
+    Some(list.into_iter().map(str::to_string).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -719,5 +740,47 @@ mod tests {
         assert!(matches!(end, Err(PageError::BadTotal { .. })));
         let (_, end) = run(&s, &[(json!({"total": "2"}), 2, None)]);
         assert_eq!(end.unwrap().reported, Some(2));
+    }
+
+    #[test]
+    fn records_are_left_unparsed_only_where_paging_reads_nothing_inside_their_list() {
+        let cases = [
+            (
+                "records: $.data[*]\ntotal: $.meta.total",
+                Some(vec!["data"]),
+            ),
+            (
+                "records: $.a.list[*]\nhas_more: $.a.more",
+                Some(vec!["a", "list"]),
+            ),
+            ("records: $[*]", Some(vec![])),
+            (
+                "records: $[*]\npagination: {kind: link_header}",
+                Some(vec![]),
+            ),
+            // A cursor outside the list, and one inside it.
+            (
+                "records: $.results[*]\npagination: {kind: cursor, cursor: $.next, param: c}",
+                Some(vec!["results"]),
+            ),
+            (
+                "records: $.page.items[*]\npagination: {kind: next_url, next: $.page.items.next}",
+                None,
+            ),
+            ("records: $.data[*]\ntotal: $.data", None),
+            // Not a plain path: could reach anywhere.
+            ("records: $.data[*]\ntotal: $..total", None),
+            ("records: $[*]\nhas_more: $.more", None),
+            // Not a plain list selector.
+            ("records: $.data[?@.active == true]", None),
+            ("records: $.data[0]", None),
+            ("records: $.data", None),
+        ];
+        for (yaml, want) in cases {
+            let s = stream(&format!("request: {{path: /e}}\n{yaml}\n"));
+            let want: Option<Vec<String>> =
+                want.map(|w| w.into_iter().map(str::to_string).collect());
+            assert_eq!(raw_list(&s), want, "{yaml}");
+        }
     }
 }

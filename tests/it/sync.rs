@@ -36,6 +36,8 @@ pub struct Hris {
     after_core_page: Option<(usize, Change)>,
     /// On this request of `core`, append a copy of the record at this index to the page.
     repeat_on_core_page: Option<(usize, usize)>,
+    /// Serve `core` pretty-printed (the same records in other bytes).
+    pretty: bool,
 }
 
 pub type Shared = Arc<Mutex<Hris>>;
@@ -92,7 +94,12 @@ async fn core(
             change(&mut h.core);
         }
     }
-    Json(json!({"data": data, "meta": {"total": total}})).into_response()
+    let body = json!({"data": data, "meta": {"total": total}});
+    if h.pretty {
+        let text = serde_json::to_string_pretty(&body).unwrap();
+        return ([("content-type", "application/json")], text).into_response();
+    }
+    Json(body).into_response()
 }
 
 async fn side(State(s): State<Shared>, headers: HeaderMap) -> Response {
@@ -1704,4 +1711,67 @@ async fn of_two_records_with_one_email_the_lowest_key_wins_wherever_it_is_listed
         e.query("select job_title from people where work_email = 'cy@corp.example'"),
         [vec!["Duplicate Title".to_string()]]
     );
+}
+
+/// A sync compares records by their bytes (as the API sent them): the same records sent in
+/// other bytes are all mapped again, and since their values are the same, nobody changes, no
+/// history is written, and the stored JSON is what the API sent.
+#[tokio::test]
+async fn the_same_records_in_other_bytes_are_mapped_again_and_change_nobody() {
+    let e = env().await;
+    e.sync("core", Options::default()).await.unwrap();
+    let history = "select count(*) from person_values";
+    let before = e.query(history);
+    e.hris.lock().unwrap().pretty = true;
+    let r = e.sync("core", Options::default()).await.unwrap();
+    let listed = e.hris.lock().unwrap().core.len() as u64;
+    assert_eq!(r.run.changed_records, listed);
+    assert_eq!(
+        (r.applied.created, r.applied.updated, r.applied.terminated),
+        (0, 0, 0),
+        "{:?}",
+        r.applied
+    );
+    assert_eq!(e.query(history), before);
+    let raw = e.query("select raw from source_records where source = 'core' and record_key = '3'");
+    assert!(one(&raw)[0].starts_with("{\n  "), "{raw:?}");
+    // Sent the same way again, they are unchanged.
+    let r = e.sync("core", Options::default()).await.unwrap();
+    assert_eq!(r.run.changed_records, 0);
+    assert!(r.applied.unchanged);
+}
+
+/// A record nested deeper than a JSON tree may be (128 levels) is valid JSON the sync cannot
+/// map: it is a failed record, a data problem, and since its key is unknown nobody leaves on
+/// its account. The other records are applied. (Before records were compared by their
+/// bytes, the whole page failed to parse and the sync with it.)
+#[tokio::test]
+async fn a_record_too_deep_to_read_is_a_data_problem_and_nobody_leaves() {
+    let e = env().await;
+    e.sync("core", Options::default()).await.unwrap();
+    let mut deep = json!("bottom");
+    for _ in 0..200 {
+        deep = json!([deep]);
+    }
+    {
+        let mut h = e.hris.lock().unwrap();
+        h.core[3]["attrs"]["deep"] = deep;
+        h.core[2]["attrs"]["title"] = json!("Senior Engineer");
+    }
+    let r = e.sync("core", Options::default()).await.unwrap();
+    assert_eq!(r.applied.terminated, 0, "{:?}", r.applied);
+    assert_eq!(r.applied.updated, 1, "{:?}", r.applied);
+    assert_eq!(
+        e.query(
+            "select work_email, status from people
+             where work_email in ('cy@corp.example', 'di@corp.example') order by 1"
+        ),
+        [
+            vec!["cy@corp.example".to_string(), "active".into()],
+            vec!["di@corp.example".into(), "active".into()]
+        ]
+    );
+    let problems = e.query("select detail from data_problems where detail like '%cannot be read%'");
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0][0].contains("recursion limit"), "{problems:?}");
 }
