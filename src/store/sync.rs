@@ -802,7 +802,25 @@ impl Store {
     /// The transaction is the one [`Store::begin_staging`] opened.
     pub fn apply(&self, input: &ApplyInput<'_>, run: &mut RunRow) -> Result<Applied, StoreError> {
         let applied = self.apply_in_tx(input, run);
-        self.set_duckdb_threads(super::DUCKDB_THREADS)?;
+        // Ended (rolled back or committed) before DuckDB gets its threads back: a statement
+        // that failed has aborted the transaction, and any other statement in it, this `SET`
+        // included, fails with "Current transaction is aborted". Set first, that error
+        // replaced the one that said what went wrong, and the transaction stayed open.
+        let ended = self.end_apply(applied, input, run);
+        let threads = self.set_duckdb_threads(super::DUCKDB_THREADS);
+        let applied = ended?;
+        threads?;
+        Ok(applied)
+    }
+
+    /// Commits an applied run, or rolls back a failed, held or planned one (recording the
+    /// failed or held run).
+    fn end_apply(
+        &self,
+        applied: Result<Applied, StoreError>,
+        input: &ApplyInput<'_>,
+        run: &mut RunRow,
+    ) -> Result<Applied, StoreError> {
         match applied {
             Ok(applied) if applied.coverage_failed.is_some() => {
                 self.conn.execute_batch("ROLLBACK")?;

@@ -1775,3 +1775,46 @@ async fn a_record_too_deep_to_read_is_a_data_problem_and_nobody_leaves() {
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert!(problems[0][0].contains("recursion limit"), "{problems:?}");
 }
+
+/// A statement that fails inside a sync's transaction aborts it in DuckDB: every statement
+/// after it fails with "Current transaction is aborted". The sync must report the statement's
+/// own error, roll back, and leave the store usable (it once set DuckDB's threads first, in
+/// the aborted transaction: that error replaced the real one and the transaction stayed
+/// open, so the publish after it failed the same way).
+#[tokio::test]
+async fn a_statement_failing_inside_the_apply_is_reported_and_rolled_back() {
+    let e = env().await;
+    e.sync("core", Options::default()).await.unwrap();
+    let state = e.cfg().state_dir().join("state.duckdb");
+    {
+        let c = duckdb::Connection::open(&state).unwrap();
+        c.execute_batch("DROP TABLE data_problems").unwrap();
+    }
+    e.hris.lock().unwrap().core[2]["attrs"]["title"] = json!("Senior Engineer");
+    let cfg = e.cfg();
+    let mut store = roster::sync::open_store(&cfg).unwrap();
+    let plan = cfg
+        .sources
+        .iter()
+        .find(|s| s.name == "core")
+        .unwrap()
+        .clone();
+    let err = roster::sync::sync_source(
+        &cfg,
+        &mut store,
+        &plan,
+        &Options::default(),
+        &mut NoProgress,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("data_problems"), "{err}");
+    assert!(!err.contains("aborted"), "{err}");
+    // Rolled back: the store answers, and nothing of the run was applied.
+    assert!(!store.publish_if_stale().unwrap());
+    assert_eq!(
+        one(&e.query("select job_title from people where work_email = 'cy@corp.example'"))[0],
+        "Engineer"
+    );
+}
