@@ -18,7 +18,10 @@
 //!
 //! For each: wall time, CPU time (user + system, of the child), peak RSS, the ratio of wall
 //! time to the bare loop's, and the phases the sync logged (`RUST_LOG=roster=debug`).
-//! Nothing is asserted but that every sync succeeded.
+//! Each sync runs `ROSTER_BENCH_REPEAT` times (default 3) from the same state (the state
+//! directory is copied before the first and put back, and fsynced, before each other): the
+//! row shows the median wall and CPU time, the highest peak RSS, and the range of wall times;
+//! the phases are the median run's. Nothing is asserted but that every sync succeeded.
 //!
 //! Run: `cargo bench --bench sync`. `ROSTER_BENCH_SIZES=100000` runs one size;
 //! `ROSTER_BENCH_WRAP="perf record -g -o /tmp/sync.perf --"` profiles each sync. The bench
@@ -79,7 +82,10 @@ fn roster_bin() -> String {
     std::env::var("ROSTER_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_roster").into())
 }
 
-fn sync(dir: &Path) -> (Cost, Vec<(String, f64, f64)>) {
+/// The phases a sync logged: `what/phase`, milliseconds and the peak RSS so far (MB).
+type Phases = Vec<(String, f64, f64)>;
+
+fn sync(dir: &Path) -> (Cost, Phases) {
     let wrap = std::env::var("ROSTER_BENCH_WRAP").unwrap_or_default();
     let mut argv: Vec<String> = wrap.split_whitespace().map(str::to_string).collect();
     let bin = roster_bin();
@@ -203,6 +209,74 @@ fn print_row(total: usize, name: &str, c: Cost, bare: f64) {
     );
 }
 
+/// How many times each sync runs (`ROSTER_BENCH_REPEAT`, default 3).
+fn repeat() -> usize {
+    std::env::var("ROSTER_BENCH_REPEAT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(3)
+}
+
+/// Copies the files of directory `from` into `to` (created), each fsynced, so that writing
+/// them back does not weigh on the sync measured next.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+            std::fs::File::open(&target).unwrap().sync_all().unwrap();
+        }
+    }
+}
+
+/// [`sync`] `n` times from the same state: the median run by wall time (its phases), the
+/// median CPU time, the highest peak RSS, and the fastest and slowest wall times. The state
+/// afterwards is the last run's.
+fn sync_repeated(dir: &Path, n: usize) -> (Cost, Phases, (f64, f64)) {
+    let state = dir.join("state");
+    let saved = dir.join("state.saved");
+    std::fs::remove_dir_all(&saved).ok();
+    let had_state = state.exists();
+    if had_state {
+        copy_dir(&state, &saved);
+    }
+    let mut runs = Vec::new();
+    for i in 0..n {
+        if i > 0 {
+            std::fs::remove_dir_all(&state).ok();
+            if had_state {
+                copy_dir(&saved, &state);
+            }
+        }
+        runs.push(sync(dir));
+    }
+    std::fs::remove_dir_all(&saved).ok();
+    let mut cpus: Vec<f64> = runs.iter().map(|(c, _)| c.cpu).collect();
+    cpus.sort_by(f64::total_cmp);
+    let rss = runs.iter().map(|(c, _)| c.rss).fold(0.0, f64::max);
+    runs.sort_by(|a, b| a.0.wall.total_cmp(&b.0.wall));
+    let range = (runs[0].0.wall, runs[runs.len() - 1].0.wall);
+    let (median, phases) = runs.swap_remove(runs.len() / 2);
+    let cost = Cost {
+        wall: median.wall,
+        cpu: cpus[cpus.len() / 2],
+        rss,
+    };
+    (cost, phases, range)
+}
+
+/// The range of wall times of repeated runs, when there were several.
+fn print_range((low, high): (f64, f64), n: usize) {
+    if n > 1 {
+        println!("{:>7}    {n} runs: {low:.2}-{high:.2}s", "");
+    }
+}
+
 /// The phases a sync logged, each with the process's peak RSS when it ended (`@ MB`), to show
 /// which phase grows the memory.
 fn print_phases(phases: &[(String, f64, f64)]) {
@@ -313,11 +387,12 @@ fn main() {
                 fake.set((0..total).map(|i| edited(i, edits)));
                 current = edits;
             }
-            let (cost, phases) = sync(dir.path());
+            let (cost, phases, range) = sync_repeated(dir.path(), repeat());
             if name == "first sync" {
                 first = cost;
             }
             print_row(total, name, cost, bare.wall);
+            print_range(range, repeat());
             print_phases(&phases);
         }
         let db = std::fs::metadata(dir.path().join("state/state.duckdb")).map_or(0, |m| m.len());
@@ -356,8 +431,9 @@ fn main() {
         fake.set((0..total).map(common::generic_record));
         let dir = tempfile::tempdir().unwrap();
         write_config(dir.path(), &fake.base(), Some(&hook));
-        let (cost, phases) = sync(dir.path());
+        let (cost, phases, range) = sync_repeated(dir.path(), repeat());
         print_row(total, "first + webhook", cost, bare.wall);
+        print_range(range, repeat());
         print_phases(&phases);
         println!(
             "{total:>7}  webhook endpoint: {:.2}x the time, {:+.0} MB; state database {:.1} MB",
