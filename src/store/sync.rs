@@ -1528,7 +1528,10 @@ impl Store {
             WHERE status <> 'terminated' AND manager_email IS NULL)
           SELECT * FROM (
             SELECT source, record_key, work_email,
-                   CASE WHEN work_email IS NULL THEN 'missing_work_email' ELSE 'unmappable_record' END AS kind,
+                   -- A record refused whole (`record: ...`: too large, too deep) may have no
+                   -- email read from it; it is not missing one.
+                   CASE WHEN work_email IS NULL AND coalesce(problems, '') NOT LIKE 'record: %'
+                        THEN 'missing_work_email' ELSE 'unmappable_record' END AS kind,
                    NULL AS field, coalesce(problems, 'could not be mapped') AS detail, sync_run
             FROM source_records WHERE outcome = 'failed'
             UNION ALL

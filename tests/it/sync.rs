@@ -1771,9 +1771,11 @@ async fn a_record_too_deep_to_read_is_a_data_problem_and_nobody_leaves() {
             vec!["di@corp.example".into(), "active".into()]
         ]
     );
-    let problems = e.query("select detail from data_problems where detail like '%cannot be read%'");
+    let problems =
+        e.query("select kind, detail from data_problems where detail like '%cannot be read%'");
     assert_eq!(problems.len(), 1, "{problems:?}");
-    assert!(problems[0][0].contains("recursion limit"), "{problems:?}");
+    assert_eq!(problems[0][0], "unmappable_record");
+    assert!(problems[0][1].contains("recursion limit"), "{problems:?}");
 }
 
 /// A statement that fails inside a sync's transaction aborts it in DuckDB: every statement
