@@ -338,12 +338,18 @@ const VACUUM_AT: f64 = 0.5;
 /// DuckDB's default number of vacuum tasks a checkpoint may schedule.
 const VACUUM_TASKS: u32 = 100;
 
-/// The limit a sync sets when `store.memory_limit` is not set: [`MEMORY_LIMIT`] plus this
-/// much per record of the source (listed or stored, whichever is more), up to
-/// [`AUTO_MEMORY_MAX`]. Not everything spills: the hash joins and window functions over a
-/// whole first listing need a share of it at once, and at 48 MB a first sync of 100k people
-/// failed with "failed to pin block" (issue 16). 200 B per record gives 68 MB at 100k and
-/// 148 MB at 500k people.
+/// What the limit a sync sets when `store.memory_limit` is not set starts from (before
+/// [`AUTO_MEMORY_PER_RECORD`]). Part of DuckDB's memory is held for the whole transaction
+/// (the rows it appended and deleted, and their indexes), so a statement late in it has
+/// less than the limit: a 1%-changed re-sync of 100k people failed now and then with
+/// "failed to pin block" in its data problems under 68 MB (it needed 57-60 MB), when this
+/// was 48 MB. At 64 MB, peak RSS at 100k people rose from 179-188 to 191-197 MB.
+const AUTO_MEMORY_BASE: u64 = 64 << 20;
+/// The limit a sync sets grows by this much per record of the source (listed or stored,
+/// whichever is more), up to [`AUTO_MEMORY_MAX`]. Not everything spills: the hash joins and
+/// window functions over a whole first listing need a share of it at once, and at a fixed
+/// 48 MB a first sync of 100k people failed with "failed to pin block" (issue 16). With
+/// [`AUTO_MEMORY_BASE`] this gives 83 MiB at 100k and 159 MiB at 500k people.
 const AUTO_MEMORY_PER_RECORD: u64 = 200;
 /// The most the automatic limit grows to (a deployment larger than 4M records sets
 /// `store.memory_limit` itself).
@@ -351,10 +357,10 @@ const AUTO_MEMORY_MAX: u64 = 1 << 30;
 
 /// DuckDB's memory limit for a sync of a source with `records` records, when none is set.
 pub fn auto_memory_limit(records: u64) -> u64 {
-    (48 << 20)
+    AUTO_MEMORY_BASE
         + records
             .saturating_mul(AUTO_MEMORY_PER_RECORD)
-            .min(AUTO_MEMORY_MAX - (48 << 20))
+            .min(AUTO_MEMORY_MAX - AUTO_MEMORY_BASE)
 }
 
 fn classify(path: &Path, e: duckdb::Error) -> StoreError {
@@ -1242,9 +1248,9 @@ mod tests {
         assert_eq!(limit(&store), "45.7 MiB", "48MB by default");
         // A sync of 500k records raises it (never lowers it within a config).
         store.fit_memory_to(500_000).unwrap();
-        assert_eq!(limit(&store), "143.3 MiB");
+        assert_eq!(limit(&store), "159.3 MiB");
         store.fit_memory_to(10).unwrap();
-        assert_eq!(limit(&store), "143.3 MiB");
+        assert_eq!(limit(&store), "159.3 MiB");
         assert_eq!(super::auto_memory_limit(u64::MAX), 1 << 30);
         // A configured limit is never changed by the size of a sync.
         store.set_memory_limit(Some(256 << 20)).unwrap();
