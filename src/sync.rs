@@ -1068,7 +1068,29 @@ pub async fn sync_source(
     progress: &mut dyn Progress,
 ) -> Result<Report, SyncError> {
     let client = source_client(cfg, plan)?;
-    sync_with_client(cfg, store, plan, &client, opts, progress).await
+    let mut result = sync_with_client(cfg, store, plan, &client, opts, progress).await;
+    // DuckDB's automatic limit fits the source's size, but what a sync needs at once also
+    // depends on the data: one that ran out of it runs again with twice the limit (nothing
+    // of the failed transaction was applied), at most twice. A configured limit stands.
+    while let Err(SyncError::Store(e)) = &result {
+        if !e.is_out_of_memory() {
+            break;
+        }
+        let records = store
+            .known_records(&plan.name)
+            .map_or(0, |k| k.len() as u64);
+        let Some(limit) = store.raise_auto_memory(records) else {
+            break;
+        };
+        tracing::warn!(
+            source = %plan.name,
+            error = %e,
+            limit_mib = limit >> 20,
+            "the sync ran out of DuckDB's automatic memory limit; syncing again with twice the limit (set `store.memory_limit` to choose the limit yourself)"
+        );
+        result = sync_with_client(cfg, store, plan, &client, opts, progress).await;
+    }
+    result
 }
 
 /// [`sync_source`] with a client already built.

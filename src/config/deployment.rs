@@ -64,7 +64,7 @@ pub struct Store {
     /// The published directory file that people query read-only with SQL; replaced atomically after each sync. Default: `directory.duckdb` in `state_dir`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub directory: Option<PathBuf>,
-    /// Memory DuckDB may use before it spills to disk (under `state_dir`). Default: automatic, 64 MiB plus 200 bytes per record of the source being synced (83 MiB at 100k people, 159 MiB at 500k), at most 1 GiB. Set it only when a sync fails with DuckDB's `Out of Memory Error`, or to cap memory below the automatic figure.
+    /// Memory DuckDB may use before it spills to disk (under `state_dir`). Default: automatic, 48 MiB plus 200 bytes per record of the source being synced (68 MiB at 100k people, 143 MiB at 500k; doubled, twice at most, for a sync that runs out of it), at most 1 GiB. Set it only when a sync fails with DuckDB's `Out of Memory Error`, or to cap memory below the automatic figure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_limit: Option<ByteSize>,
 }

@@ -156,6 +156,18 @@ impl StoreError {
         }
     }
 
+    /// DuckDB ran out of the memory it may use (not a full disk, which it words alike).
+    pub fn is_out_of_memory(&self) -> bool {
+        match self {
+            StoreError::OutOfMemory { .. } => true,
+            StoreError::Sql(e) => matches!(
+                classify_text(Path::new(""), &e.to_string()),
+                Some(StoreError::OutOfMemory { .. })
+            ),
+            _ => false,
+        }
+    }
+
     /// The store cannot be used until someone acts (a damaged or missing file, a full disk,
     /// an I/O error), as opposed to one failed query or a busy lock. The daemon is not ready
     /// while its last job failed this way.
@@ -234,6 +246,9 @@ pub struct Store {
     memory_configured: Option<u64>,
     /// The limit [`Store::fit_memory_to`] set last (0: the default).
     memory_auto: std::sync::atomic::AtomicU64,
+    /// How many times the automatic limit was doubled after a sync ran out of memory under
+    /// it ([`Store::raise_auto_memory`]); 0 again when the config is loaded again.
+    memory_doublings: u32,
 }
 
 impl std::fmt::Debug for Store {
@@ -339,21 +354,25 @@ const VACUUM_AT: f64 = 0.5;
 const VACUUM_TASKS: u32 = 100;
 
 /// What the limit a sync sets when `store.memory_limit` is not set starts from (before
-/// [`AUTO_MEMORY_PER_RECORD`]). Part of DuckDB's memory is held for the whole transaction
-/// (the rows it appended and deleted, and their indexes), so a statement late in it has
-/// less than the limit: a 1%-changed re-sync of 100k people failed now and then with
-/// "failed to pin block" in its data problems under 68 MB (it needed 57-60 MB), when this
-/// was 48 MB. At 64 MB, peak RSS at 100k people rose from 179-188 to 191-197 MB.
-const AUTO_MEMORY_BASE: u64 = 64 << 20;
+/// [`AUTO_MEMORY_PER_RECORD`]): [`MEMORY_LIMIT`]. Not more, although part of DuckDB's memory
+/// is held for the whole transaction (a 1%-changed re-sync of 100k people needs 60-64 MB in
+/// its data problems, and has 68): at 64 MiB, the same re-sync of 500k people ran out of
+/// memory there in 5 runs of 6, against none of 6 at 48 MiB. DuckDB plans its operators for
+/// the limit, not for what the transaction leaves of it. A sync that runs out of memory
+/// runs again with twice the limit ([`Store::raise_auto_memory`]).
+const AUTO_MEMORY_BASE: u64 = 48 << 20;
 /// The limit a sync sets grows by this much per record of the source (listed or stored,
 /// whichever is more), up to [`AUTO_MEMORY_MAX`]. Not everything spills: the hash joins and
 /// window functions over a whole first listing need a share of it at once, and at a fixed
 /// 48 MB a first sync of 100k people failed with "failed to pin block" (issue 16). With
-/// [`AUTO_MEMORY_BASE`] this gives 83 MiB at 100k and 159 MiB at 500k people.
+/// [`AUTO_MEMORY_BASE`] this gives 68 MiB at 100k and 143 MiB at 500k people.
 const AUTO_MEMORY_PER_RECORD: u64 = 200;
 /// The most the automatic limit grows to (a deployment larger than 4M records sets
 /// `store.memory_limit` itself).
 const AUTO_MEMORY_MAX: u64 = 1 << 30;
+
+/// How often [`Store::raise_auto_memory`] doubles the automatic limit (to 4x at most).
+const MAX_MEMORY_DOUBLINGS: u32 = 2;
 
 /// DuckDB's memory limit for a sync of a source with `records` records, when none is set.
 pub fn auto_memory_limit(records: u64) -> u64 {
@@ -641,6 +660,7 @@ impl Store {
             routing: None,
             memory_configured: None,
             memory_auto: std::sync::atomic::AtomicU64::new(0),
+            memory_doublings: 0,
         };
         store.migrate()?;
         store.clean_stale_copies();
@@ -657,6 +677,7 @@ impl Store {
     pub fn set_memory_limit(&mut self, bytes: Option<u64>) -> Result<(), StoreError> {
         self.memory_configured = bytes;
         *self.memory_auto.get_mut() = 0;
+        self.memory_doublings = 0;
         let limit = bytes.map_or(MEMORY_LIMIT.to_string(), |b| format!("{b}B"));
         self.conn
             .execute_batch(&format!("SET memory_limit = '{limit}'"))?;
@@ -670,7 +691,7 @@ impl Store {
         if self.memory_configured.is_some() {
             return Ok(());
         }
-        let want = auto_memory_limit(records);
+        let want = auto_memory_limit(records).saturating_mul(1 << self.memory_doublings);
         let was = self
             .memory_auto
             .fetch_max(want, std::sync::atomic::Ordering::Relaxed);
@@ -679,6 +700,18 @@ impl Store {
                 .execute_batch(&format!("SET memory_limit = '{want}B'"))?;
         }
         Ok(())
+    }
+
+    /// After a sync ran out of memory under the automatic limit: doubles it, for the syncs
+    /// until the config is loaded again, and returns the new limit for `records` records.
+    /// None when `store.memory_limit` is set (the user's figure stands) or the limit was
+    /// doubled twice already.
+    pub fn raise_auto_memory(&mut self, records: u64) -> Option<u64> {
+        if self.memory_configured.is_some() || self.memory_doublings >= MAX_MEMORY_DOUBLINGS {
+            return None;
+        }
+        self.memory_doublings += 1;
+        Some(auto_memory_limit(records).saturating_mul(1 << self.memory_doublings))
     }
 
     /// The state database's path.
@@ -1248,17 +1281,49 @@ mod tests {
         assert_eq!(limit(&store), "45.7 MiB", "48MB by default");
         // A sync of 500k records raises it (never lowers it within a config).
         store.fit_memory_to(500_000).unwrap();
-        assert_eq!(limit(&store), "159.3 MiB");
+        assert_eq!(limit(&store), "143.3 MiB");
         store.fit_memory_to(10).unwrap();
-        assert_eq!(limit(&store), "159.3 MiB");
+        assert_eq!(limit(&store), "143.3 MiB");
         assert_eq!(super::auto_memory_limit(u64::MAX), 1 << 30);
+        // After a sync ran out of memory under it, the automatic limit doubles, twice at most.
+        assert_eq!(store.raise_auto_memory(500_000), Some(2 * 150_331_648));
+        store.fit_memory_to(500_000).unwrap();
+        assert_eq!(limit(&store), "286.7 MiB");
+        assert_eq!(store.raise_auto_memory(500_000), Some(4 * 150_331_648));
+        assert_eq!(store.raise_auto_memory(500_000), None);
         // A configured limit is never changed by the size of a sync.
         store.set_memory_limit(Some(256 << 20)).unwrap();
         assert_eq!(limit(&store), "256.0 MiB");
         store.fit_memory_to(4_000_000).unwrap();
         assert_eq!(limit(&store), "256.0 MiB");
+        assert_eq!(
+            store.raise_auto_memory(500_000),
+            None,
+            "a configured limit stands"
+        );
+        // Loading the config again starts over: automatic, not doubled.
         store.set_memory_limit(None).unwrap();
         assert_eq!(limit(&store), "45.7 MiB");
+        store.fit_memory_to(500_000).unwrap();
+        assert_eq!(limit(&store), "143.3 MiB");
+    }
+
+    #[test]
+    fn out_of_memory_is_told_from_a_full_disk() {
+        let oom = |text: &str| {
+            let e = duckdb::Error::DuckDBFailure(
+                duckdb::ffi::Error::new(duckdb::ffi::DuckDBError),
+                Some(text.to_string()),
+            );
+            StoreError::Sql(e).is_out_of_memory()
+        };
+        assert!(oom(
+            "Out of Memory Error: failed to pin block of size 256.0 KiB (159.2 MiB/159.3 MiB used)"
+        ));
+        assert!(!oom(
+            "Out of Memory Error: could not write to temporary file \"/s/state.duckdb.tmp/duckdb_temp_storage-0.tmp\": No space left on device"
+        ));
+        assert!(!oom("Catalog Error: Table with name x does not exist!"));
     }
 
     /// A transaction that appends 100k rows fills whole row groups of `ROW_GROUP_SIZE`, so a

@@ -1520,57 +1520,53 @@ impl Store {
     }
 
     /// Writes `data_problems` again, the cycles taken from `manager_cycles`.
-    ///
-    /// One statement per kind of problem: as one `UNION ALL` of them, DuckDB kept every
-    /// branch's hash tables (over all records and people) at once, and a 1%-changed re-sync
-    /// of 100k people needed 55-65 MB pinned for it. Under the automatic memory limit (68 MB
-    /// there) it failed now and then with "failed to pin block".
     fn problems(&self, run: i64) -> Result<u64, StoreError> {
-        let kinds = [
-            "SELECT source, record_key, work_email,
-                    -- A record refused whole (`record: ...`: too large, too deep) may have no
-                    -- email read from it; it is not missing one.
-                    CASE WHEN work_email IS NULL AND coalesce(problems, '') NOT LIKE 'record: %'
-                         THEN 'missing_work_email' ELSE 'unmappable_record' END AS kind,
-                    NULL AS field, coalesce(problems, 'could not be mapped') AS detail, sync_run
-             FROM source_records WHERE outcome = 'failed'",
-            "SELECT source, record_key, work_email, 'field_problem', failed_fields, problems, sync_run
-             FROM source_records WHERE outcome = 'kept' AND problems IS NOT NULL",
-            "SELECT source, record_key, NULL, kind, field, detail, sync_run FROM source_problems",
-            "SELECT source, min(record_key), work_email, 'duplicate_work_email', 'work_email',
-                    count(*) || ' records of ' || source || ' have this work email; the one with the lowest key (' || min(record_key) || ') is used',
-                    max(sync_run)
-             FROM source_records WHERE outcome = 'kept' GROUP BY source, work_email HAVING count(*) > 1",
-            "SELECT r.source, r.record_key, r.work_email, 'unresolved_manager', 'manager_id',
-                    'manager id ' || r.manager_id || ' matches no record of ' || r.source
-                      || CASE WHEN r.manager_email IS NULL THEN ' and no manager email is mapped'
-                              ELSE ' and the mapped manager email is not in the directory' END,
-                    r.sync_run
-             FROM source_records r
-             WHERE r.outcome = 'kept' AND r.manager_id IS NOT NULL
-               AND NOT EXISTS (SELECT 1 FROM source_records m WHERE m.source = r.source AND m.outcome = 'kept' AND m.employee_id = r.manager_id)
-               AND (r.manager_email IS NULL OR r.manager_email NOT IN (SELECT work_email FROM person_rows))",
-            "SELECT NULL, NULL, start, 'manager_cycle', 'manager_email',
-                    'the management chain of this person leads back to them', $1
-             FROM manager_cycles",
-            "WITH roots AS (
-               SELECT work_email FROM person_rows
-               WHERE status <> 'terminated' AND manager_email IS NULL)
-             SELECT NULL, NULL, work_email, 'no_manager', 'manager_email',
-                    'no manager, and ' || (SELECT count(*) FROM roots) || ' people have none (expected only at the top of the organisation)', $1
-             FROM roots WHERE (SELECT count(*) FROM roots) > 1",
-        ];
+        let sql = "
+          WITH cycles AS (SELECT start FROM manager_cycles),
+          roots AS (
+            SELECT work_email FROM person_rows
+            WHERE status <> 'terminated' AND manager_email IS NULL)
+          SELECT * FROM (
+            SELECT source, record_key, work_email,
+                   -- A record refused whole (`record: ...`: too large, too deep) may have no
+                   -- email read from it; it is not missing one.
+                   CASE WHEN work_email IS NULL AND coalesce(problems, '') NOT LIKE 'record: %'
+                        THEN 'missing_work_email' ELSE 'unmappable_record' END AS kind,
+                   NULL AS field, coalesce(problems, 'could not be mapped') AS detail, sync_run
+            FROM source_records WHERE outcome = 'failed'
+            UNION ALL
+            SELECT source, record_key, work_email, 'field_problem', failed_fields, problems, sync_run
+            FROM source_records WHERE outcome = 'kept' AND problems IS NOT NULL
+            UNION ALL
+            SELECT source, record_key, NULL, kind, field, detail, sync_run FROM source_problems
+            UNION ALL
+            SELECT source, min(record_key), work_email, 'duplicate_work_email', 'work_email',
+                   count(*) || ' records of ' || source || ' have this work email; the one with the lowest key (' || min(record_key) || ') is used',
+                   max(sync_run)
+            FROM source_records WHERE outcome = 'kept' GROUP BY source, work_email HAVING count(*) > 1
+            UNION ALL
+            SELECT r.source, r.record_key, r.work_email, 'unresolved_manager', 'manager_id',
+                   'manager id ' || r.manager_id || ' matches no record of ' || r.source
+                     || CASE WHEN r.manager_email IS NULL THEN ' and no manager email is mapped'
+                             ELSE ' and the mapped manager email is not in the directory' END,
+                   r.sync_run
+            FROM source_records r
+            WHERE r.outcome = 'kept' AND r.manager_id IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM source_records m WHERE m.source = r.source AND m.outcome = 'kept' AND m.employee_id = r.manager_id)
+              AND (r.manager_email IS NULL OR r.manager_email NOT IN (SELECT work_email FROM person_rows))
+            UNION ALL
+            SELECT NULL, NULL, start, 'manager_cycle', 'manager_email',
+                   'the management chain of this person leads back to them', $1
+            FROM cycles
+            UNION ALL
+            SELECT NULL, NULL, work_email, 'no_manager', 'manager_email',
+                   'no manager, and ' || (SELECT count(*) FROM roots) || ' people have none (expected only at the top of the organisation)', $1
+            FROM roots WHERE (SELECT count(*) FROM roots) > 1)";
         self.conn.execute("DELETE FROM data_problems", [])?;
-        let mut n = 0;
-        for sql in kinds {
-            n += if sql.contains("$1") {
-                self.conn
-                    .execute(&format!("INSERT INTO data_problems {sql}"), [run])?
-            } else {
-                self.conn
-                    .execute(&format!("INSERT INTO data_problems {sql}"), [])?
-            };
-        }
+        let n = self.conn.execute(
+            &format!("INSERT INTO data_problems SELECT * FROM ({sql})"),
+            [run],
+        )?;
         Ok(n as u64)
     }
 
