@@ -84,7 +84,9 @@ pub trait Observer {
         false
     }
     /// A page's records, unparsed (only to an observer that [`Observer::takes_raw`]). Return
-    /// false to stop. By default each is parsed and handed to [`Observer::record`].
+    /// false to stop. By default each is parsed and handed to [`Observer::record`], and one
+    /// too deep to parse (over 128 levels) is skipped: an observer that must account for
+    /// every record (the sync's) overrides this.
     fn raw_page(&mut self, page: RawPage) -> bool {
         for raw in page.records() {
             let Ok(record) = serde_json::from_slice(raw) else {
