@@ -247,7 +247,8 @@ pub struct Store {
     /// The limit [`Store::fit_memory_to`] set last (0: the default).
     memory_auto: std::sync::atomic::AtomicU64,
     /// How many times the automatic limit was doubled after a sync ran out of memory under
-    /// it ([`Store::raise_auto_memory`]); 0 again when the config is loaded again.
+    /// it ([`Store::raise_auto_memory`]); 0 again when `store.memory_limit` changes (the
+    /// daemon applies the config before every sync: a source that needed more keeps it).
     memory_doublings: u32,
 }
 
@@ -675,9 +676,11 @@ impl Store {
     /// Sets the memory DuckDB may use before it spills (`store.memory_limit`); the default is
     /// [`MEMORY_LIMIT`], raised for each sync by [`Store::fit_memory_to`].
     pub fn set_memory_limit(&mut self, bytes: Option<u64>) -> Result<(), StoreError> {
+        if bytes != self.memory_configured {
+            self.memory_doublings = 0;
+        }
         self.memory_configured = bytes;
         *self.memory_auto.get_mut() = 0;
-        self.memory_doublings = 0;
         let limit = bytes.map_or(MEMORY_LIMIT.to_string(), |b| format!("{b}B"));
         self.conn
             .execute_batch(&format!("SET memory_limit = '{limit}'"))?;
@@ -703,7 +706,8 @@ impl Store {
     }
 
     /// After a sync ran out of memory under the automatic limit: doubles it, for the syncs
-    /// until the config is loaded again, and returns the new limit for `records` records.
+    /// until `store.memory_limit` changes or the process ends, and returns the new limit for
+    /// `records` records.
     /// None when `store.memory_limit` is set (the user's figure stands) or the limit was
     /// doubled twice already.
     pub fn raise_auto_memory(&mut self, records: u64) -> Option<u64> {
@@ -1291,6 +1295,10 @@ mod tests {
         assert_eq!(limit(&store), "286.7 MiB");
         assert_eq!(store.raise_auto_memory(500_000), Some(4 * 150_331_648));
         assert_eq!(store.raise_auto_memory(500_000), None);
+        // The same config applied again (the daemon does before every sync) keeps it.
+        store.set_memory_limit(None).unwrap();
+        store.fit_memory_to(500_000).unwrap();
+        assert_eq!(limit(&store), "573.4 MiB");
         // A configured limit is never changed by the size of a sync.
         store.set_memory_limit(Some(256 << 20)).unwrap();
         assert_eq!(limit(&store), "256.0 MiB");
@@ -1301,7 +1309,7 @@ mod tests {
             None,
             "a configured limit stands"
         );
-        // Loading the config again starts over: automatic, not doubled.
+        // A change of the setting starts over: automatic, not doubled.
         store.set_memory_limit(None).unwrap();
         assert_eq!(limit(&store), "45.7 MiB");
         store.fit_memory_to(500_000).unwrap();
