@@ -787,9 +787,10 @@ impl SourceClient {
     }
 
     /// Sends one request with auth, retries and one re-login on 401, and parses its JSON body
-    /// (`page` names it in errors), leaving the list at `raw_at` unparsed (see [`parse_page`]). A response that ends early (cut mid-transfer, JSON that
-    /// stops in the middle, an empty body) is retried like a reset connection, with the same
-    /// attempts and backoff: one glitch must not fail a sync.
+    /// (`page` names it in errors), leaving the list at `raw_at` unparsed (see
+    /// [`parse_page`]). A response that ends early (cut mid-transfer, JSON that stops in the
+    /// middle, an empty body) is retried like a reset connection, with the same attempts and
+    /// backoff: one glitch must not fail a sync.
     async fn send(
         &self,
         plan: Plan,
