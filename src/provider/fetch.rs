@@ -642,33 +642,13 @@ impl SourceClient {
             }
             if overlaps {
                 ready = records;
-                records = Records::Parsed(Vec::new());
-            }
-            let records = match records {
-                Records::Parsed(records) => records,
-                Records::Raw(page) => {
-                    let n = page.len() as u64;
-                    if !obs.raw_page(page) {
-                        return Ok(Summary {
-                            pages: page_no,
-                            records: delivered,
-                            reported: None,
-                        });
-                    }
-                    delivered += n;
-                    Vec::new()
-                }
-            };
-            for r in records {
-                if !obs.record(r) {
-                    // A test read that asked for fewer records: no completeness check.
-                    return Ok(Summary {
-                        pages: page_no,
-                        records: delivered,
-                        reported: None,
-                    });
-                }
-                delivered += 1;
+            } else if !hand_on(&mut records, obs, &mut delivered).await {
+                // A test read that asked for fewer records: no completeness check.
+                return Ok(Summary {
+                    pages: page_no,
+                    records: delivered,
+                    reported: None,
+                });
             }
             match next {
                 Next::Done => break,
