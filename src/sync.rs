@@ -1076,10 +1076,7 @@ pub async fn sync_source(
         if !e.is_out_of_memory() {
             break;
         }
-        let records = store
-            .known_records(&plan.name)
-            .map_or(0, |k| k.len() as u64);
-        let Some(limit) = store.raise_auto_memory(records) else {
+        let Some(limit) = store.raise_auto_memory() else {
             break;
         };
         tracing::warn!(

@@ -706,16 +706,16 @@ impl Store {
     }
 
     /// After a sync ran out of memory under the automatic limit: doubles it, for the syncs
-    /// until `store.memory_limit` changes or the process ends, and returns the new limit for
-    /// `records` records.
-    /// None when `store.memory_limit` is set (the user's figure stands) or the limit was
-    /// doubled twice already.
-    pub fn raise_auto_memory(&mut self, records: u64) -> Option<u64> {
+    /// until `store.memory_limit` changes or the process ends, and returns twice the limit
+    /// the failed sync had. None when `store.memory_limit` is set (the user's figure stands)
+    /// or the limit was doubled twice already.
+    pub fn raise_auto_memory(&mut self) -> Option<u64> {
         if self.memory_configured.is_some() || self.memory_doublings >= MAX_MEMORY_DOUBLINGS {
             return None;
         }
         self.memory_doublings += 1;
-        Some(auto_memory_limit(records).saturating_mul(1 << self.memory_doublings))
+        let had = (*self.memory_auto.get_mut()).max(AUTO_MEMORY_BASE);
+        Some(had.saturating_mul(2))
     }
 
     /// The state database's path.
@@ -1290,11 +1290,11 @@ mod tests {
         assert_eq!(limit(&store), "143.3 MiB");
         assert_eq!(super::auto_memory_limit(u64::MAX), 1 << 30);
         // After a sync ran out of memory under it, the automatic limit doubles, twice at most.
-        assert_eq!(store.raise_auto_memory(500_000), Some(2 * 150_331_648));
+        assert_eq!(store.raise_auto_memory(), Some(2 * 150_331_648));
         store.fit_memory_to(500_000).unwrap();
         assert_eq!(limit(&store), "286.7 MiB");
-        assert_eq!(store.raise_auto_memory(500_000), Some(4 * 150_331_648));
-        assert_eq!(store.raise_auto_memory(500_000), None);
+        assert_eq!(store.raise_auto_memory(), Some(4 * 150_331_648));
+        assert_eq!(store.raise_auto_memory(), None);
         // The same config applied again (the daemon does before every sync) keeps it.
         store.set_memory_limit(None).unwrap();
         store.fit_memory_to(500_000).unwrap();
@@ -1304,11 +1304,7 @@ mod tests {
         assert_eq!(limit(&store), "256.0 MiB");
         store.fit_memory_to(4_000_000).unwrap();
         assert_eq!(limit(&store), "256.0 MiB");
-        assert_eq!(
-            store.raise_auto_memory(500_000),
-            None,
-            "a configured limit stands"
-        );
+        assert_eq!(store.raise_auto_memory(), None, "a configured limit stands");
         // A change of the setting starts over: automatic, not doubled.
         store.set_memory_limit(None).unwrap();
         assert_eq!(limit(&store), "45.7 MiB");
