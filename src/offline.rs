@@ -241,7 +241,7 @@ fn remap_once(
                 duplicates += 1;
                 continue;
             }
-            crate::sync::stage_mapped(&mut staging, mapped, &key, hash, raw)?;
+            crate::sync::stage_mapped(mapped, &key, hash, raw, |r| staging.stage(r))?;
         }
         Ok::<_, StoreError>(())
     })();

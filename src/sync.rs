@@ -20,7 +20,8 @@ use crate::provider::page::RawPage;
 use crate::provider::request::Context;
 use crate::provider::tokens::TokenStore;
 use crate::store::sync::{
-    Applied, ApplyInput, ListingProblem, Outcome, RunRow, StagedRecord, Staging,
+    Applied, ApplyInput, ListingProblem, Outcome, RunRow, StagedBatch, StagedRecord, StagedRows,
+    Staging,
 };
 use crate::store::{Store, StoreError};
 
@@ -601,16 +602,12 @@ struct Duplicate {
     hash: i64,
 }
 
-/// The observer that hashes, maps and stages records as pages arrive, and counts the
-/// listing's distinct record keys (a repeated key is the symptom of a page that shifted
-/// while it was read, or of an API that ignores the paging parameter: the first occurrence
-/// wins, the others are a data problem).
+/// The observer of a listing: it hands the records of each page to the [`Prep`] worker, which
+/// hashes, maps and sorts them and builds their rows, and appends the batches the worker
+/// returns to `source_records` (the store's connection stays on the sync's thread).
 struct Stager<'a, 's> {
     source: &'a str,
-    mapper: &'a Mapper,
-    known: HashMap<i64, Known>,
-    keys: HashSet<u64>,
-    duplicates: Vec<Duplicate>,
+    /// The engine's problems of the listing (related records sharing a join key).
     problems: Vec<crate::provider::fetch::SourceProblem>,
     staging: Staging<'s>,
     progress: &'a mut dyn Progress,
@@ -622,25 +619,118 @@ struct Stager<'a, 's> {
     pending: Vec<serde_json::Value>,
 }
 
-/// A record hashed and (unless its content is stored already) mapped by the [`Prep`] worker.
-struct Prepared {
-    /// None: the record could not be serialized (it is skipped).
-    hash: Option<i64>,
-    /// None when the hash was stored before the listing began (nothing to map).
-    mapped: Option<Mapped>,
-    /// The record's JSON, as hashed (empty when its content was stored already).
-    raw: Vec<u8>,
+/// What the [`Prep`] worker knows of a listing once it has seen every record.
+#[derive(Default)]
+struct Sorted {
+    /// The stored records by content hash, marked seen or not, and the records this listing
+    /// staged.
+    known: HashMap<i64, Known>,
+    /// The listing's distinct record keys (hashed).
+    keys: HashSet<u64>,
+    /// Records whose key an earlier record of the listing had.
+    duplicates: Vec<Duplicate>,
 }
 
-/// The second core's share of a listing: hashing, parsing and mapping records on a worker
-/// thread while the sync's own thread fetches the next page and stages what the worker
-/// returns, in listing order (one worker, FIFO channels: the first occurrence of a key still
-/// wins). The input channel is bounded (backpressure on the fetch); the output is drained on
-/// every page, so it holds at most about the input's bound.
+/// The worker's side of a listing: each record in listing order is hashed; a stored one is
+/// marked seen, a new one mapped and its row built (the first occurrence of a key wins, the
+/// others are duplicates).
+struct Sorter {
+    sorted: Sorted,
+    mapper: Mapper,
+    rows: StagedRows,
+    /// Where full batches of rows go (to the sync's thread).
+    out: std::sync::mpsc::Sender<StagedBatch>,
+    /// Why the worker stopped before the end of the listing.
+    error: Option<StoreError>,
+}
+
+impl Sorter {
+    /// Sorts one record (`record` when it is parsed already, else `raw` is parsed if it
+    /// needs mapping); false (the worker stops) when its row cannot be built or the sync's
+    /// thread is gone.
+    fn record(&mut self, hash: i64, raw: &[u8], record: Option<&serde_json::Value>) -> bool {
+        let sorted = &mut self.sorted;
+        if let Some(k) = sorted.known.get_mut(&hash) {
+            // A repeat of this record, or of its key (a newer version came first): the first
+            // occurrence wins, so this stored version is not marked seen (it is replaced).
+            if k.seen || !sorted.keys.insert(k.key) {
+                sorted.duplicates.push(Duplicate { key: None, hash });
+            } else {
+                k.seen = true;
+            }
+            return true;
+        }
+        let mapped = match record {
+            Some(r) => self.mapper.map_sized(r, raw.len()),
+            None => match serde_json::from_slice(raw) {
+                Ok(r) => self.mapper.map_sized(&r, raw.len()),
+                Err(e) => unreadable(&e),
+            },
+        };
+        let key = match &mapped {
+            Mapped::Kept(p) => p.key().to_string(),
+            Mapped::Excluded { key, .. } | Mapped::Failed { key, .. } => key
+                .clone()
+                .unwrap_or_else(|| format!("#{:016x}", hash as u64)),
+        };
+        let kh = key_hash(&key);
+        if !sorted.keys.insert(kh) {
+            // The first occurrence in listing order wins; this one is not staged.
+            sorted.duplicates.push(Duplicate {
+                key: Some(key),
+                hash,
+            });
+            return true;
+        }
+        sorted.known.insert(
+            hash,
+            Known {
+                key: kh,
+                seen: true,
+            },
+        );
+        // An oversize record is not mapped (a data problem); its raw JSON is not stored
+        // either, or one 5 MB record would ride along in every published copy.
+        let raw = if raw.len() as u64 > self.mapper.max_record_bytes() {
+            OVERSIZE_RAW
+        } else {
+            std::str::from_utf8(raw).unwrap_or_default()
+        };
+        let (rows, out) = (&mut self.rows, &self.out);
+        let staged = stage_mapped(mapped, &key, hash, raw, |r| {
+            if let Some(batch) = rows.push(r)? {
+                out.send(batch).map_err(|_| gone())?;
+            }
+            Ok(())
+        });
+        match staged {
+            Ok(()) => true,
+            Err(e) => {
+                self.error = Some(e);
+                false
+            }
+        }
+    }
+}
+
+/// The error of a staging whose other end stopped.
+fn gone() -> StoreError {
+    StoreError::Io {
+        what: "the mapping thread stopped (a bug; please report it with the log) while staging into",
+        path: PathBuf::from("source_records"),
+        source: std::io::Error::other("mapping thread gone"),
+    }
+}
+
+/// The second core's share of a listing: hashing, parsing, mapping and sorting records, and
+/// building their rows, on a worker thread ([`Sorter`]) while the sync's own thread fetches
+/// the next page and appends the rows the worker returns, in listing order (one worker,
+/// FIFO channels: the first occurrence of a key still wins). The input channel is bounded
+/// (backpressure on the fetch); the output is drained on every page.
 struct Prep {
     input: Option<std::sync::mpsc::SyncSender<Batch>>,
-    output: std::sync::mpsc::Receiver<Prepared>,
-    worker: Option<std::thread::JoinHandle<()>>,
+    output: std::sync::mpsc::Receiver<StagedBatch>,
+    worker: Option<std::thread::JoinHandle<(Sorted, Option<StoreError>)>>,
 }
 
 /// Records handed to the [`Prep`] worker together: a page's, unparsed, or parsed ones.
@@ -650,53 +740,57 @@ enum Batch {
 }
 
 /// Batches in flight between the fetch and the worker: two pages.
-const PREP_QUEUE: usize = 2;
+const PREP_QUEUE: usize = 16;
 
 /// Parsed records handed to the worker at a time.
 const PREP_BATCH: usize = 200;
 
 impl Prep {
-    fn start(mapper: &Mapper, seed: u64, stored: HashSet<i64>) -> std::io::Result<Prep> {
+    fn start(
+        mapper: &Mapper,
+        seed: u64,
+        known: HashMap<i64, Known>,
+        rows: StagedRows,
+    ) -> std::io::Result<Prep> {
         let (input, rx) = std::sync::mpsc::sync_channel::<Batch>(PREP_QUEUE);
-        let (tx, output) = std::sync::mpsc::channel();
-        let mapper = mapper.clone();
+        let (out, output) = std::sync::mpsc::channel();
+        let mut sorter = Sorter {
+            sorted: Sorted {
+                known,
+                keys: HashSet::new(),
+                duplicates: Vec::new(),
+            },
+            mapper: mapper.clone(),
+            rows,
+            out,
+            error: None,
+        };
         let worker = std::thread::Builder::new()
             .name("roster-map".into())
             .spawn(move || {
                 // A stored hash is all a record needs: a re-sync's unchanged records are
                 // neither parsed nor copied. One buffer serves every parsed record's hash.
                 let mut buf = Vec::with_capacity(4096);
-                let prepared =
-                    |hash: Option<i64>, raw: &[u8], record: Option<&serde_json::Value>| {
-                        let (mapped, raw) = match hash {
-                            Some(h) if !stored.contains(&h) => {
-                                let mapped = match record {
-                                    Some(r) => mapper.map_sized(r, raw.len()),
-                                    None => match serde_json::from_slice(raw) {
-                                        Ok(r) => mapper.map_sized(&r, raw.len()),
-                                        Err(e) => unreadable(&e),
-                                    },
-                                };
-                                (Some(mapped), raw.to_vec())
-                            }
-                            _ => (None, Vec::new()),
-                        };
-                        tx.send(Prepared { hash, mapped, raw }).is_ok()
-                    };
                 for batch in rx {
                     let sent = match batch {
                         Batch::Raw(page) => page
                             .records()
-                            .all(|raw| prepared(Some(raw_hash(raw, seed)), raw, None)),
+                            .all(|raw| sorter.record(raw_hash(raw, seed), raw, None)),
                         Batch::Parsed(records) => records.iter().all(|record| {
-                            let hash = content_hash(&mut buf, record, seed);
-                            prepared(hash, &buf, Some(record))
+                            // A record that cannot be serialized is skipped.
+                            content_hash(&mut buf, record, seed)
+                                .is_none_or(|hash| sorter.record(hash, &buf, Some(record)))
                         }),
                     };
                     if !sent {
-                        return;
+                        return (sorter.sorted, sorter.error);
                     }
                 }
+                let last = sorter.rows.take().and_then(|last| match last {
+                    Some(batch) => sorter.out.send(batch).map_err(|_| gone()),
+                    None => Ok(()),
+                });
+                (sorter.sorted, last.err())
             })?;
         Ok(Prep {
             input: Some(input),
@@ -715,13 +809,26 @@ impl Prep {
         self.input = None;
     }
 
-    /// The next prepared record: waits for it when `wait` (until the worker has returned
+    /// The next batch of rows: waits for it when `wait` (until the worker has returned
     /// everything after [`Prep::close`]), else only if one is ready.
-    fn next(&self, wait: bool) -> Option<Prepared> {
+    fn next(&self, wait: bool) -> Option<StagedBatch> {
         if wait {
             self.output.recv().ok()
         } else {
             self.output.try_recv().ok()
+        }
+    }
+
+    /// What the worker made of the listing, once it has stopped (after [`Prep::close`]), or
+    /// why it stopped early.
+    fn finish(mut self) -> Result<Sorted, StoreError> {
+        self.input = None;
+        while self.output.try_recv().is_ok() {}
+        match self.worker.take().map(std::thread::JoinHandle::join) {
+            Some(Ok((sorted, None))) => Ok(sorted),
+            Some(Ok((_, Some(e)))) => Err(e),
+            // It panicked (a bug).
+            Some(Err(_)) | None => Err(gone()),
         }
     }
 }
@@ -744,11 +851,7 @@ impl Stager<'_, '_> {
             return true;
         }
         // The worker only stops early by panicking (a bug): the listing stops with it.
-        self.error = Some(StoreError::Io {
-            what: "the mapping thread stopped (a bug; please report it with the log) while staging into",
-            path: PathBuf::from(self.source),
-            source: std::io::Error::other("mapping thread gone"),
-        });
+        self.error = Some(gone());
         false
     }
 
@@ -768,74 +871,14 @@ impl Stager<'_, '_> {
         self.prep.close();
     }
 
-    /// Stages what the worker has returned: everything (waiting) when `wait`, else what is
-    /// ready. False when staging failed (the listing stops).
+    /// Appends the rows the worker has returned: everything (waiting) when `wait`, else
+    /// what is ready. False when an append failed (the listing stops).
     fn drain(&mut self, wait: bool) -> bool {
-        while let Some(p) = self.prep.next(wait) {
-            if !self.prepared(p) {
+        while let Some(batch) = self.prep.next(wait) {
+            if let Err(e) = self.staging.append(batch) {
+                self.error = Some(e);
                 return false;
             }
-        }
-        true
-    }
-
-    /// Marks a stored record seen, or stages a new one.
-    fn prepared(&mut self, p: Prepared) -> bool {
-        let Some(hash) = p.hash else {
-            return true;
-        };
-        if let Some(k) = self.known.get_mut(&hash) {
-            // A repeat of this record, or of its key (a newer version came first): the first
-            // occurrence wins, so this stored version is not marked seen (it is replaced).
-            if k.seen || !self.keys.insert(k.key) {
-                self.duplicates.push(Duplicate { key: None, hash });
-                return true;
-            }
-            k.seen = true;
-            return true;
-        }
-        let mapped = match p.mapped {
-            Some(m) => m,
-            // Not stored when the listing began yet mapped nowhere: cannot happen (the
-            // worker maps every hash it was not told about), but mapping here is correct.
-            None => match serde_json::from_slice(&p.raw) {
-                Ok(record) => self.mapper.map_sized(&record, p.raw.len()),
-                Err(_) => return true,
-            },
-        };
-        let hash_key = format!("#{:016x}", hash as u64);
-        let key = match &mapped {
-            Mapped::Kept(p) => p.key().to_string(),
-            Mapped::Excluded { key, .. } | Mapped::Failed { key, .. } => {
-                key.clone().unwrap_or(hash_key)
-            }
-        };
-        let kh = key_hash(&key);
-        if !self.keys.insert(kh) {
-            // The first occurrence in listing order wins; this one is not staged.
-            self.duplicates.push(Duplicate {
-                key: Some(key),
-                hash,
-            });
-            return true;
-        }
-        self.known.insert(
-            hash,
-            Known {
-                key: kh,
-                seen: true,
-            },
-        );
-        // An oversize record is not mapped (a data problem); its raw JSON is not stored
-        // either, or one 5 MB record would ride along in every published copy.
-        let raw = if p.raw.len() as u64 > self.mapper.max_record_bytes() {
-            OVERSIZE_RAW
-        } else {
-            std::str::from_utf8(&p.raw).unwrap_or_default()
-        };
-        if let Err(e) = stage_mapped(&mut self.staging, mapped, &key, hash, raw) {
-            self.error = Some(e);
-            return false;
         }
         true
     }
@@ -933,11 +976,11 @@ impl Observer for Confirmer<'_> {
 /// Stages one record as a listing does (`roster plan --offline` too): `mapped` is what the
 /// mapping made of `raw`.
 pub fn stage_mapped(
-    staging: &mut Staging<'_>,
     mapped: Mapped,
     key: &str,
     hash: i64,
     raw: &str,
+    mut stage: impl FnMut(&StagedRecord<'_>) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
     let empty: Vec<Option<String>> = Vec::new();
     match mapped {
@@ -967,7 +1010,7 @@ pub fn stage_mapped(
                 .map(|f| f.name().to_string())
                 .chain(p.failed_custom.iter().map(|c| format!("custom.{c}")))
                 .collect();
-            staging.stage(&StagedRecord {
+            stage(&StagedRecord {
                 record_key: key,
                 hash,
                 outcome: Outcome::Kept,
@@ -978,7 +1021,7 @@ pub fn stage_mapped(
                 failed_fields: (!failed.is_empty()).then(|| failed.join(",")),
             })
         }
-        Mapped::Excluded { reason, .. } => staging.stage(&StagedRecord {
+        Mapped::Excluded { reason, .. } => stage(&StagedRecord {
             record_key: key,
             hash,
             outcome: Outcome::Excluded,
@@ -1002,7 +1045,7 @@ pub fn stage_mapped(
                 .map(|e| format!("{}: {}", e.field, e.message))
                 .collect::<Vec<_>>()
                 .join("\n");
-            staging.stage(&StagedRecord {
+            stage(&StagedRecord {
                 record_key: key,
                 hash,
                 outcome: Outcome::Failed,
@@ -1152,20 +1195,15 @@ pub async fn sync_with_client(
     // DuckDB's memory fits the source's size (unless `store.memory_limit` is set); raised
     // again below if the listing is larger than what was stored.
     store.fit_memory_to(known.len() as u64)?;
-    let prep = Prep::start(&mapper, seed, known.keys().copied().collect()).map_err(|source| {
-        StoreError::Io {
-            what: "cannot start the mapping thread for",
-            path: store.state_path().to_path_buf(),
-            source,
-        }
+    let rows = StagedRows::new(&plan.name, run.id, start_ts.as_microsecond());
+    let prep = Prep::start(&mapper, seed, known, rows).map_err(|source| StoreError::Io {
+        what: "cannot start the mapping thread for",
+        path: store.state_path().to_path_buf(),
+        source,
     })?;
     let staging = store.begin_staging(&plan.name, run.id, start_ts.as_microsecond())?;
     let mut stager = Stager {
         source: &plan.name,
-        mapper: &mapper,
-        known,
-        keys: HashSet::new(),
-        duplicates: Vec::new(),
         problems: Vec::new(),
         staging,
         progress,
@@ -1183,16 +1221,23 @@ pub async fn sync_with_client(
         stager.drain(true);
     }
     let Stager {
-        mut known,
-        keys,
-        duplicates,
         problems: fetch_problems,
         staging,
         pages,
         records,
-        error,
+        mut error,
+        prep,
         ..
     } = stager;
+    // The worker's own error comes first: the sync's thread only saw it go.
+    let Sorted {
+        mut known,
+        keys,
+        duplicates,
+    } = prep.finish().unwrap_or_else(|e| {
+        error = Some(e);
+        Sorted::default()
+    });
     let staged = staging.finish();
     laps.lap("fetch+map+stage");
     let staged = staged.and_then(|n| store.fit_memory_to(records).map(|()| n));

@@ -27,7 +27,7 @@ fn finish_sized(b: &mut StringBuilder) -> ArrayRef {
         b.values_slice().len(),
     );
     let array = b.finish();
-    *b = StringBuilder::with_capacity(items, bytes);
+    *b = StringBuilder::with_capacity(items + items / 4, bytes + bytes / 4);
     Arc::new(array)
 }
 
@@ -513,14 +513,13 @@ impl Staged {
         }
     }
 
-    /// Appends the rows collected so far to `source_records` (`records`) and `source_custom`
-    /// (`custom`), and hands them to DuckDB (whose storage spills; the appender's own buffer
-    /// does not).
-    pub(crate) fn flush(
+    /// The rows collected so far, as a `source_records` batch and a `source_custom` one
+    /// (`None` where there are none): built wherever the records are mapped, appended by the
+    /// sync's thread ([`Staged::append`]).
+    pub(crate) fn take(
         &mut self,
-        records: &mut Appender<'_>,
-        custom: &mut Appender<'_>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(Option<RecordBatch>, Option<RecordBatch>), StoreError> {
+        let mut out = (None, None);
         if self.rows > 0 {
             self.rows = 0;
             let mut cols: Vec<ArrayRef> = vec![
@@ -538,8 +537,7 @@ impl Staged {
             cols.push(Arc::new(self.last_changed.finish()));
             cols.push(Arc::new(self.run.finish()));
             cols.push(Arc::new(self.failed.finish()));
-            records.append_record_batch(finish(cols).map_err(arrow_err)?)?;
-            records.flush()?;
+            out.0 = Some(finish(cols).map_err(arrow_err)?);
         }
         if self.c_rows > 0 {
             self.c_rows = 0;
@@ -549,7 +547,25 @@ impl Staged {
                 finish_sized(&mut self.c_name),
                 finish_sized(&mut self.c_value),
             ];
-            custom.append_record_batch(finish(cols).map_err(arrow_err)?)?;
+            out.1 = Some(finish(cols).map_err(arrow_err)?);
+        }
+        Ok(out)
+    }
+
+    /// Appends batches [`Staged::take`] made to `source_records` (`records`) and
+    /// `source_custom` (`custom`), and hands them to DuckDB (whose storage spills; the
+    /// appender's own buffer does not).
+    pub(crate) fn append(
+        batches: (Option<RecordBatch>, Option<RecordBatch>),
+        records: &mut Appender<'_>,
+        custom: &mut Appender<'_>,
+    ) -> Result<(), StoreError> {
+        if let Some(b) = batches.0 {
+            records.append_record_batch(b)?;
+            records.flush()?;
+        }
+        if let Some(b) = batches.1 {
+            custom.append_record_batch(b)?;
             custom.flush()?;
         }
         Ok(())

@@ -62,14 +62,12 @@ pub struct StagedRecord<'a> {
 
 /// Appends a listing's new and changed records to `source_records` (and their custom fields
 /// to `source_custom`) while it is fetched, inside the sync's transaction: a failed fetch
-/// rolls them back with everything else.
+/// rolls them back with everything else. The rows are built as Arrow batches by
+/// [`StagedRows`], on the thread that maps the records, or here by [`Staging::stage`].
 pub struct Staging<'a> {
     records: duckdb::Appender<'a>,
     custom: duckdb::Appender<'a>,
-    rows: super::batch::Staged,
-    source: String,
-    run: i64,
-    now_us: i64,
+    rows: StagedRows,
     staged: u64,
 }
 
@@ -85,6 +83,77 @@ impl Staging<'_> {
     /// Stages a new or changed record (appended as Arrow batches of
     /// [`super::APPEND_BATCH`] records).
     pub fn stage(&mut self, r: &StagedRecord<'_>) -> Result<(), StoreError> {
+        match self.rows.push(r)? {
+            Some(batch) => self.append(batch),
+            None => Ok(()),
+        }
+    }
+
+    /// Appends a batch of staged rows.
+    pub fn append(&mut self, batch: StagedBatch) -> Result<(), StoreError> {
+        self.staged += batch.rows;
+        super::batch::Staged::append(batch.tables, &mut self.records, &mut self.custom)
+    }
+
+    /// Appends what is left; the number of records staged.
+    pub fn finish(mut self) -> Result<u64, StoreError> {
+        if let Some(batch) = self.rows.take()? {
+            self.append(batch)?;
+        }
+        self.records.flush()?;
+        self.custom.flush()?;
+        Ok(self.staged)
+    }
+}
+
+/// A listing's staged records as Arrow batches, built without the store: the mapping thread
+/// builds them (a third of the sync thread's work in a first sync was this) and the sync's
+/// thread appends them ([`Staging::append`]).
+pub struct StagedRows {
+    rows: super::batch::Staged,
+    source: String,
+    run: i64,
+    now_us: i64,
+    pending: u64,
+}
+
+impl std::fmt::Debug for StagedRows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StagedRows")
+            .field("pending", &self.pending)
+            .finish()
+    }
+}
+
+/// [`super::APPEND_BATCH`] staged records (or the last of them), ready to append.
+pub struct StagedBatch {
+    tables: (Option<RecordBatch>, Option<RecordBatch>),
+    rows: u64,
+}
+
+impl std::fmt::Debug for StagedBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StagedBatch")
+            .field("rows", &self.rows)
+            .finish()
+    }
+}
+
+impl StagedRows {
+    /// An empty builder of the rows of run `run` of `source`, staged at `now_us`.
+    pub fn new(source: &str, run: i64, now_us: i64) -> StagedRows {
+        StagedRows {
+            rows: super::batch::Staged::new(),
+            source: source.to_string(),
+            run,
+            now_us,
+            pending: 0,
+        }
+    }
+
+    /// Adds a new or changed record; every [`super::APPEND_BATCH`] records, the batch to
+    /// append.
+    pub fn push(&mut self, r: &StagedRecord<'_>) -> Result<Option<StagedBatch>, StoreError> {
         self.rows.push(&super::batch::StagedRow {
             source: &self.source,
             key: r.record_key,
@@ -98,19 +167,23 @@ impl Staging<'_> {
             run: self.run,
             failed: r.failed_fields.as_deref(),
         });
-        self.staged += 1;
+        self.pending += 1;
         if self.rows.rows() >= super::APPEND_BATCH {
-            self.rows.flush(&mut self.records, &mut self.custom)?;
+            return self.take();
         }
-        Ok(())
+        Ok(None)
     }
 
-    /// Appends what is left.
-    pub fn finish(mut self) -> Result<u64, StoreError> {
-        self.rows.flush(&mut self.records, &mut self.custom)?;
-        self.records.flush()?;
-        self.custom.flush()?;
-        Ok(self.staged)
+    /// The records added since the last batch, if any.
+    pub fn take(&mut self) -> Result<Option<StagedBatch>, StoreError> {
+        if self.pending == 0 {
+            return Ok(None);
+        }
+        let rows = std::mem::take(&mut self.pending);
+        Ok(Some(StagedBatch {
+            tables: self.rows.take()?,
+            rows,
+        }))
     }
 }
 
@@ -703,10 +776,7 @@ impl Store {
         Ok(Staging {
             records,
             custom,
-            rows: super::batch::Staged::new(),
-            source: source.to_string(),
-            run,
-            now_us,
+            rows: StagedRows::new(source, run, now_us),
             staged: 0,
         })
     }
