@@ -739,7 +739,9 @@ enum Batch {
     Parsed(Vec<serde_json::Value>),
 }
 
-/// Batches in flight between the fetch and the worker: two pages.
+/// Batches in flight between the fetch and the worker: 16 pages (about 3 MB of page bytes at
+/// 200 records of 925 B). With two, the worker sat idle whenever the sync's thread
+/// compressed a row group of `source_records`; 64 gained nothing more at 100k people.
 const PREP_QUEUE: usize = 16;
 
 /// Parsed records handed to the worker at a time.
