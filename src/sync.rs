@@ -758,8 +758,9 @@ impl Prep {
         let (out, output) = std::sync::mpsc::channel();
         let mut sorter = Sorter {
             sorted: Sorted {
+                // A re-sync lists about as many keys as are stored: sized once, not grown.
+                keys: HashSet::with_capacity(known.len()),
                 known,
-                keys: HashSet::new(),
                 duplicates: Vec::new(),
             },
             mapper: mapper.clone(),
