@@ -107,20 +107,19 @@ impl Staging<'_> {
 }
 
 /// A listing's staged records as Arrow batches, built without the store: the mapping thread
-/// builds them (a third of the sync thread's work in a first sync was this) and the sync's
-/// thread appends them ([`Staging::append`]).
+/// builds them (a fifth of the sync thread's listing in a first sync was this) and the
+/// sync's thread appends them ([`Staging::append`]).
 pub struct StagedRows {
     rows: super::batch::Staged,
     source: String,
     run: i64,
     now_us: i64,
-    pending: u64,
 }
 
 impl std::fmt::Debug for StagedRows {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StagedRows")
-            .field("pending", &self.pending)
+            .field("pending", &self.rows.rows())
             .finish()
     }
 }
@@ -147,7 +146,6 @@ impl StagedRows {
             source: source.to_string(),
             run,
             now_us,
-            pending: 0,
         }
     }
 
@@ -167,7 +165,6 @@ impl StagedRows {
             run: self.run,
             failed: r.failed_fields.as_deref(),
         });
-        self.pending += 1;
         if self.rows.rows() >= super::APPEND_BATCH {
             return self.take();
         }
@@ -176,10 +173,10 @@ impl StagedRows {
 
     /// The records added since the last batch, if any.
     pub fn take(&mut self) -> Result<Option<StagedBatch>, StoreError> {
-        if self.pending == 0 {
+        let rows = self.rows.rows() as u64;
+        if rows == 0 {
             return Ok(None);
         }
-        let rows = std::mem::take(&mut self.pending);
         Ok(Some(StagedBatch {
             tables: self.rows.take()?,
             rows,
