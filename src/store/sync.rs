@@ -1427,7 +1427,7 @@ impl Store {
         let c = &self.conn;
         let cols: Vec<&str> = Field::ALL.iter().map(|f| f.name()).collect();
         let read = |sql: &str| -> Result<Vec<RecordBatch>, StoreError> {
-            Ok(c.prepare(sql)?.query_arrow([chunk])?.collect())
+            Ok(c.prepare_cached(sql)?.query_arrow([chunk])?.collect())
         };
         let emails = read("SELECT work_email FROM affected WHERE chunk = $1 ORDER BY work_email")?;
         // Unordered within the chunk: sorting 2,500 wide rows in SQL was a third of each
@@ -1440,11 +1440,9 @@ impl Store {
             read("SELECT source, content_hash, name, value FROM affected_custom WHERE chunk = $1")?;
         // Only people the directory had before have stored rows (a first sync reads none; the
         // history this run appends is never read back).
-        let known: i64 = c.query_row(
-            "SELECT count(*) FROM affected WHERE chunk = $1 AND known",
-            [chunk],
-            |r| r.get(0),
-        )?;
+        let known: i64 = c
+            .prepare_cached("SELECT count(*) FROM affected WHERE chunk = $1 AND known")?
+            .query_row([chunk], |r| r.get(0))?;
         let rows = if known == 0 {
             Vec::new()
         } else {

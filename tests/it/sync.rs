@@ -1820,3 +1820,54 @@ async fn a_statement_failing_inside_the_apply_is_reported_and_rolled_back() {
         "Engineer"
     );
 }
+
+/// The daemon keeps one store across syncs, and the merge's reads are prepared once per
+/// connection while the tables they read are made again by every sync: a second and a third
+/// sync on the same store read what their own run staged, not what the first one did.
+#[tokio::test]
+async fn syncs_on_one_store_each_merge_their_own_changes() {
+    let e = env().await;
+    let cfg = e.cfg();
+    let mut store = roster::sync::open_store(&cfg).unwrap();
+    let plan = cfg
+        .sources
+        .iter()
+        .find(|s| s.name == "core")
+        .unwrap()
+        .clone();
+    let opts = Options {
+        want_changes: true,
+        ..Options::default()
+    };
+    let first = roster::sync::sync_source(&cfg, &mut store, &plan, &opts, &mut NoProgress)
+        .await
+        .unwrap();
+    assert!(first.applied.created > 0);
+    for title in ["Staff Engineer", "Principal Engineer"] {
+        e.hris.lock().unwrap().core[0]["attrs"]["title"] = json!(title);
+        let r = roster::sync::sync_source(&cfg, &mut store, &plan, &opts, &mut NoProgress)
+            .await
+            .unwrap();
+        let changes: Vec<(String, Option<String>)> = r
+            .applied
+            .people
+            .iter()
+            .flat_map(|p| p.2.iter().map(|c| (c.field.clone(), c.new.clone())))
+            .collect();
+        assert_eq!(
+            changes,
+            [("job_title".to_string(), Some(title.to_string()))]
+        );
+    }
+    drop(store);
+    let email = e.hris.lock().unwrap().core[0]["attrs"]["email"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        one(&e.query(&format!(
+            "select job_title from people where work_email = '{email}'"
+        )))[0],
+        "Principal Engineer"
+    );
+}
