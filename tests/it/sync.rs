@@ -328,15 +328,28 @@ impl Env {
         source: &str,
         opts: Options,
     ) -> Result<roster::sync::Report, SyncError> {
+        let (cfg, mut store, plan) = self.open(source);
+        roster::sync::sync_source(&cfg, &mut store, &plan, &opts, &mut NoProgress).await
+    }
+
+    /// The config, a store opened on it and the plan of `source`, as a sync takes them.
+    pub fn open(
+        &self,
+        source: &str,
+    ) -> (
+        roster::config::Config,
+        roster::store::Store,
+        roster::config::compile::SourcePlan,
+    ) {
         let cfg = self.cfg();
-        let mut store = roster::sync::open_store(&cfg).unwrap();
+        let store = roster::sync::open_store(&cfg).unwrap();
         let plan = cfg
             .sources
             .iter()
             .find(|s| s.name == source)
             .unwrap()
             .clone();
-        roster::sync::sync_source(&cfg, &mut store, &plan, &opts, &mut NoProgress).await
+        (cfg, store, plan)
     }
 
     /// Adds two webhook endpoints to roster.yaml: `all` takes every person event, the one
@@ -1793,14 +1806,7 @@ async fn a_statement_failing_inside_the_apply_is_reported_and_rolled_back() {
         c.execute_batch("DROP TABLE data_problems").unwrap();
     }
     e.hris.lock().unwrap().core[2]["attrs"]["title"] = json!("Senior Engineer");
-    let cfg = e.cfg();
-    let mut store = roster::sync::open_store(&cfg).unwrap();
-    let plan = cfg
-        .sources
-        .iter()
-        .find(|s| s.name == "core")
-        .unwrap()
-        .clone();
+    let (cfg, mut store, plan) = e.open("core");
     let err = roster::sync::sync_source(
         &cfg,
         &mut store,
@@ -1827,14 +1833,7 @@ async fn a_statement_failing_inside_the_apply_is_reported_and_rolled_back() {
 #[tokio::test]
 async fn syncs_on_one_store_each_merge_their_own_changes() {
     let e = env().await;
-    let cfg = e.cfg();
-    let mut store = roster::sync::open_store(&cfg).unwrap();
-    let plan = cfg
-        .sources
-        .iter()
-        .find(|s| s.name == "core")
-        .unwrap()
-        .clone();
+    let (cfg, mut store, plan) = e.open("core");
     let opts = Options {
         want_changes: true,
         ..Options::default()
