@@ -117,7 +117,7 @@ impl<'a> TextLists<'a> {
     }
 }
 
-fn unexpected(batch: &RecordBatch, i: usize, what: &str) -> StoreError {
+pub(crate) fn unexpected(batch: &RecordBatch, i: usize, what: &str) -> StoreError {
     let field = batch.schema_ref().field(i).clone();
     arrow_err(ArrowError::SchemaError(format!(
         "column {} is {}, not {what}",

@@ -1429,7 +1429,8 @@ impl Store {
         let read = |sql: &str| -> Result<Vec<RecordBatch>, StoreError> {
             Ok(c.prepare_cached(sql)?.query_arrow([chunk])?.collect())
         };
-        let emails = read("SELECT work_email FROM affected WHERE chunk = $1 ORDER BY work_email")?;
+        let emails =
+            read("SELECT work_email, known FROM affected WHERE chunk = $1 ORDER BY work_email")?;
         // Unordered within the chunk: sorting 2,500 wide rows in SQL was a third of each
         // chunk's read; the lowest key per source is picked when read.
         let records = read(&format!(
@@ -1440,13 +1441,20 @@ impl Store {
             read("SELECT source, content_hash, name, value FROM affected_custom WHERE chunk = $1")?;
         // Only people the directory had before have stored rows (a first sync reads none; the
         // history this run appends is never read back).
-        let known: i64 = c
-            .prepare_cached("SELECT count(*) FROM affected WHERE chunk = $1 AND known")?
-            .query_row([chunk], |r| r.get(0))?;
-        let rows = if known == 0 {
-            Vec::new()
-        } else {
+        let mut known = false;
+        for batch in &emails {
+            use duckdb::arrow::array::AsArray;
+            known |= batch
+                .column(1)
+                .as_boolean_opt()
+                .ok_or_else(|| super::batch::unexpected(batch, 1, "BOOLEAN"))?
+                .true_count()
+                > 0;
+        }
+        let rows = if known {
             read("SELECT * EXCLUDE (chunk) FROM affected_rows WHERE chunk = $1")?
+        } else {
+            Vec::new()
         };
         Ok(ChunkRows {
             emails,
