@@ -733,11 +733,18 @@ struct Prep {
     worker: Option<std::thread::JoinHandle<(Sorted, Option<StoreError>)>>,
 }
 
-/// Records handed to the [`Prep`] worker together: a page's, unparsed, or parsed ones.
+/// Records handed to the [`Prep`] worker together: a page's, unparsed, or parsed ones; or
+/// how many the listing should hold (the API's total, to size the worker's sets once).
 enum Batch {
     Raw(RawPage),
     Parsed(Vec<serde_json::Value>),
+    Expect(u64),
 }
+
+/// The most records a reported total reserves room for (about 33 MB of address space, of
+/// which a tenth is touched): an API's total is not trusted with memory. The sets still grow
+/// past it if the listing is larger.
+const MAX_EXPECTED: u64 = 1_000_000;
 
 /// Batches in flight between the fetch and the worker: 16 pages (about 3 MB of page bytes at
 /// 200 records of 925 B). With two, the worker sat idle whenever the sync's thread
@@ -784,6 +791,15 @@ impl Prep {
                             content_hash(&mut buf, record, seed)
                                 .is_none_or(|hash| sorter.record(hash, &buf, Some(record)))
                         }),
+                        Batch::Expect(n) => {
+                            // Room for every key and every new record's hash: a first sync
+                            // of 100k people grew both sets from empty, rehashing each time.
+                            let sorted = &mut sorter.sorted;
+                            let n = n.min(MAX_EXPECTED) as usize;
+                            sorted.keys.reserve(n.saturating_sub(sorted.keys.len()));
+                            sorted.known.reserve(n.saturating_sub(sorted.known.len()));
+                            true
+                        }
                     };
                     if !sent {
                         return (sorter.sorted, sorter.error);
@@ -903,6 +919,10 @@ impl Observer for Stager<'_, '_> {
 
     fn takes_raw(&self) -> bool {
         true
+    }
+
+    fn expect(&mut self, records: u64) {
+        self.send(Batch::Expect(records));
     }
 
     fn raw_page(&mut self, page: RawPage) -> bool {

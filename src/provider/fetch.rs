@@ -63,6 +63,10 @@ pub trait Observer {
     fn request(&mut self, _described: &str, _status: u16) {}
     /// A record was selected. Return false to stop early (a test read with `--limit`).
     fn record(&mut self, record: Value) -> bool;
+    /// The API reported how many records the listing holds (on its first page): a hint to
+    /// size what the observer keeps per record, never a promise (completeness is checked at
+    /// the end).
+    fn expect(&mut self, _records: u64) {}
     /// The source's data has a problem the fetch worked around by a documented rule (see
     /// [`SourceProblem`]); the caller records it as a data problem. Reported once per
     /// (stream, key) per fetch.
@@ -627,6 +631,11 @@ impl SourceClient {
                     return Err(self.paging_error(&stream_key, e));
                 }
             };
+            if page_no == 1
+                && let Some(total) = pager.reported()
+            {
+                obs.expect(total);
+            }
             let mut records = match raw {
                 Some(raw) => Records::Raw(raw),
                 None => {

@@ -161,6 +161,11 @@ impl<'s> Pager<'s> {
         }
     }
 
+    /// The total the API reported on the last page that carried one.
+    pub fn reported(&self) -> Option<u64> {
+        self.reported
+    }
+
     /// Takes in one page and says what to request next.
     pub fn advance(&mut self, page: Page<'_>) -> Result<Next, PageError> {
         self.pages += 1;
