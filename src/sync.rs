@@ -741,9 +741,10 @@ enum Batch {
     Expect(u64),
 }
 
-/// The most records a reported total reserves room for (about 33 MB of address space, of
-/// which a tenth is touched): an API's total is not trusted with memory. The sets still grow
-/// past it if the listing is larger.
+/// The most records a reported total reserves room for: an API's total is not trusted with
+/// memory. A million reserves about 70 MB of address space for the two sets, of which their
+/// 4 MB of control bytes are written at once and the rest as records arrive. The sets still
+/// grow past it if the listing is larger.
 const MAX_EXPECTED: u64 = 1_000_000;
 
 /// Batches in flight between the fetch and the worker: 16 pages (about 3 MB of page bytes at
