@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Config;
 use crate::config::compile::SourcePlan;
-use crate::mapping::{Mapped, Mapper};
+use crate::mapping::Mapper;
 use crate::store::sync::ApplyInput;
 use crate::store::{Store, StoreError};
 use crate::sync::Report;
@@ -229,12 +229,7 @@ fn remap_once(
             };
             let hash = xxhash_rust::xxh3::xxh3_64_with_seed(raw.as_bytes(), seed) as i64;
             let mapped = mapper.map_sized(&record, raw.len());
-            let key = match &mapped {
-                Mapped::Kept(p) => p.key().to_string(),
-                Mapped::Excluded { key, .. } | Mapped::Failed { key, .. } => key
-                    .clone()
-                    .unwrap_or_else(|| format!("#{:016x}", hash as u64)),
-            };
+            let key = crate::sync::record_key(&mapped, hash);
             // A new key path can make two records share a key: the first wins, as in a
             // listing.
             if !keys.insert(key.clone()) {

@@ -556,6 +556,17 @@ pub(crate) struct Known {
     seen: bool,
 }
 
+/// A record's key: the mapping's (employee id, else work email), else `#<content hash>` for
+/// an excluded or failed record whose key could not be read.
+pub(crate) fn record_key(mapped: &Mapped, hash: i64) -> String {
+    match mapped {
+        Mapped::Kept(p) => p.key().to_string(),
+        Mapped::Excluded { key, .. } | Mapped::Failed { key, .. } => key
+            .clone()
+            .unwrap_or_else(|| format!("#{:016x}", hash as u64)),
+    }
+}
+
 fn key_hash(key: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64(key.as_bytes())
 }
@@ -667,12 +678,7 @@ impl Sorter {
                 Err(e) => unreadable(&e),
             },
         };
-        let key = match &mapped {
-            Mapped::Kept(p) => p.key().to_string(),
-            Mapped::Excluded { key, .. } | Mapped::Failed { key, .. } => key
-                .clone()
-                .unwrap_or_else(|| format!("#{:016x}", hash as u64)),
-        };
+        let key = record_key(&mapped, hash);
         let kh = key_hash(&key);
         if !sorted.keys.insert(kh) {
             // The first occurrence in listing order wins; this one is not staged.
