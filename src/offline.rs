@@ -224,7 +224,7 @@ fn remap_once(
                 continue;
             }
             gone.push(*old_hash);
-            let Ok(record) = serde_json::from_str::<serde_json::Value>(raw) else {
+            let Ok(record) = mapper.parse(raw.as_bytes()) else {
                 continue;
             };
             let hash = xxhash_rust::xxh3::xxh3_64_with_seed(raw.as_bytes(), seed) as i64;

@@ -673,7 +673,7 @@ impl Sorter {
         }
         let mapped = match record {
             Some(r) => self.mapper.map_sized(r, raw.len()),
-            None => match serde_json::from_slice(raw) {
+            None => match self.mapper.parse(raw) {
                 Ok(r) => self.mapper.map_sized(&r, raw.len()),
                 Err(e) => unreadable(&e),
             },
@@ -988,9 +988,7 @@ impl Observer for Confirmer<'_> {
 
     fn raw_page(&mut self, page: RawPage) -> bool {
         for raw in page.records() {
-            self.listed(raw_hash(raw, self.seed), || {
-                serde_json::from_slice(raw).ok()
-            });
+            self.listed(raw_hash(raw, self.seed), || self.mapper.parse(raw).ok());
         }
         true
     }

@@ -52,6 +52,7 @@
 
 mod convert;
 pub mod fixture;
+mod parse;
 mod path;
 
 use std::borrow::Cow;
@@ -99,6 +100,8 @@ pub struct Mapper {
     /// `limits:` (field and record sizes).
     limits: LimitsPlan,
     fingerprint: u64,
+    /// What the rules and the filter read of a record ([`Mapper::parse`]).
+    needs: parse::Needs,
 }
 
 /// The outcome of mapping one record.
@@ -263,11 +266,27 @@ impl Mapper {
         {
             rules.push(Rule::unmapped_work_email());
         }
+        let fingerprint = fingerprint(fields, custom, filter, limits.max_field_bytes);
+        let filter = CompiledFilter::new(filter);
+        let mut needs = parse::Needs::default();
+        for rule in &rules {
+            match (&rule.latest, &rule.source) {
+                // The rule's paths start at the candidate chosen: each is read whole.
+                (Some(pick), _) => needs.add(&pick.among),
+                (None, Source::Path(p)) => needs.add(p),
+                (None, Source::Coalesce(ps)) => ps.iter().for_each(|p| needs.add(p)),
+                (None, Source::Template(..) | Source::Value(_) | Source::Nothing) => {}
+            }
+        }
+        for (path, _) in &filter.exclude {
+            needs.add(path);
+        }
         Mapper {
             rules,
-            filter: CompiledFilter::new(filter),
+            filter,
+            needs,
             limits,
-            fingerprint: fingerprint(fields, custom, filter, limits.max_field_bytes),
+            fingerprint,
             custom_names,
         }
     }
@@ -279,8 +298,36 @@ impl Mapper {
         self.fingerprint
     }
 
+    /// A record's JSON parsed for mapping: only the members the rules and the filter read are
+    /// built (see `parse.rs`); mapping it gives what mapping the whole record does. Errors as
+    /// `serde_json::from_slice` gives them, but nesting too deep to build (over 128 levels)
+    /// fails only in a member the mapping reads.
+    pub fn parse(&self, raw: &[u8]) -> serde_json::Result<Value> {
+        self.needs.parse(raw)
+    }
+
     /// Maps one record and applies the filter.
     pub fn map(&self, record: &Value) -> Mapped {
+        let mapped = self.map_filtered(record);
+        #[cfg(test)]
+        self.check_pruned(record, &mapped, Mapper::map_filtered);
+        mapped
+    }
+
+    /// The unit tests' check of [`Mapper::parse`], on every record they map: the record
+    /// parsed for mapping maps as the whole record does.
+    #[cfg(test)]
+    fn check_pruned(&self, record: &Value, mapped: &Mapped, map: fn(&Mapper, &Value) -> Mapped) {
+        let raw = serde_json::to_vec(record).expect("a Value serializes");
+        let pruned = self.parse(&raw).expect("a serialized Value parses");
+        assert_eq!(
+            &map(self, &pruned),
+            mapped,
+            "the record parsed for mapping maps differently: {pruned} (whole: {record})"
+        );
+    }
+
+    fn map_filtered(&self, record: &Value) -> Mapped {
         let e = self.evaluate(record);
         match self
             .filter
@@ -338,7 +385,10 @@ impl Mapper {
     /// Maps one record without the filter: [`Mapped::Kept`] or [`Mapped::Failed`] (fixtures
     /// check the fields of records the filter drops).
     pub fn map_unfiltered(&self, record: &Value) -> Mapped {
-        self.evaluate(record).into_mapped()
+        let mapped = self.evaluate(record).into_mapped();
+        #[cfg(test)]
+        self.check_pruned(record, &mapped, |m, r| m.evaluate(r).into_mapped());
+        mapped
     }
 
     fn evaluate(&self, record: &Value) -> Evaluation<'_> {

@@ -61,6 +61,17 @@ impl Path {
         }
     }
 
+    /// The steps below which the path reads anything: all of a simple path's; a general
+    /// path's leading plain steps (`$.a.b[?@.x].c`: `a`, `b`); none (the whole document)
+    /// when it names the root again after its start, as a filter may (`$.a[?@.x == $.y]`).
+    pub(crate) fn reach(&self) -> Vec<Step> {
+        match self {
+            Path::Steps(steps, _) => steps.clone(),
+            Path::General(p) if p.as_str().get(1..).is_some_and(|s| s.contains('$')) => Vec::new(),
+            Path::General(p) => leading_steps(p.as_str()).0,
+        }
+    }
+
     #[cfg(test)]
     fn is_fast(&self) -> bool {
         matches!(self, Path::Steps(..))
@@ -80,8 +91,19 @@ fn walk<'a>(steps: &[Step], mut at: &'a Value) -> Option<&'a Value> {
 
 /// The steps of `$.a.b`, `$.a[0].b`, `$['x y'].z`; `None` for anything else.
 fn simple_steps(s: &str) -> Option<Vec<Step>> {
-    let mut rest = s.strip_prefix('$')?;
+    match leading_steps(s) {
+        (steps, true) => Some(steps),
+        (_, false) => None,
+    }
+}
+
+/// The plain steps a path starts with (names and indexes, as [`simple_steps`] reads them),
+/// and whether they are the whole path: `$.a.b[?@.x].c` starts with `a`, `b`.
+fn leading_steps(s: &str) -> (Vec<Step>, bool) {
     let mut steps = Vec::new();
+    let Some(mut rest) = s.strip_prefix('$') else {
+        return (steps, false);
+    };
     while !rest.is_empty() {
         if let Some(r) = rest.strip_prefix('.') {
             // RFC 9535 member-name-shorthand, ASCII only: a letter or `_`, then letters,
@@ -91,38 +113,43 @@ fn simple_steps(s: &str) -> Option<Vec<Step>> {
                 .unwrap_or(r.len());
             let name = &r[..end];
             if !name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
-                return None;
+                return (steps, false);
             }
             steps.push(Step::Key(name.to_string()));
             rest = &r[end..];
-        } else if let Some(r) = rest.strip_prefix('[') {
-            let close = r.find(']')?;
-            let inner = &r[..close];
-            let step = if let Some(q) = inner.chars().next().filter(|c| *c == '\'' || *c == '"') {
-                // A quoted name without escapes (an escape or the other quote inside falls
-                // back to the general evaluator, which knows RFC 9535's escaping rules).
-                let name = inner.strip_prefix(q)?.strip_suffix(q)?;
-                if name.contains(['\\', '\'', '"']) {
-                    return None;
-                }
-                Step::Key(name.to_string())
-            } else {
-                // A non-negative index without leading zeros.
-                if inner.is_empty()
-                    || !inner.bytes().all(|b| b.is_ascii_digit())
-                    || (inner.len() > 1 && inner.starts_with('0'))
-                {
-                    return None;
-                }
-                Step::Index(inner.parse().ok()?)
-            };
+        } else if let Some((step, after)) = rest.strip_prefix('[').and_then(bracketed) {
             steps.push(step);
-            rest = &r[close + 1..];
+            rest = after;
         } else {
-            return None;
+            return (steps, false);
         }
     }
-    Some(steps)
+    (steps, true)
+}
+
+/// The step of a bracket (`r` follows its `[`) and what follows its `]`: a quoted name without
+/// escapes or a non-negative index without leading zeros; `None` for anything else (an escape
+/// or the other quote inside a name goes to the general evaluator, which knows RFC 9535's
+/// escaping rules).
+fn bracketed(r: &str) -> Option<(Step, &str)> {
+    let close = r.find(']')?;
+    let inner = &r[..close];
+    let step = if let Some(q) = inner.chars().next().filter(|c| *c == '\'' || *c == '"') {
+        let name = inner.strip_prefix(q)?.strip_suffix(q)?;
+        if name.contains(['\\', '\'', '"']) {
+            return None;
+        }
+        Step::Key(name.to_string())
+    } else {
+        if inner.is_empty()
+            || !inner.bytes().all(|b| b.is_ascii_digit())
+            || (inner.len() > 1 && inner.starts_with('0'))
+        {
+            return None;
+        }
+        Step::Index(inner.parse().ok()?)
+    };
+    Some((step, &r[close + 1..]))
 }
 
 #[cfg(test)]

@@ -58,6 +58,46 @@ pub fn parse_page(bytes: Vec<u8>, list: &[String]) -> serde_json::Result<(Value,
     Ok((body, spans.map(|spans| RawPage { bytes, spans })))
 }
 
+/// The `Visitor` methods that build JSON scalars as `serde_json::Value` does, for visitors
+/// that build a `Value` their own way above them: [`At`] here, the mapping's `Needs`
+/// (`mapping/parse.rs`).
+macro_rules! value_scalars {
+    () => {
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("any JSON value")
+        }
+
+        fn visit_bool<E>(self, v: bool) -> Result<serde_json::Value, E> {
+            Ok(serde_json::Value::Bool(v))
+        }
+
+        fn visit_i64<E>(self, v: i64) -> Result<serde_json::Value, E> {
+            Ok(serde_json::Value::from(v))
+        }
+
+        fn visit_u64<E>(self, v: u64) -> Result<serde_json::Value, E> {
+            Ok(serde_json::Value::from(v))
+        }
+
+        fn visit_f64<E>(self, v: f64) -> Result<serde_json::Value, E> {
+            Ok(serde_json::Value::from(v))
+        }
+
+        fn visit_str<E>(self, v: &str) -> Result<serde_json::Value, E> {
+            Ok(serde_json::Value::String(v.to_string()))
+        }
+
+        fn visit_string<E>(self, v: String) -> Result<serde_json::Value, E> {
+            Ok(serde_json::Value::String(v))
+        }
+
+        fn visit_unit<E>(self) -> Result<serde_json::Value, E> {
+            Ok(serde_json::Value::Null)
+        }
+    };
+}
+pub(crate) use value_scalars;
+
 /// The seed (and visitor) for one value of the page, `path` being what remains of the way to
 /// the records' list: builds the value as `Value` would, but at the end of the path keeps the
 /// spans of a list's items instead.
@@ -78,37 +118,7 @@ impl<'de> DeserializeSeed<'de> for At<'_, '_> {
 impl<'de> Visitor<'de> for At<'_, '_> {
     type Value = Value;
 
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_string()))
-    }
-
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
+    value_scalars!();
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         if !self.path.is_empty() {

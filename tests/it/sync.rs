@@ -1754,10 +1754,11 @@ async fn the_same_records_in_other_bytes_are_mapped_again_and_change_nobody() {
     assert!(r.applied.unchanged);
 }
 
-/// A record nested deeper than a JSON tree may be (128 levels) is valid JSON the sync cannot
-/// map: it is a failed record, a data problem, and since its key is unknown nobody leaves on
-/// its account. The other records are applied. (Before records were compared by their
-/// bytes, the whole page failed to parse and the sync with it.)
+/// A record nested deeper than a JSON tree may be (128 levels) where the mapping reads is
+/// valid JSON the sync cannot map: it is a failed record, a data problem, and since its key
+/// is unknown nobody leaves on its account. The other records are applied. (Before records
+/// were compared by their bytes, the whole page failed to parse and the sync with it.) The
+/// same depth in a member the mapping does not read is skipped, not built: that record maps.
 #[tokio::test]
 async fn a_record_too_deep_to_read_is_a_data_problem_and_nobody_leaves() {
     let e = env().await;
@@ -1768,7 +1769,9 @@ async fn a_record_too_deep_to_read_is_a_data_problem_and_nobody_leaves() {
     }
     {
         let mut h = e.hris.lock().unwrap();
-        h.core[3]["attrs"]["deep"] = deep;
+        // `job_title` reads `attrs.title`; nothing reads `attrs.unread`.
+        h.core[3]["attrs"]["title"] = deep.clone();
+        h.core[1]["attrs"]["unread"] = deep;
         h.core[2]["attrs"]["title"] = json!("Senior Engineer");
     }
     let r = e.sync("core", Options::default()).await.unwrap();
@@ -1776,19 +1779,28 @@ async fn a_record_too_deep_to_read_is_a_data_problem_and_nobody_leaves() {
     assert_eq!(r.applied.updated, 1, "{:?}", r.applied);
     assert_eq!(
         e.query(
-            "select work_email, status from people
-             where work_email in ('cy@corp.example', 'di@corp.example') order by 1"
+            "select work_email, status, job_title from people
+             where work_email in ('ben@corp.example', 'cy@corp.example', 'di@corp.example') order by 1"
         ),
         [
-            vec!["cy@corp.example".to_string(), "active".into()],
-            vec!["di@corp.example".into(), "active".into()]
+            vec!["ben@corp.example".to_string(), "active".into(), "Engineer".into()],
+            vec!["cy@corp.example".into(), "active".into(), "Senior Engineer".into()],
+            vec!["di@corp.example".into(), "active".into(), "Engineer".into()]
         ]
     );
-    let problems =
-        e.query("select kind, detail from data_problems where detail like '%cannot be read%'");
+    let problems = e.query(
+        "select kind, detail, record_key from data_problems where detail like '%cannot be read%'",
+    );
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!(problems[0][0], "unmappable_record");
     assert!(problems[0][1].contains("recursion limit"), "{problems:?}");
+    // Ben's record, deep where nothing reads, is stored as sent and mapped.
+    assert_eq!(
+        e.query(
+            "select outcome, length(raw) > 400 from raw_records where work_email = 'ben@corp.example'"
+        ),
+        [vec!["kept".to_string(), "true".into()]]
+    );
 }
 
 /// A statement that fails inside a sync's transaction aborts it in DuckDB: every statement
