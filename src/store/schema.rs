@@ -13,7 +13,7 @@
 //!   person's first values are kept. Since v7 a view over `person_rows` and
 //!   `provenance_sets`.
 //! - `sync_runs`: one row per sync attempt (applied, unchanged, held, failed).
-//! - `data_problems`: the current data-quality problems, recomputed after each applied sync.
+//! - `data_problems`: the current data-quality problems, brought up to date by each applied sync.
 //! - `events` (v2): the outbox; every event ever emitted, with its full data. Written in the
 //!   same transaction as the change that causes it; the id is deterministic and unique, so
 //!   an occurrence is stored once whatever the restarts.

@@ -329,7 +329,15 @@ impl Env {
         opts: Options,
     ) -> Result<roster::sync::Report, SyncError> {
         let (cfg, mut store, plan) = self.open(source);
-        roster::sync::sync_source(&cfg, &mut store, &plan, &opts, &mut NoProgress).await
+        let report =
+            roster::sync::sync_source(&cfg, &mut store, &plan, &opts, &mut NoProgress).await;
+        // Every sync of the suite checks the upkeep of `data_problems` (written again only
+        // where a change reaches) against a full recount.
+        if report.is_ok() {
+            let drift = store.problems_drift().unwrap();
+            assert!(drift.is_empty(), "data_problems drifted: {drift:#?}");
+        }
+        report
     }
 
     /// The config, a store opened on it and the plan of `source`, as a sync takes them.
@@ -1881,4 +1889,96 @@ async fn syncs_on_one_store_each_merge_their_own_changes() {
         )))[0],
         "Principal Engineer"
     );
+}
+
+/// After an apply that changed a few people, `data_problems` is written again only where
+/// the change can reach (see `ProblemScope::Touched` in the store); the rest stays as the
+/// apply before left it. Each step below moves a problem in or out, one of them through a
+/// record the sync did not touch (another source's record whose mapped manager email
+/// joins the directory), and after each the table must be what writing every row again
+/// gives.
+#[tokio::test]
+async fn problems_kept_up_where_a_change_reaches_match_a_full_recount() {
+    let e = env().await;
+    // Side records carry a manager id too (it resolves within side only). Mo's resolves
+    // nowhere, and his mapped manager email is nobody's yet.
+    let side = SIDE_MAPPING.to_string() + "  manager_id: $.mgr\n";
+    std::fs::write(e.config.join("mappings/side.yaml"), side).unwrap();
+    {
+        let mut h = e.hris.lock().unwrap();
+        h.side[1]["mgr"] = json!("S-404");
+        h.side[1]["boss"] = json!("nat@corp.example");
+    }
+    let removals = Options {
+        allow_removals: true,
+        ..Options::default()
+    };
+    let drift = |when: &str| {
+        let (_, store, _) = e.open("core");
+        let drift = store.problems_drift().unwrap();
+        assert!(drift.is_empty(), "{when}: {drift:#?}");
+    };
+    let has = |kind: &str, who: &str| {
+        e.query("select kind, coalesce(work_email, record_key) from data_problems")
+            .contains(&vec![kind.to_string(), who.to_string()])
+    };
+    let step = |f: &dyn Fn(&mut Hris)| f(&mut e.hris.lock().unwrap());
+    e.sync("core", Options::default()).await.unwrap();
+    e.sync("side", Options::default()).await.unwrap();
+    drift("first syncs");
+    assert!(has("unresolved_manager", "lu@corp.example"));
+    assert!(has("unresolved_manager", "mo@corp.example"));
+    assert!(has("missing_work_email", "11"));
+
+    // Two core records with one email; Kim gets one; Cy's birth date cannot be read.
+    step(&|h| {
+        h.core[3]["attrs"]["email"] = json!("cy@corp.example");
+        h.core[10]["attrs"]["email"] = json!("kim@corp.example");
+        h.core[2]["attrs"]["born"] = json!("31.02.1990");
+    });
+    e.sync("core", removals.clone()).await.unwrap();
+    drift("a duplicate email, a fixed record, a field problem");
+    assert!(has("duplicate_work_email", "cy@corp.example"));
+    assert!(!has("missing_work_email", "11"));
+    assert!(has("field_problem", "cy@corp.example"));
+
+    // Nat joins through core: Mo's manager email is now someone's, though Mo's record is
+    // unchanged and side was not synced.
+    step(&|h| {
+        h.core
+            .push(person(13, "Nat", "New", "nat@corp.example", Some(1)))
+    });
+    e.sync("core", removals.clone()).await.unwrap();
+    drift("Nat joins");
+    assert!(!has("unresolved_manager", "mo@corp.example"));
+
+    // Ben's core record goes: the ids of Cy and Hal (2) resolve no more.
+    step(&|h| {
+        h.core.remove(1);
+    });
+    e.sync("core", removals.clone()).await.unwrap();
+    drift("core without Ben");
+    assert!(has("unresolved_manager", "hal@corp.example"));
+    step(&|h| {
+        h.core
+            .insert(1, person(2, "Ben", "Lead", "ben@corp.example", Some(1)))
+    });
+    e.sync("core", removals.clone()).await.unwrap();
+    drift("Ben back in core");
+    assert!(!has("unresolved_manager", "hal@corp.example"));
+
+    // Everything back: the duplicate, the field problem and Lu's orphan id go; Kim's
+    // missing email returns.
+    step(&|h| {
+        h.core[3]["attrs"]["email"] = json!("di@corp.example");
+        h.core[10]["attrs"]["email"] = Value::Null;
+        h.core[2]["attrs"]["born"] = json!("09.11.1990");
+        h.core[11]["attrs"]["manager"] = json!(1);
+    });
+    e.sync("core", removals).await.unwrap();
+    drift("core as it was, Lu's manager found");
+    assert!(!has("duplicate_work_email", "cy@corp.example"));
+    assert!(!has("field_problem", "cy@corp.example"));
+    assert!(!has("unresolved_manager", "lu@corp.example"));
+    assert!(has("missing_work_email", "11"));
 }
