@@ -227,10 +227,13 @@ mod tests {
             (json!({"a": {"0": 1}}), "$.a[0]"),
             (json!({"a": "text"}), "$.a.b"),
             (json!([{"a": 1}]), "$[0].a"),
+            (json!({"a": [{"b": [1, 2]}]}), "$.a.b[?@ == 1]"),
+            (json!({"a": [{"b": [1, 2]}]}), "$.a.b[*]"),
         ] {
             let p = Path::new(&JsonPath::parse(path).unwrap());
             let pruned = parse(&[path], &doc);
             assert_eq!(p.first(&pruned), p.first(&doc), "{path} on {doc}");
+            assert_eq!(p.all(&pruned), p.all(&doc), "{path} on {doc}");
         }
     }
 

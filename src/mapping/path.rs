@@ -229,6 +229,9 @@ mod tests {
             "$._id",
             "$.list[0].b",
             "$.list[1].b",
+            // A member of an array selects nothing (RFC 9535), in both: the parse for
+            // mapping (`parse.rs`) empties an array no path indexes.
+            "$.list.b",
             "$.list[0]",
             "$[0].a",
             "$[1]",

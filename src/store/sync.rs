@@ -336,7 +336,6 @@ const DERIVE_STATUS: &str = "CASE
   WHEN st IS NULL THEN 'active'
   ELSE st END";
 
-/// The people whose derived status differs from the one stored, with today bound as `param`.
 /// Which rows of `data_problems` an apply writes again.
 #[derive(Debug, Clone, Copy)]
 enum ProblemScope<'a> {
@@ -345,7 +344,8 @@ enum ProblemScope<'a> {
     /// The rows an apply of this source can change, the others being as the last apply
     /// left them. Only the source's records changed, and `affected` holds every email the
     /// change named (new and dropped records, reports of a record whose key, email or id
-    /// moved, people who appeared or left the directory). So, written again: the source's
+    /// moved, people who joined the directory: nobody leaves it, a leaver stays as
+    /// terminated). So, written again: the source's
     /// record-level problems (unmappable records, field problems) and its listing problems,
     /// all of them (two narrow columns to scan); its duplicate emails among `affected`; the
     /// unresolved managers of records (of any source) whose own or manager's email is
@@ -413,6 +413,7 @@ fn problems_sql(scope: ProblemScope<'_>) -> String {
     )
 }
 
+/// The people whose derived status differs from the one stored, with today bound as `param`.
 fn status_due_sql(param: &str) -> String {
     format!(
         "SELECT work_email FROM (
